@@ -1,0 +1,3 @@
+#include "vc-error.h"
+
+G_DEFINE_QUARK(vc-error-quark, vc_error)

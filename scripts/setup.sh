@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Install everything the project needs on Debian bookworm (run as root).
+# Idempotent: when every package is present it does nothing but check.
+set -euo pipefail
+
+# Build tools and libraries.
+build_pkgs=(
+    meson ninja-build pkg-config gcc libc6-dev clang-format
+    libglib2.0-dev libxml2-dev libvirt-dev nettle-dev libsqlite3-dev
+    libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
+)
+# Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools.
+run_pkgs=(
+    qemu-system-x86 qemu-utils seabios ipxe-qemu
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+    dhtnode sqlite3 busybox-static cpio zstd kmod
+    iproute2 iputils-ping iperf3 socat util-linux procps psmisc
+)
+# Guest kernel: the newest Debian 6.1 kernel whose headers are also
+# available (out-of-tree SSI modules are built against them).
+kernel_cache=${VC_CACHE:-/var/cache/vcluster}/kernel
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+[[ -r /etc/debian_version ]] || die "needs Debian bookworm"
+
+missing=()
+for p in "${build_pkgs[@]}" "${run_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+        missing+=("$p")
+done
+
+updated=0
+apt_update() {
+    if [[ $updated -eq 0 ]]; then
+        echo "setup: apt-get update" >&2
+        apt-get update -qq
+        updated=1
+    fi
+}
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+    apt_update
+    echo "setup: installing ${missing[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# libvirtd as root wants this user to exist before it parses qemu.conf.
+getent passwd libvirt-qemu >/dev/null ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin libvirt-qemu
+
+if ! ls "$kernel_cache"/linux-image-*.deb >/dev/null 2>&1; then
+    apt_update
+    kver=$(apt-cache search --names-only '^linux-headers-6\.1\.0-[0-9]+-amd64$' |
+        awk '{print $1}' | sed 's/^linux-headers-//' | sort -V | tail -n 1)
+    [[ -n $kver ]] || die "no linux-headers-6.1.0-*-amd64 package found"
+    apt-cache show "linux-image-$kver" >/dev/null 2>&1 ||
+        die "no linux-image-$kver matching linux-headers-$kver"
+    echo "setup: guest kernel $kver" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "linux-headers-$kver" >/dev/null
+    mkdir -p "$kernel_cache"
+    (cd "$kernel_cache" &&
+        apt-get download -qq -o APT::Sandbox::User=root "linux-image-$kver")
+fi
+echo "setup: ok" >&2

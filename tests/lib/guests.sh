@@ -1,0 +1,179 @@
+# Test guests: start, query and stop QEMU guests on site nodes.
+# Source after functions.sh and sites.sh.
+#
+#   vm_start NAME SITE NODE IP [--mem MB] [--unique-mb N] [--seed N]
+#            [--dirty-mb N] [--dirty-rate PAGES_PER_S] [--image DIR]
+#   vm_wait_ready NAME [TIMEOUT_S]     waits for the agent's VC-READY
+#   vm_agent NAME CMD [SITE NODE]      agent command (from the VM's own
+#                                      node unless another is named)
+#   vm_sums NAME [SITE NODE]           "payload <sum>" / "unique <sum>"
+#   vm_qmp NAME JSON...                QMP commands, replies on stdout
+#   vm_stop NAME                       guest poweroff, then waits for QEMU
+#   vm_kill NAME                       SIGKILL and cleanup (idempotent)
+#   vm_ram_file NAME                   the file backing guest RAM
+#
+# Guests use file-backed shared RAM (memory-backend-file,share=on) so node
+# daemons can map it, a QMP socket, a serial log, and a TAP on the node's
+# br0, so they are on the site LAN with their own address.
+
+VC_IMAGE=${VC_IMAGE:-$VC_BUILDDIR/images/guest}
+VC_AGENT_PORT=7070
+
+_vm_dir() { echo "$VC_TESTDIR/vms/$1"; }
+
+_vm_get() {
+    local f
+    f="$(_vm_dir "$1")/$2"
+    [[ -f $f ]] || { echo "guests: no VM '$1'" >&2; return 1; }
+    cat "$f"
+}
+
+# vc_accel: KVM where it works, TCG otherwise. /dev/kvm on a host that is
+# itself a PVM guest (kvm_pvm) hangs stock guests, so only kvm_intel or
+# kvm_amd count. VC_ACCEL overrides.
+vc_accel() {
+    if [[ -n ${VC_ACCEL:-} ]]; then
+        echo "$VC_ACCEL"
+    elif [[ -w /dev/kvm ]] && [[ -d /sys/module/kvm_intel || -d /sys/module/kvm_amd ]] &&
+        [[ ! -d /sys/module/kvm_pvm ]]; then
+        echo kvm
+    else
+        echo tcg
+    fi
+}
+
+vm_start() {
+    [[ $# -ge 4 ]] || { echo "guests: usage: vm_start NAME SITE NODE IP [OPTION...]" >&2; return 2; }
+    local name=$1 site=$2 node=$3 ip=$4
+    shift 4
+    local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
+    while [[ $# -gt 0 ]]; do
+        [[ $# -ge 2 ]] || { echo "guests: option '$1' needs a value" >&2; return 2; }
+        case "$1" in
+        --mem) mem=$2 ;;
+        --unique-mb) unique_mb=$2 ;;
+        --seed) seed=$2 ;;
+        --dirty-mb) dirty_mb=$2 ;;
+        --dirty-rate) dirty_rate=$2 ;;
+        --image) image=$2 ;;
+        *) echo "guests: unknown option '$1'" >&2; return 2 ;;
+        esac
+        shift 2
+    done
+    [[ $name =~ ^[a-z][a-z0-9-]{0,15}$ ]] || { echo "guests: bad VM name '$name'" >&2; return 2; }
+    [[ -f $image/vmlinuz && -f $image/initrd.img ]] ||
+        { echo "guests: no guest image in '$image'" >&2; return 1; }
+    local dir ns tap mac gw
+    dir=$(_vm_dir "$name")
+    [[ ! -e $dir ]] || { echo "guests: VM '$name' exists already" >&2; return 1; }
+    ns=$(node_ns "$site" "$node")
+    gw="10.77.$(site_index "$site").254"
+    [[ -n $seed ]] || seed=$(printf '%s' "$name" | cksum | cut -d' ' -f1)
+    # MAC from the IP: unique on the site LAN.
+    mac=$(printf '52:54:%02x:%02x:%02x:%02x' ${ip//./ })
+    mkdir -p "$dir" "/dev/shm/${VC_SITE_PREFIX}"
+    tap="vm${name:0:12}"
+    ip -n "$ns" tuntap add dev "$tap" mode tap
+    ip -n "$ns" link set "$tap" master br0 up
+    echo "$site" >"$dir/site"
+    echo "$node" >"$dir/node"
+    echo "$ip" >"$dir/ip"
+    echo "$tap" >"$dir/tap"
+    echo "/dev/shm/${VC_SITE_PREFIX}/$name.ram" >"$dir/ram"
+    cleanup_fn vm_kill "$name"
+    ip netns exec "$ns" qemu-system-x86_64 \
+        -name "$name" \
+        -machine "pc,accel=$(vc_accel),memory-backend=ram0" \
+        -m "$mem" \
+        -object "memory-backend-file,id=ram0,size=${mem}M,mem-path=$(cat "$dir/ram"),share=on" \
+        -nodefaults -display none -no-reboot \
+        -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
+        -append "console=ttyS0 panic=-1 ip=$ip::$gw:255.255.255.0:$name:eth0:off vc.seed=$seed vc.unique_mb=$unique_mb vc.dirty_mb=$dirty_mb vc.dirty_rate=$dirty_rate" \
+        -serial "file:$dir/serial.log" \
+        -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
+        -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
+        -device "virtio-net-pci,netdev=n0,mac=$mac" \
+        -pidfile "$dir/pid" -daemonize ||
+        { echo "guests: QEMU for '$name' failed to start" >&2; return 1; }
+}
+
+vm_pid() { _vm_get "$1" pid; }
+vm_ip() { _vm_get "$1" ip; }
+vm_ram_file() { _vm_get "$1" ram; }
+vm_serial_log() { echo "$(_vm_dir "$1")/serial.log"; }
+
+vm_running() {
+    local pid
+    pid=$(vm_pid "$1" 2>/dev/null) && kill -0 "$pid" 2>/dev/null
+}
+
+vm_wait_ready() {
+    local name=$1 timeout=${2:-60} log
+    log=$(vm_serial_log "$name")
+    if ! wait_for "$timeout" grep -q '^VC-READY' "$log"; then
+        echo "guests: '$name' not ready after ${timeout} s; serial log tail:" >&2
+        tail -n 15 "$log" >&2 || true
+        return 1
+    fi
+}
+
+# vm_agent NAME CMD [SITE NODE]: the reply up to "end" (or one line).
+vm_agent() {
+    local name=$1 cmd=$2 site=${3:-} node=${4:-} ip
+    ip=$(vm_ip "$name")
+    [[ -n $site ]] || site=$(_vm_get "$name" site)
+    [[ -n $node ]] || node=$(_vm_get "$name" node)
+    on_node "$site" "$node" timeout 60 bash -c '
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "%s\n" "$3" >&3
+        while IFS= read -r line <&3; do
+            printf "%s\n" "$line"
+            case "$line" in end|pong|ok|error*) break ;; esac
+            case "$3" in sums|info) ;; *) break ;; esac
+        done' _ "$ip" "$VC_AGENT_PORT" "$cmd"
+}
+
+vm_sums() { vm_agent "$1" sums "${2:-}" "${3:-}"; }
+
+vm_qmp() {
+    local name=$1 sock
+    shift
+    sock="$(_vm_dir "$name")/qmp.sock"
+    { printf '{"execute":"qmp_capabilities"}\n'; printf '%s\n' "$@"; sleep 0.5; } |
+        socat -t 2 - "UNIX-CONNECT:$sock"
+}
+
+_vm_release() {
+    local name=$1 dir tap ns
+    dir=$(_vm_dir "$name")
+    [[ -d $dir ]] || return 0
+    tap=$(cat "$dir/tap" 2>/dev/null) || true
+    ns=$(node_ns "$(cat "$dir/site")" "$(cat "$dir/node")" 2>/dev/null) || true
+    [[ -n $tap && -n $ns ]] && ip -n "$ns" link del "$tap" 2>/dev/null
+    rm -f "$(cat "$dir/ram" 2>/dev/null)"
+    return 0
+}
+
+vm_stop() {
+    local name=$1 pid
+    pid=$(vm_pid "$name") || return 1
+    vm_agent "$name" poweroff >/dev/null 2>&1 || true
+    if ! wait_for 30 bash -c "! kill -0 $pid"; then
+        echo "guests: '$name' ignored poweroff; quitting QEMU" >&2
+        vm_qmp "$name" '{"execute":"quit"}' >/dev/null 2>&1 || true
+        wait_for 10 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+        _vm_release "$name"
+        return 1
+    fi
+    _vm_release "$name"
+}
+
+vm_kill() {
+    local name=$1 pid
+    pid=$(vm_pid "$name" 2>/dev/null) || true
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null || true
+        wait_for 5 bash -c "! kill -0 $pid" || true
+    fi
+    _vm_release "$name"
+}
