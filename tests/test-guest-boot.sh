@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
 requires_root
-requires qemu-system-x86_64 socat
+needs qemu-system-x86_64 socat
 
 image=$VC_IMAGE
 agent=$VC_BUILDDIR/images/vcguest

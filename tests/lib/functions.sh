@@ -49,6 +49,16 @@ requires() {
     done
 }
 
+# needs CMD...: fail (not skip) when a tool that scripts/setup.sh installs
+# is missing: its absence is a broken set-up, not an optional feature.
+needs() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 ||
+            { echo "FAIL: '$c' not found (run scripts/setup.sh)" >&2; exit 1; }
+    done
+}
+
 # requires_root: network namespaces and TAP devices need root.
 requires_root() {
     if [[ $(id -u) -ne 0 ]]; then

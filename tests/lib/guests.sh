@@ -67,7 +67,7 @@ vm_start() {
     dir=$(_vm_dir "$name")
     [[ ! -e $dir ]] || { echo "guests: VM '$name' exists already" >&2; return 1; }
     ns=$(node_ns "$site" "$node")
-    gw="10.77.$(site_index "$site").254"
+    gw=$(gw_ip "$site")
     [[ -n $seed ]] || seed=$(printf '%s' "$name" | cksum | cut -d' ' -f1)
     # MAC from the IP: unique on the site LAN.
     mac=$(printf '52:54:%02x:%02x:%02x:%02x' ${ip//./ })
