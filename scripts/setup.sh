@@ -8,6 +8,7 @@ build_pkgs=(
     meson ninja-build pkg-config gcc libc6-dev clang-format
     libglib2.0-dev libxml2-dev libvirt-dev nettle-dev libsqlite3-dev
     libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
+    libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev flex bison
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools.
 run_pkgs=(

@@ -20,6 +20,11 @@ VC_IMAGE=${VC_IMAGE:-$VC_BUILDDIR/images/guest}
 VC_AGENT_PORT=7070
 
 _vm_dir() { echo "$VC_TESTDIR/vms/$1"; }
+_vm_shm_registered=
+
+# vm_ram_dir SITE NODE: where the RAM files of a node's guests live (one
+# directory per node, as a libvirt memory_backing_dir would be).
+vm_ram_dir() { echo "/dev/shm/${VC_SITE_PREFIX}/$1$2"; }
 
 _vm_get() {
     local f
@@ -71,7 +76,11 @@ vm_start() {
     [[ -n $seed ]] || seed=$(printf '%s' "$name" | cksum | cut -d' ' -f1)
     # MAC from the IP: unique on the site LAN.
     mac=$(printf '52:54:%02x:%02x:%02x:%02x' ${ip//./ })
-    mkdir -p "$dir" "/dev/shm/${VC_SITE_PREFIX}"
+    mkdir -p "$dir" "$(vm_ram_dir "$site" "$node")"
+    if [[ -z $_vm_shm_registered ]]; then
+        cleanup_fn rm -rf "/dev/shm/${VC_SITE_PREFIX}"
+        _vm_shm_registered=1
+    fi
     tap="vm${name:0:12}"
     ip -n "$ns" tuntap add dev "$tap" mode tap
     ip -n "$ns" link set "$tap" master br0 up
@@ -79,7 +88,7 @@ vm_start() {
     echo "$node" >"$dir/node"
     echo "$ip" >"$dir/ip"
     echo "$tap" >"$dir/tap"
-    echo "/dev/shm/${VC_SITE_PREFIX}/$name.ram" >"$dir/ram"
+    echo "$(vm_ram_dir "$site" "$node")/$name.ram" >"$dir/ram"
     cleanup_fn vm_kill "$name"
     ip netns exec "$ns" qemu-system-x86_64 \
         -name "$name" \

@@ -1,0 +1,28 @@
+/*
+ * Blocking connection helpers shared by dht-pagesd and its clients:
+ * whole-frame reads and writes, and the two sides of the peer handshake
+ * (docs/protocols.md, "Handshake").
+ */
+#pragma once
+
+#include "dp-proto.h"
+
+gboolean dp_write_all(int fd, const guint8 *data, gsize len, GError **error);
+/* Read one frame and decode it; *payload keeps the bytes @msg points
+ * into. A clean close is a DP_ERROR_IO error "connection closed". */
+gboolean dp_msg_read(int fd, DpMsg *msg, GBytes **payload, GError **error);
+/* Best effort: tell the other side why we give up. */
+void dp_send_error(int fd, guint32 id, guint32 code, const char *message);
+
+/* Client side: on success *server is the authenticated server's id.
+ * @verify_server is TRUE except in tests that probe how a server treats a
+ * client with the wrong key (the client then sends its proof anyway). */
+gboolean dp_handshake_client(int fd, const guint8 *key, gsize key_len,
+                             const char *site, const DpNodeId *self,
+                             guint16 self_port, gboolean verify_server,
+                             DpNodeId *server, GError **error);
+/* Server side: on success *client is the authenticated client's id.
+ * Errors of code DP_ERROR_AUTH are failed authentications. */
+gboolean dp_handshake_server(int fd, const guint8 *key, gsize key_len,
+                             const char *site, const DpNodeId *self,
+                             DpNodeId *client, GError **error);

@@ -1,0 +1,136 @@
+/*
+ * dht-pagesd internals: one daemon per node, serving its site's page
+ * index, page cache and resolver socket. See docs/protocols.md.
+ *
+ * Threads: an accept thread per listening socket and one thread per
+ * connection (few: local QEMUs and CLIs, and site peers), the RAM scanner,
+ * the pinger, and OpenDHT's own threads. All shared state is under
+ * d->lock, which is never held across I/O or hashing.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "dp-coalesce.h"
+#include "dp-conn.h"
+#include "dp-index.h"
+#include "dp-partition.h"
+#include "dp-proto.h"
+#include "dp-store.h"
+
+typedef struct DpRam DpRam;
+typedef struct DpPeerConn DpPeerConn;
+
+typedef struct {
+    DpNodeId id;
+    char *address;
+    guint16 port;
+    gint failures;       /* consecutive failed pings */
+    GQueue idle;         /* DpPeerConn *, under the daemon lock */
+} DpMember;
+
+typedef struct {
+    /* counters, updated with g_atomic_* (guint64 through the lock-free
+     * 64-bit helpers below) */
+    guint64 lookups;
+    guint64 hits_cache;
+    guint64 hits_ram;
+    guint64 hits_peer;
+    guint64 misses;
+    guint64 coalesced_hits;
+    guint64 published;
+    guint64 publish_rejected;
+    guint64 bad_pages_from_peers;
+    guint64 stale_ram_pages;
+    guint64 peer_errors;
+    guint64 bad_frames;
+    guint64 auth_failures;
+    guint64 pages_served;
+    guint64 index_adds_received;
+    guint64 rebalances;
+    guint64 pages_hashed;
+} DpStats;
+
+#define dp_stat_add(d, field, n) __atomic_add_fetch(&(d)->stats.field, (n), __ATOMIC_RELAXED)
+#define dp_stat_get(d, field) __atomic_load_n(&(d)->stats.field, __ATOMIC_RELAXED)
+
+typedef struct {
+    /* configuration */
+    char *site;
+    guint8 *key;
+    gsize key_len;
+    char *address;
+    guint16 peer_port;
+    guint16 dht_port;
+    char **bootstrap;
+    char *resolver_path;
+    char **ram_globs;
+    guint64 hash_rate; /* bytes per second */
+    gint64 coalesce_us;
+    gboolean test_corrupt_pages;
+
+    DpNodeId self;
+    GMutex lock;
+    GCond changed;          /* membership or rebalance state changed */
+    GHashTable *members;    /* DpNodeId* -> DpMember*, excludes self */
+    GHashTable *dead;       /* DpNodeId* -> itself: dropped, never re-added */
+    DpPartition *partition; /* members + self */
+    guint64 epoch;          /* partition changes */
+    guint64 announced_epoch;/* epoch whose re-announce finished */
+    DpIndex *index;
+    DpStore *store;
+    DpRam *ram;
+    DpCoalescer *coalescer;
+    DpStats stats;
+    gint64 started_us;
+    volatile gint stopping;
+} DpDaemon;
+
+/* members.c */
+gboolean dp_members_start(DpDaemon *d, GError **error);
+void dp_members_stop(DpDaemon *d);
+void dp_member_free(DpMember *m);
+void dp_members_add(DpDaemon *d, const DpNodeId *id, const char *address,
+                    guint16 port);
+void dp_members_remove(DpDaemon *d, const DpNodeId *id, const char *why);
+/* Called with d->lock held: rebuild the partition from the member set. */
+void dp_members_repartition_locked(DpDaemon *d);
+gpointer dp_pinger_thread(gpointer data);
+
+/* peer.c */
+gboolean dp_peer_listen(DpDaemon *d, GError **error);
+/* One request to a member, reply decoded into @reply (pointing into
+ * *@payload). Connections are pooled per member. */
+gboolean dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
+                      DpMsg *reply, GBytes **payload, GError **error);
+void dp_peer_conn_free(DpPeerConn *conn);
+/* Group @hashes by owner and send INDEX_ADD (or INDEX_DEL) batches;
+ * entries owned by this node go straight into the local index. */
+void dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes,
+                 gsize n);
+/* A page this node can serve (cache or local RAM, re-hashed); TRUE and
+ * the bytes in @out on success. */
+gboolean dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
+                       gboolean *from_ram);
+
+/* resolver.c */
+gboolean dp_resolver_listen(DpDaemon *d, GError **error);
+char *dp_stats_json(DpDaemon *d);
+
+/* ram.c */
+DpRam *dp_ram_new(void);
+void dp_ram_free(DpRam *ram);
+gpointer dp_scanner_thread(gpointer data);
+/* Copy the page for @h out of a local VM's RAM (no hash check). Called
+ * without the daemon lock. */
+gboolean dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out);
+/* The page at @h's location no longer matches: forget it. */
+void dp_ram_forget(DpDaemon *d, const VcPageHash *h);
+gsize dp_ram_pages(DpDaemon *d);
+gsize dp_ram_regions(DpDaemon *d);
+/* All hashes held locally (RAM and cache), for re-announcing. */
+GArray *dp_local_hashes(DpDaemon *d);
+
+/* util */
+guint dp_node_id_hash(gconstpointer id);
+gboolean dp_node_id_equal_func(gconstpointer a, gconstpointer b);

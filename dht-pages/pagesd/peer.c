@@ -1,0 +1,455 @@
+/* The peer protocol: server side, pooled client connections, announces. */
+#include "pagesd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dp-conn.h"
+#include "vc-frame.h"
+
+#define CONNECT_TIMEOUT_MS 2000
+#define IO_TIMEOUT_S 10
+
+struct DpPeerConn {
+    int fd;
+};
+
+static guint32 next_request_id = 1;
+
+void
+dp_peer_conn_free(DpPeerConn *conn)
+{
+    if (!conn) {
+        return;
+    }
+    close(conn->fd);
+    g_free(conn);
+}
+
+static void
+set_timeouts(int fd, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds};
+    int one = 1;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---- server side ---- */
+
+typedef struct {
+    DpDaemon *d;
+    int fd;
+    char *peer_addr;
+} ServerConn;
+
+gboolean
+dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
+              gboolean *from_ram)
+{
+    gboolean found;
+    VcPageHash check;
+
+    g_mutex_lock(&d->lock);
+    /* Cache pages were verified when stored and are never modified. */
+    found = dp_store_get(d->store, h, out);
+    g_mutex_unlock(&d->lock);
+    if (found) {
+        *from_ram = FALSE;
+        return TRUE;
+    }
+    if (!dp_ram_read(d, h, out)) {
+        return FALSE;
+    }
+    /* Guest memory changes under us: re-hash what we read. */
+    vc_page_hash(out, &check);
+    if (!vc_page_hash_equal(&check, h)) {
+        dp_stat_add(d, stale_ram_pages, 1);
+        dp_ram_forget(d, h);
+        return FALSE;
+    }
+    *from_ram = TRUE;
+    return TRUE;
+}
+
+static gboolean
+serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
+              GByteArray *out)
+{
+    DpDaemon *d = sc->d;
+
+    switch (m->type) {
+    case DP_MSG_INDEX_ADD:
+    case DP_MSG_INDEX_DEL:
+        g_mutex_lock(&d->lock);
+        for (guint32 i = 0; i < m->count; i++) {
+            if (m->type == DP_MSG_INDEX_ADD) {
+                dp_index_add(d->index, &m->hashes[i], peer);
+            } else {
+                dp_index_remove(d->index, &m->hashes[i], peer);
+            }
+        }
+        g_mutex_unlock(&d->lock);
+        if (m->type == DP_MSG_INDEX_ADD) {
+            dp_stat_add(d, index_adds_received, m->count);
+        }
+        dp_encode_count_reply(out, DP_REPLY(m->type), m->id, m->count);
+        return TRUE;
+    case DP_MSG_INDEX_QUERY: {
+        g_autofree guint8 *n = g_new0(guint8, m->count);
+        g_autofree DpNodeId *holders =
+            g_new0(DpNodeId, (gsize)m->count * DP_MAX_HOLDERS);
+        guint total = 0;
+
+        g_mutex_lock(&d->lock);
+        for (guint32 i = 0; i < m->count; i++) {
+            n[i] = (guint8)dp_index_lookup(d->index, &m->hashes[i],
+                                           &holders[total]);
+            total += n[i];
+        }
+        g_mutex_unlock(&d->lock);
+        dp_encode_query_reply(out, m->id, n, m->count, holders);
+        return TRUE;
+    }
+    case DP_MSG_PAGE_GET: {
+        g_autofree guint8 *buf = g_malloc((gsize)m->count * VC_PAGE_SIZE);
+        g_autofree const guint8 **pages = g_new0(const guint8 *, m->count);
+        guint served = 0;
+
+        for (guint32 i = 0; i < m->count; i++) {
+            guint8 *page = buf + (gsize)i * VC_PAGE_SIZE;
+            gboolean from_ram;
+
+            if (dp_local_page(d, &m->hashes[i], page, &from_ram)) {
+                if (d->test_corrupt_pages) {
+                    page[0] ^= 0xff; /* test hook: a lying peer */
+                }
+                pages[i] = page;
+                served++;
+            }
+        }
+        dp_stat_add(d, pages_served, served);
+        dp_encode_pages_reply(out, DP_REPLY(DP_MSG_PAGE_GET), m->id, pages,
+                              m->count);
+        return TRUE;
+    }
+    case DP_MSG_PING:
+        dp_encode_empty(out, DP_REPLY(DP_MSG_PING), m->id);
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
+static gpointer
+server_conn_thread(gpointer data)
+{
+    ServerConn *sc = data;
+    DpDaemon *d = sc->d;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    DpNodeId peer;
+    char peer_hex[2 * DP_NODE_ID_LEN + 1];
+
+    set_timeouts(sc->fd, IO_TIMEOUT_S);
+    if (!dp_handshake_server(sc->fd, d->key, d->key_len, d->site, &d->self,
+                             &peer, &error)) {
+        if (error->code == DP_ERROR_AUTH) {
+            dp_stat_add(d, auth_failures, 1);
+        } else if (error->code != DP_ERROR_IO) {
+            dp_stat_add(d, bad_frames, 1);
+        }
+        g_warning("peer %s rejected: %s", sc->peer_addr, error->message);
+        goto out;
+    }
+    dp_node_id_to_hex(&peer, peer_hex);
+    g_debug("peer %s authenticated as %s", sc->peer_addr, peer_hex);
+    /* Pooled connections idle between requests: no read timeout. */
+    set_timeouts(sc->fd, 0);
+    for (;;) {
+        g_autoptr(GBytes) payload = NULL;
+        DpMsg m;
+
+        if (!dp_msg_read(sc->fd, &m, &payload, &error)) {
+            if (error->code != DP_ERROR_IO) {
+                dp_stat_add(d, bad_frames, 1);
+                g_warning("peer %s: bad frame: %s", sc->peer_addr,
+                          error->message);
+                dp_send_error(sc->fd, 0, DP_ERROR_PROTOCOL, error->message);
+            }
+            break;
+        }
+        g_byte_array_set_size(out, 0);
+        if (!serve_request(sc, &peer, &m, out)) {
+            dp_stat_add(d, bad_frames, 1);
+            g_warning("peer %s: unexpected %s", sc->peer_addr,
+                      dp_msg_type_name(m.type));
+            dp_send_error(sc->fd, m.id, DP_ERROR_PROTOCOL, "unexpected message");
+            break;
+        }
+        if (!dp_write_all(sc->fd, out->data, out->len, NULL)) {
+            break;
+        }
+    }
+out:
+    close(sc->fd);
+    g_free(sc->peer_addr);
+    g_free(sc);
+    return NULL;
+}
+
+typedef struct {
+    DpDaemon *d;
+    int fd;
+} Listener;
+
+static gpointer
+accept_loop(gpointer data)
+{
+    Listener *l = data;
+
+    for (;;) {
+        struct sockaddr_in sa;
+        socklen_t sl = sizeof(sa);
+        int fd = accept4(l->fd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
+        ServerConn *sc;
+        char addr[INET_ADDRSTRLEN] = "?";
+        GThread *t;
+
+        if (fd < 0) {
+            if (errno != EINTR && errno != ECONNABORTED) {
+                g_warning("cannot accept peer: %s", g_strerror(errno));
+                g_usleep(100000);
+            }
+            continue;
+        }
+        inet_ntop(AF_INET, &sa.sin_addr, addr, sizeof(addr));
+        sc = g_new0(ServerConn, 1);
+        sc->d = l->d;
+        sc->fd = fd;
+        sc->peer_addr = g_strdup_printf("%s:%u", addr, ntohs(sa.sin_port));
+        t = g_thread_new("peer-conn", server_conn_thread, sc);
+        g_thread_unref(t);
+    }
+    return NULL;
+}
+
+gboolean
+dp_peer_listen(DpDaemon *d, GError **error)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(d->peer_port)};
+    int one = 1;
+    int fd;
+    Listener *l;
+
+    if (inet_pton(AF_INET, d->address, &sa.sin_addr) != 1) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "address '%s' is not an IPv4 address", d->address);
+        return FALSE;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(fd, 64) < 0) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "cannot listen on %s:%u: %s", d->address, d->peer_port,
+                    g_strerror(errno));
+        close(fd);
+        return FALSE;
+    }
+    l = g_new0(Listener, 1);
+    l->d = d;
+    l->fd = fd;
+    g_thread_unref(g_thread_new("peer-accept", accept_loop, l));
+    return TRUE;
+}
+
+/* ---- client side ---- */
+
+static DpPeerConn *
+peer_connect(DpDaemon *d, const DpNodeId *member, const char *address,
+             guint16 port, GError **error)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct pollfd pfd;
+    int fd, err = 0;
+    socklen_t el = sizeof(err);
+    DpNodeId server;
+    DpPeerConn *conn;
+
+    if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO, "bad peer address '%s'",
+                    address);
+        return NULL;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+        errno != EINPROGRESS) {
+        err = errno;
+    } else {
+        pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, CONNECT_TIMEOUT_MS) != 1) {
+            err = ETIMEDOUT;
+        } else {
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        }
+    }
+    if (err) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO,
+                    "cannot connect to peer %s:%u: %s", address, port,
+                    g_strerror(err));
+        close(fd);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    set_timeouts(fd, IO_TIMEOUT_S);
+
+    if (!dp_handshake_client(fd, d->key, d->key_len, d->site, &d->self,
+                             d->peer_port, TRUE, &server, error)) {
+        g_prefix_error(error, "peer %s:%u: ", address, port);
+        if (g_error_matches(*error, DP_ERROR, DP_ERROR_AUTH)) {
+            dp_stat_add(d, auth_failures, 1);
+        }
+        close(fd);
+        return NULL;
+    }
+    if (!dp_node_id_equal(&server, member)) {
+        g_set_error(error, DP_ERROR, DP_ERROR_AUTH,
+                    "peer %s:%u is not the member expected there", address,
+                    port);
+        close(fd);
+        return NULL;
+    }
+    conn = g_new0(DpPeerConn, 1);
+    conn->fd = fd;
+    return conn;
+}
+
+gboolean
+dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
+             DpMsg *reply, GBytes **payload, GError **error)
+{
+    DpPeerConn *conn = NULL;
+    DpMember *m;
+    g_autofree char *address = NULL;
+    guint16 port = 0;
+    guint32 id = g_atomic_int_add(&next_request_id, 1);
+    guint8 type = req->data[VC_FRAME_HEADER_LEN + 1];
+
+    /* Stamp our request id into the header (offset 4 of the payload). */
+    req->data[VC_FRAME_HEADER_LEN + 4] = (guint8)(id >> 24);
+    req->data[VC_FRAME_HEADER_LEN + 5] = (guint8)(id >> 16);
+    req->data[VC_FRAME_HEADER_LEN + 6] = (guint8)(id >> 8);
+    req->data[VC_FRAME_HEADER_LEN + 7] = (guint8)id;
+
+    g_mutex_lock(&d->lock);
+    m = g_hash_table_lookup(d->members, member);
+    if (m) {
+        conn = g_queue_pop_head(&m->idle);
+        address = g_strdup(m->address);
+        port = m->port;
+    }
+    g_mutex_unlock(&d->lock);
+    if (!address) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "not a member any more");
+        return FALSE;
+    }
+    if (!conn) {
+        conn = peer_connect(d, member, address, port, error);
+        if (!conn) {
+            dp_stat_add(d, peer_errors, 1);
+            return FALSE;
+        }
+    }
+    if (!dp_write_all(conn->fd, req->data, req->len, error) ||
+        !dp_msg_read(conn->fd, reply, payload, error)) {
+        g_prefix_error(error, "peer %s:%u: ", address, port);
+        dp_peer_conn_free(conn);
+        dp_stat_add(d, peer_errors, 1);
+        return FALSE;
+    }
+    if (reply->id != id || (reply->type != DP_REPLY(type))) {
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                    "peer %s:%u answered %s%s%s to %s", address, port,
+                    dp_msg_type_name(reply->type),
+                    reply->type == DP_MSG_ERROR ? ": " : "",
+                    reply->type == DP_MSG_ERROR ? reply->error_message : "",
+                    dp_msg_type_name(type));
+        dp_peer_conn_free(conn);
+        dp_stat_add(d, peer_errors, 1);
+        return FALSE;
+    }
+    g_mutex_lock(&d->lock);
+    m = g_hash_table_lookup(d->members, member);
+    if (m && g_queue_get_length(&m->idle) < 8) {
+        g_queue_push_head(&m->idle, g_steal_pointer(&conn));
+    }
+    g_mutex_unlock(&d->lock);
+    dp_peer_conn_free(conn);
+    return TRUE;
+}
+
+void
+dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes, gsize n)
+{
+    g_autoptr(GHashTable) by_owner = g_hash_table_new_full(
+        (GHashFunc)g_bytes_hash, (GEqualFunc)g_bytes_equal,
+        (GDestroyNotify)g_bytes_unref, (GDestroyNotify)g_array_unref);
+    GHashTableIter it;
+    GBytes *owner_key;
+    GArray *batch;
+
+    g_mutex_lock(&d->lock);
+    for (gsize i = 0; i < n; i++) {
+        const DpNodeId *owner = dp_partition_owner_id(d->partition, &hashes[i]);
+
+        if (!owner || dp_node_id_equal(owner, &d->self)) {
+            if (type == DP_MSG_INDEX_ADD) {
+                dp_index_add(d->index, &hashes[i], &d->self);
+            } else {
+                dp_index_remove(d->index, &hashes[i], &d->self);
+            }
+            continue;
+        }
+        g_autoptr(GBytes) key = g_bytes_new(owner, sizeof(*owner));
+        batch = g_hash_table_lookup(by_owner, key);
+        if (!batch) {
+            batch = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+            g_hash_table_insert(by_owner, g_bytes_ref(key), batch);
+        }
+        g_array_append_val(batch, hashes[i]);
+    }
+    g_mutex_unlock(&d->lock);
+
+    g_hash_table_iter_init(&it, by_owner);
+    while (g_hash_table_iter_next(&it, (gpointer *)&owner_key,
+                                  (gpointer *)&batch)) {
+        const DpNodeId *owner = g_bytes_get_data(owner_key, NULL);
+
+        for (guint off = 0; off < batch->len; off += DP_MAX_BATCH) {
+            guint cnt = MIN(DP_MAX_BATCH, batch->len - off);
+            g_autoptr(GByteArray) req = g_byte_array_new();
+            g_autoptr(GBytes) payload = NULL;
+            g_autoptr(GError) error = NULL;
+            DpMsg reply;
+
+            dp_encode_hashes(req, type, 0,
+                             &g_array_index(batch, VcPageHash, off), cnt);
+            if (!dp_peer_call(d, owner, req, &reply, &payload, &error)) {
+                g_debug("announce to owner failed: %s", error->message);
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,488 @@
+/*
+ * Pages of local VMs: dht-pagesd maps the file-backed shared RAM of the
+ * node's guests read-only, hashes it incrementally at a bounded rate and
+ * announces the hashes to their owners. Guest memory keeps changing, so
+ * every page is re-hashed before it is served (peer.c) and the scanner
+ * keeps re-hashing in passes, moving the index along with the guests.
+ */
+#include "pagesd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK_PAGES 256
+#define DISCOVER_INTERVAL_US (2 * G_USEC_PER_SEC)
+#define REPASS_INTERVAL_US (20 * G_USEC_PER_SEC)
+#define MAX_REGION_BYTES (G_GUINT64_CONSTANT(1) << 40)
+
+enum { PAGE_UNHASHED, PAGE_INDEXED, PAGE_SKIPPED };
+
+typedef struct {
+    guint id;
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    const guint8 *map;
+    gsize npages;
+    VcPageHash *hashes;
+    guint8 *state;
+    gsize cursor;     /* next page of the current pass */
+    gint64 pass_done; /* when the last pass finished, 0 if never */
+    gint refs;
+    gboolean gone;
+} Region;
+
+struct DpRam {
+    GHashTable *by_path;   /* path -> Region* (live regions) */
+    GHashTable *by_id;     /* id -> Region* (live and draining) */
+    GHashTable *table;     /* VcPageHash* (in a region) -> id << 32 | page */
+    guint next_id;
+};
+
+static guint
+hash_key_hash(gconstpointer p)
+{
+    guint v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static gboolean
+hash_key_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
+}
+
+DpRam *
+dp_ram_new(void)
+{
+    DpRam *ram = g_new0(DpRam, 1);
+
+    ram->by_path = g_hash_table_new(g_str_hash, g_str_equal);
+    ram->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
+    ram->table = g_hash_table_new(hash_key_hash, hash_key_equal);
+    ram->next_id = 1;
+    return ram;
+}
+
+static void
+region_free(Region *r)
+{
+    munmap((void *)r->map, r->npages * VC_PAGE_SIZE);
+    g_free(r->path);
+    g_free(r->hashes);
+    g_free(r->state);
+    g_free(r);
+}
+
+void
+dp_ram_free(DpRam *ram)
+{
+    GHashTableIter it;
+    Region *r;
+
+    if (!ram) {
+        return;
+    }
+    g_hash_table_iter_init(&it, ram->by_id);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r)) {
+        region_free(r);
+    }
+    g_hash_table_unref(ram->by_path);
+    g_hash_table_unref(ram->by_id);
+    g_hash_table_unref(ram->table);
+    g_free(ram);
+}
+
+static gpointer
+location(guint id, gsize page)
+{
+    return GSIZE_TO_POINTER(((gsize)id << 32) | page);
+}
+
+/* Under the lock: is @h's table entry this region's page @i? */
+static gboolean
+entry_is(DpRam *ram, const VcPageHash *h, guint id, gsize i)
+{
+    gpointer v;
+
+    return g_hash_table_lookup_extended(ram->table, h, NULL, &v) &&
+           v == location(id, i);
+}
+
+gboolean
+dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out)
+{
+    DpRam *ram = d->ram;
+    gpointer v;
+    Region *r;
+    gsize page;
+
+    g_mutex_lock(&d->lock);
+    if (!g_hash_table_lookup_extended(ram->table, h, NULL, &v)) {
+        g_mutex_unlock(&d->lock);
+        return FALSE;
+    }
+    r = g_hash_table_lookup(ram->by_id, GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
+    page = GPOINTER_TO_SIZE(v) & 0xffffffffu;
+    r->refs++;
+    g_mutex_unlock(&d->lock);
+
+    memcpy(out, r->map + page * VC_PAGE_SIZE, VC_PAGE_SIZE);
+
+    g_mutex_lock(&d->lock);
+    if (--r->refs == 0 && r->gone) {
+        g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
+        region_free(r);
+    }
+    g_mutex_unlock(&d->lock);
+    return TRUE;
+}
+
+void
+dp_ram_forget(DpDaemon *d, const VcPageHash *h)
+{
+    DpRam *ram = d->ram;
+    gpointer key, v;
+
+    g_mutex_lock(&d->lock);
+    if (g_hash_table_lookup_extended(ram->table, h, &key, &v)) {
+        Region *r = g_hash_table_lookup(
+            ram->by_id, GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
+
+        g_hash_table_remove(ram->table, h);
+        /* Re-hashed on its next pass. */
+        r->state[GPOINTER_TO_SIZE(v) & 0xffffffffu] = PAGE_UNHASHED;
+    }
+    g_mutex_unlock(&d->lock);
+}
+
+gsize
+dp_ram_pages(DpDaemon *d)
+{
+    return g_hash_table_size(d->ram->table);
+}
+
+gsize
+dp_ram_regions(DpDaemon *d)
+{
+    return g_hash_table_size(d->ram->by_path);
+}
+
+static void
+collect_store_hash(const VcPageHash *h, gpointer data)
+{
+    g_array_append_vals(data, h, 1);
+}
+
+GArray *
+dp_local_hashes(DpDaemon *d)
+{
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+    GHashTableIter it;
+    gpointer key;
+
+    g_mutex_lock(&d->lock);
+    g_hash_table_iter_init(&it, d->ram->table);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        g_array_append_vals(out, key, 1);
+    }
+    dp_store_foreach(d->store, collect_store_hash, out);
+    g_mutex_unlock(&d->lock);
+    return out;
+}
+
+/* Under the lock: retire a region; its hashes go to @withdrawn. */
+static void
+region_retire(DpDaemon *d, Region *r, GArray *withdrawn)
+{
+    DpRam *ram = d->ram;
+
+    for (gsize i = 0; i < r->npages; i++) {
+        if (r->state[i] == PAGE_INDEXED && entry_is(ram, &r->hashes[i], r->id, i)) {
+            g_hash_table_remove(ram->table, &r->hashes[i]);
+            g_array_append_val(withdrawn, r->hashes[i]);
+        }
+    }
+    g_hash_table_remove(ram->by_path, r->path);
+    r->gone = TRUE;
+    if (r->refs == 0) {
+        g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
+        region_free(r);
+    }
+}
+
+static Region *
+region_open(const char *path, const struct stat *st, GError **error)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    void *map;
+    Region *r;
+
+    if (fd < 0) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot open '%s': %s",
+                    path, g_strerror(errno));
+        return NULL;
+    }
+    map = mmap(NULL, st->st_size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot map '%s': %s", path,
+                    g_strerror(errno));
+        return NULL;
+    }
+    r = g_new0(Region, 1);
+    r->path = g_strdup(path);
+    r->dev = st->st_dev;
+    r->ino = st->st_ino;
+    r->map = map;
+    r->npages = st->st_size / VC_PAGE_SIZE;
+    r->hashes = g_new0(VcPageHash, r->npages);
+    r->state = g_new0(guint8, r->npages);
+    return r;
+}
+
+/* Find new RAM files and retire those that went away. */
+static void
+discover(DpDaemon *d)
+{
+    DpRam *ram = d->ram;
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                       g_free, NULL);
+    g_autoptr(GArray) withdrawn = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+    g_autoptr(GPtrArray) stale = g_ptr_array_new();
+    GHashTableIter it;
+    Region *r;
+
+    for (char **pat = d->ram_globs; pat && *pat; pat++) {
+        glob_t g = {0};
+
+        if (glob(*pat, GLOB_NOSORT, NULL, &g) != 0) {
+            globfree(&g);
+            continue;
+        }
+        for (gsize i = 0; i < g.gl_pathc; i++) {
+            const char *path = g.gl_pathv[i];
+            struct stat st;
+            g_autoptr(GError) error = NULL;
+
+            if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+                st.st_size < VC_PAGE_SIZE ||
+                (guint64)st.st_size > MAX_REGION_BYTES) {
+                continue;
+            }
+            g_hash_table_add(seen, g_strdup(path));
+            g_mutex_lock(&d->lock);
+            r = g_hash_table_lookup(ram->by_path, path);
+            if (r && (r->dev != st.st_dev || r->ino != st.st_ino)) {
+                region_retire(d, r, withdrawn);
+                r = NULL;
+            }
+            g_mutex_unlock(&d->lock);
+            if (r) {
+                continue;
+            }
+            r = region_open(path, &st, &error);
+            if (!r) {
+                g_warning("%s", error->message);
+                continue;
+            }
+            g_mutex_lock(&d->lock);
+            r->id = ram->next_id++;
+            g_hash_table_insert(ram->by_path, r->path, r);
+            g_hash_table_insert(ram->by_id, GUINT_TO_POINTER(r->id), r);
+            g_mutex_unlock(&d->lock);
+            g_message("indexing guest RAM '%s' (%zu pages)", path, r->npages);
+        }
+        globfree(&g);
+    }
+
+    g_mutex_lock(&d->lock);
+    g_hash_table_iter_init(&it, ram->by_path);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r)) {
+        if (!g_hash_table_contains(seen, r->path)) {
+            g_ptr_array_add(stale, r);
+        }
+    }
+    for (guint i = 0; i < stale->len; i++) {
+        r = stale->pdata[i];
+        g_message("guest RAM '%s' went away", r->path);
+        region_retire(d, r, withdrawn);
+    }
+    g_mutex_unlock(&d->lock);
+    if (withdrawn->len > 0) {
+        dp_announce(d, DP_MSG_INDEX_DEL, (VcPageHash *)withdrawn->data,
+                    withdrawn->len);
+    }
+}
+
+/* Hash up to CHUNK_PAGES pages of one region that needs it; returns the
+ * bytes hashed (0: nothing to do). */
+static gsize
+hash_chunk(DpDaemon *d)
+{
+    DpRam *ram = d->ram;
+    GHashTableIter it;
+    Region *r, *pick = NULL;
+    gint64 now = g_get_monotonic_time();
+    VcPageHash fresh[CHUNK_PAGES];
+    guint8 zero[CHUNK_PAGES];
+    g_autoptr(GArray) added = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+    gsize start, n;
+
+    g_mutex_lock(&d->lock);
+    g_hash_table_iter_init(&it, ram->by_path);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r)) {
+        if (r->pass_done == 0 || now - r->pass_done > REPASS_INTERVAL_US) {
+            pick = r;
+            break;
+        }
+    }
+    if (!pick) {
+        g_mutex_unlock(&d->lock);
+        return 0;
+    }
+    r = pick;
+    r->refs++;
+    start = r->cursor;
+    n = MIN(CHUNK_PAGES, r->npages - start);
+    g_mutex_unlock(&d->lock);
+
+    for (gsize i = 0; i < n; i++) {
+        const guint8 *page = r->map + (start + i) * VC_PAGE_SIZE;
+
+        zero[i] = vc_page_is_zero(page);
+        if (!zero[i]) {
+            vc_page_hash(page, &fresh[i]);
+        }
+    }
+
+    g_mutex_lock(&d->lock);
+    if (!r->gone) {
+        for (gsize i = 0; i < n; i++) {
+            gsize p = start + i;
+
+            if (r->state[p] == PAGE_INDEXED) {
+                if (!zero[i] && vc_page_hash_equal(&r->hashes[p], &fresh[i])) {
+                    continue;
+                }
+                if (entry_is(ram, &r->hashes[p], r->id, p)) {
+                    g_hash_table_remove(ram->table, &r->hashes[p]);
+                }
+            }
+            if (zero[i]) {
+                r->state[p] = PAGE_SKIPPED;
+                continue;
+            }
+            r->hashes[p] = fresh[i];
+            r->state[p] = PAGE_INDEXED;
+            if (!g_hash_table_contains(ram->table, &r->hashes[p])) {
+                g_hash_table_insert(ram->table, &r->hashes[p],
+                                    location(r->id, p));
+                g_array_append_val(added, fresh[i]);
+            }
+        }
+        r->cursor += n;
+        if (r->cursor >= r->npages) {
+            r->cursor = 0;
+            r->pass_done = g_get_monotonic_time();
+        }
+    }
+    if (--r->refs == 0 && r->gone) {
+        g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
+        region_free(r);
+    }
+    g_mutex_unlock(&d->lock);
+    dp_stat_add(d, pages_hashed, n);
+    if (added->len > 0) {
+        dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)added->data,
+                    added->len);
+    }
+    return n * VC_PAGE_SIZE;
+}
+
+static gboolean
+keep_owned(const VcPageHash *h, gpointer data)
+{
+    DpDaemon *d = data;
+    const DpNodeId *owner = dp_partition_owner_id(d->partition, h);
+
+    return owner && dp_node_id_equal(owner, &d->self);
+}
+
+/* After a membership change: announce everything held here to the new
+ * owners and drop index entries for buckets this node no longer owns. */
+static void
+rebalance(DpDaemon *d, guint64 epoch)
+{
+    g_autoptr(GArray) local = dp_local_hashes(d);
+    gsize dropped;
+
+    dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)local->data, local->len);
+    g_mutex_lock(&d->lock);
+    dropped = dp_index_retain(d->index, keep_owned, d);
+    d->announced_epoch = epoch;
+    g_cond_broadcast(&d->changed);
+    g_mutex_unlock(&d->lock);
+    dp_stat_add(d, rebalances, 1);
+    g_message("rebalanced for membership epoch %" G_GUINT64_FORMAT
+              ": %u hashes announced, %zu index entries handed over",
+              epoch, local->len, dropped);
+}
+
+gpointer
+dp_scanner_thread(gpointer data)
+{
+    DpDaemon *d = data;
+    gint64 next_discover = 0;
+    gint64 budget_start = g_get_monotonic_time();
+    guint64 budget_bytes = 0;
+
+    while (!g_atomic_int_get(&d->stopping)) {
+        gint64 now = g_get_monotonic_time();
+        guint64 epoch;
+        gsize done;
+
+        g_mutex_lock(&d->lock);
+        epoch = d->epoch;
+        g_mutex_unlock(&d->lock);
+        if (epoch != d->announced_epoch) {
+            rebalance(d, epoch);
+            continue;
+        }
+        if (now >= next_discover) {
+            discover(d);
+            next_discover = now + DISCOVER_INTERVAL_US;
+        }
+        done = hash_chunk(d);
+        if (done == 0) {
+            g_mutex_lock(&d->lock);
+            if (d->epoch == d->announced_epoch) {
+                g_cond_wait_until(&d->changed, &d->lock,
+                                  g_get_monotonic_time() + 200000);
+            }
+            g_mutex_unlock(&d->lock);
+            budget_start = g_get_monotonic_time();
+            budget_bytes = 0;
+            continue;
+        }
+        /* CPU bound: stay under hash_rate bytes per second. */
+        budget_bytes += done;
+        if (d->hash_rate > 0) {
+            gint64 due = budget_start +
+                         (gint64)(budget_bytes * G_USEC_PER_SEC / d->hash_rate);
+
+            now = g_get_monotonic_time();
+            if (due > now) {
+                g_usleep(due - now);
+            }
+        }
+    }
+    return NULL;
+}

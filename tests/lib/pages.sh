@@ -1,0 +1,80 @@
+# dht-pagesd on site nodes, for integration tests. Source after sites.sh
+# and guests.sh.
+#
+#   pages_start SITE NODE [DAEMON OPTION...]   start dht-pagesd on a node
+#   pages_cli SITE NODE ARGS...                dht-pages against that node
+#   pages_stat SITE NODE KEY                   one counter of its stats
+#   pages_kill SITE NODE                       SIGKILL (a crash)
+#   pages_wait_members SITE NODE N [TIMEOUT]   until it sees N others and
+#                                              has rebalanced
+#
+# Every node of a site shares the site key (a file in $VC_TESTDIR); node 1
+# is the OpenDHT bootstrap. Guest RAM files of a node's VMs are indexed
+# from vm_ram_dir SITE NODE.
+
+VC_PAGESD=${VC_PAGESD:-$VC_BUILDDIR/dht-pages/pagesd/dht-pagesd}
+VC_PAGES_CLI=${VC_PAGES_CLI:-$VC_BUILDDIR/dht-pages/cli/dht-pages}
+
+pages_key() { echo "$VC_TESTDIR/site-$1.key"; }
+pages_sock() { echo "$VC_TESTDIR/pagesd-$1$2.sock"; }
+pages_log() { echo "$VC_TESTDIR/pagesd-$1$2.log"; }
+pages_pid() { cat "$VC_TESTDIR/pagesd-$1$2.pid"; }
+
+pages_start() {
+    local site=$1 node=$2 key boot=()
+    shift 2
+    key=$(pages_key "$site")
+    [[ -f $key ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key"
+    ((node == 1)) || boot=(--bootstrap "$(node_ip "$site" 1):4222")
+    mkdir -p "$(vm_ram_dir "$site" "$node")"
+    ip netns exec "$(node_ns "$site" "$node")" "$VC_PAGESD" \
+        --site "$site" --site-key-file "$key" \
+        --address "$(node_ip "$site" "$node")" \
+        --resolver-socket "$(pages_sock "$site" "$node")" \
+        --ram-glob "$(vm_ram_dir "$site" "$node")/*.ram" \
+        "${boot[@]}" "$@" >"$(pages_log "$site" "$node")" 2>&1 &
+    echo $! >"$VC_TESTDIR/pagesd-$site$node.pid"
+    cleanup_fn pages_stop "$site" "$node"
+    wait_for 10 test -S "$(pages_sock "$site" "$node")" || {
+        echo "pages: dht-pagesd on $site$node did not start:" >&2
+        tail -n 5 "$(pages_log "$site" "$node")" >&2
+        return 1
+    }
+}
+
+pages_stop() {
+    local pid
+    pid=$(pages_pid "$1" "$2" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || return 0
+    wait_for 5 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+}
+
+pages_kill() {
+    local pid
+    pid=$(pages_pid "$1" "$2")
+    kill -9 "$pid"
+    wait_for 5 bash -c "! kill -0 $pid" || true
+}
+
+pages_cli() {
+    local site=$1 node=$2
+    shift 2
+    "$VC_PAGES_CLI" --socket "$(pages_sock "$site" "$node")" "$@"
+}
+
+pages_stat() {
+    pages_cli "$1" "$2" stats | awk -v k="$3" -F': ' '$1 == k { print $2 }'
+}
+
+_pages_settled() {
+    [[ $(pages_stat "$1" "$2" member_count) == "$3" &&
+       $(pages_stat "$1" "$2" rebalanced) == true ]]
+}
+
+pages_wait_members() {
+    local site=$1 node=$2 n=$3 timeout=${4:-30}
+    wait_for "$timeout" _pages_settled "$site" "$node" "$n" || {
+        echo "pages: $site$node sees $(pages_stat "$site" "$node" member_count) members, not $n" >&2
+        return 1
+    }
+}
