@@ -55,13 +55,14 @@ gboolean
 vc_frame_reader_next(VcFrameReader *reader, GBytes **payload, GError **error)
 {
     gsize avail = reader->buf->len - reader->start;
-    const guint8 *p = reader->buf->data + reader->start;
+    const guint8 *p;
     guint32 len;
 
     *payload = NULL;
     if (avail < VC_FRAME_HEADER_LEN) {
         return TRUE;
     }
+    p = reader->buf->data + reader->start;
     len = read_be32(p);
     if (len > reader->max_payload) {
         g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,

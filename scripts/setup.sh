@@ -14,7 +14,7 @@ build_pkgs=(
 run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-    dhtnode sqlite3 busybox-static cpio zstd kmod
+    dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc
 )
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also

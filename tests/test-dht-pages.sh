@@ -82,6 +82,23 @@ log "ok: node 3 caught $bad corrupted pages from node 4, the client got misses"
 n4=$(pages_cli a 4 lookup - <"$VC_TESTDIR/h4" 2>/dev/null | grep -c ' hit$' || true)
 assert_eq "node 4 resolves its own cache" 64 "$n4"
 
+# Coalescing: a client told "miss" fetches the page and publishes it; a
+# second client asking meanwhile waits for that publish instead of also
+# being told "miss" (so the page crosses the WAN once).
+head -c 4096 /dev/urandom >"$VC_TESTDIR/fresh"
+fresh=$("$VC_PAGES_CLI" hash "$VC_TESTDIR/fresh" | cut -d' ' -f1)
+coalesced_before=$(pages_stat a 3 coalesced_hits)
+out=$(pages_cli a 3 lookup "$fresh" 2>/dev/null) || true
+assert_eq "first lookup of a new page" "$fresh miss" "$out"
+pages_cli a 3 lookup "$fresh" >"$VC_TESTDIR/second" 2>/dev/null &
+second=$!
+sleep 0.5
+pages_cli a 3 publish "$VC_TESTDIR/fresh" >/dev/null || fail "publish failed"
+wait "$second" || fail "the waiting lookup failed"
+assert_eq "second lookup, answered by the first client's publish" "$fresh hit" \
+    "$(cat "$VC_TESTDIR/second")"
+assert_eq "coalesced hits" $((coalesced_before + 1)) "$(pages_stat a 3 coalesced_hits)"
+
 # Bad input on both sockets: garbage, truncated and oversized frames, and
 # a wrong site key. The daemon logs why and keeps serving.
 frames_before=$(pages_stat a 3 bad_frames)

@@ -112,8 +112,8 @@ check_handshake(const DpMsg *msg)
         /* We are the server; the HELLO came from the client. */
         dp_auth_proof(site_key, sizeof(site_key) - 1, TRUE, msg->nonce, ours,
                       &msg->node_id, &self, server_proof);
-        dp_auth_proof(site_key, sizeof(site_key) - 1, FALSE, msg->nonce,
-                      ours, &msg->node_id, &self, client_proof);
+        dp_auth_proof(site_key, sizeof(site_key) - 1, FALSE, msg->nonce, ours,
+                      &msg->node_id, &self, client_proof);
         dp_encode_hello_reply(out, msg->id, &self, ours, server_proof);
         if (!dp_msg_decode(out->data + VC_FRAME_HEADER_LEN,
                            out->len - VC_FRAME_HEADER_LEN, &back, NULL) ||
@@ -126,8 +126,8 @@ check_handshake(const DpMsg *msg)
         /* We are the client that sent HELLO with nonce @ours. */
         dp_auth_proof(site_key, sizeof(site_key) - 1, TRUE, ours, msg->nonce,
                       &self, &msg->node_id, server_proof);
-        dp_auth_proof(site_key, sizeof(site_key) - 1, FALSE, ours,
-                      msg->nonce, &self, &msg->node_id, client_proof);
+        dp_auth_proof(site_key, sizeof(site_key) - 1, FALSE, ours, msg->nonce,
+                      &self, &msg->node_id, client_proof);
         /* A fuzzer does not forge HMACs: only a replayed proof matches. */
         if (dp_auth_equal(msg->mac, server_proof) !=
             (memcmp(msg->mac, server_proof, DP_MAC_LEN) == 0)) {
@@ -272,8 +272,7 @@ LLVMFuzzerTestOneInput(const guint8 *data, size_t size)
         if (!payload) {
             break;
         }
-        one_payload(g_bytes_get_data(payload, NULL),
-                    g_bytes_get_size(payload));
+        one_payload(g_bytes_get_data(payload, NULL), g_bytes_get_size(payload));
     }
     return 0;
 }

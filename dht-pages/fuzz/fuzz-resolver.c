@@ -76,12 +76,10 @@ reencode(const DpMsg *msg, GByteArray *out)
     case DP_MSG_PUBLISH: {
         gsize rec = VC_PAGE_HASH_LEN + VC_PAGE_SIZE;
         g_autofree VcPageHash *hashes = g_new(VcPageHash, msg->count);
-        g_autofree const guint8 **pages =
-            g_new(const guint8 *, msg->count);
+        g_autofree const guint8 **pages = g_new(const guint8 *, msg->count);
 
         for (guint32 i = 0; i < msg->count; i++) {
-            memcpy(hashes[i].bytes, msg->records + i * rec,
-                   VC_PAGE_HASH_LEN);
+            memcpy(hashes[i].bytes, msg->records + i * rec, VC_PAGE_HASH_LEN);
             pages[i] = msg->records + i * rec + VC_PAGE_HASH_LEN;
         }
         dp_encode_publish(out, msg->id, hashes, pages, msg->count);
@@ -166,8 +164,7 @@ LLVMFuzzerTestOneInput(const guint8 *data, size_t size)
         if (!payload) {
             break;
         }
-        one_payload(g_bytes_get_data(payload, NULL),
-                    g_bytes_get_size(payload));
+        one_payload(g_bytes_get_data(payload, NULL), g_bytes_get_size(payload));
     }
     return 0;
 }

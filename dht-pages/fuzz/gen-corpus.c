@@ -15,8 +15,7 @@
 #include "dp-proto.h"
 
 static gboolean
-put(const char *dir, const char *name, const GByteArray *data,
-    GError **error)
+put(const char *dir, const char *name, const GByteArray *data, GError **error)
 {
     g_autofree char *path = g_build_filename(dir, name, NULL);
 
@@ -222,34 +221,36 @@ enc_server_stream(GByteArray *out)
 static const struct {
     const char *name;
     Encode encode;
-} resolver_seeds[] = {
-    {"lookup", enc_lookup},
-    {"lookup-reply", enc_lookup_reply},
-    {"lookup-reply-miss", enc_lookup_miss},
-    {"publish", enc_publish},
-    {"publish-reply", enc_publish_reply},
-    {"stats", enc_stats},
-    {"stats-reply", enc_stats_reply},
-    {"error", enc_error},
-    {"stream", enc_resolver_stream},
-}, peer_seeds[] = {
-    {"hello", enc_hello},
-    {"hello-reply", enc_hello_reply},
-    {"auth", enc_auth},
-    {"auth-reply", enc_auth_reply},
-    {"index-add", enc_index_add},
-    {"index-add-reply", enc_index_add_reply},
-    {"index-del", enc_index_del},
-    {"index-del-reply", enc_index_del_reply},
-    {"index-query", enc_index_query},
-    {"index-query-reply", enc_index_query_reply},
-    {"page-get", enc_page_get},
-    {"page-get-reply", enc_page_get_reply},
-    {"ping", enc_ping},
-    {"ping-reply", enc_ping_reply},
-    {"error", enc_peer_error},
-    {"client-stream", enc_handshake_stream},
-    {"server-stream", enc_server_stream},
+} resolver_seeds[] =
+    {
+        {"lookup", enc_lookup},
+        {"lookup-reply", enc_lookup_reply},
+        {"lookup-reply-miss", enc_lookup_miss},
+        {"publish", enc_publish},
+        {"publish-reply", enc_publish_reply},
+        {"stats", enc_stats},
+        {"stats-reply", enc_stats_reply},
+        {"error", enc_error},
+        {"stream", enc_resolver_stream},
+},
+  peer_seeds[] = {
+      {"hello", enc_hello},
+      {"hello-reply", enc_hello_reply},
+      {"auth", enc_auth},
+      {"auth-reply", enc_auth_reply},
+      {"index-add", enc_index_add},
+      {"index-add-reply", enc_index_add_reply},
+      {"index-del", enc_index_del},
+      {"index-del-reply", enc_index_del_reply},
+      {"index-query", enc_index_query},
+      {"index-query-reply", enc_index_query_reply},
+      {"page-get", enc_page_get},
+      {"page-get-reply", enc_page_get_reply},
+      {"ping", enc_ping},
+      {"ping-reply", enc_ping_reply},
+      {"error", enc_peer_error},
+      {"client-stream", enc_handshake_stream},
+      {"server-stream", enc_server_stream},
 };
 
 int

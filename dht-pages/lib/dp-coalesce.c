@@ -113,7 +113,7 @@ gboolean
 dp_coalescer_claim(DpCoalescer *c, const VcPageHash *h, gint64 now_us,
                    gint64 *deadline_us)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
     CoalesceEntry *e = g_hash_table_lookup(c->entries, h);
 
     if (e && !e->published && e->deadline > now_us) {
@@ -142,7 +142,7 @@ dp_coalescer_claim(DpCoalescer *c, const VcPageHash *h, gint64 now_us,
 gboolean
 dp_coalescer_wait(DpCoalescer *c, const VcPageHash *h, gint64 deadline_us)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
     CoalesceEntry *e = g_hash_table_lookup(c->entries, h);
     gboolean served = FALSE;
 
@@ -178,7 +178,7 @@ dp_coalescer_wait(DpCoalescer *c, const VcPageHash *h, gint64 deadline_us)
 void
 dp_coalescer_published(DpCoalescer *c, const VcPageHash *h)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
     CoalesceEntry *e = g_hash_table_lookup(c->entries, h);
 
     if (!e || e->published) {
@@ -193,7 +193,7 @@ dp_coalescer_published(DpCoalescer *c, const VcPageHash *h)
 guint
 dp_coalescer_expire(DpCoalescer *c, gint64 now_us)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
 
     return expire_locked(c, now_us);
 }
@@ -201,7 +201,7 @@ dp_coalescer_expire(DpCoalescer *c, gint64 now_us)
 guint64
 dp_coalescer_waits(DpCoalescer *c)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
 
     return c->waits;
 }
@@ -209,7 +209,7 @@ dp_coalescer_waits(DpCoalescer *c)
 guint64
 dp_coalescer_served(DpCoalescer *c)
 {
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
 
     return c->served;
 }

@@ -5,7 +5,10 @@
 
 #include "vc-frame.h"
 
+/* The first argument is stringified as it is written. */
+/* clang-format off */
 G_DEFINE_QUARK(dp-error-quark, dp_error)
+/* clang-format on */
 
 G_STATIC_ASSERT(sizeof(VcPageHash) == VC_PAGE_HASH_LEN);
 G_STATIC_ASSERT(sizeof(DpNodeId) == DP_NODE_ID_LEN);
@@ -70,8 +73,7 @@ is_hashes_request(guint8 type)
 static gboolean
 is_pages_reply(guint8 type)
 {
-    return type == DP_REPLY(DP_MSG_LOOKUP) ||
-           type == DP_REPLY(DP_MSG_PAGE_GET);
+    return type == DP_REPLY(DP_MSG_LOOKUP) || type == DP_REPLY(DP_MSG_PAGE_GET);
 }
 
 static gboolean
@@ -134,8 +136,8 @@ dec_count(Decoder *d, guint32 min, guint32 *count, GError **error)
         return FALSE;
     }
     if (*count < min) {
-        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
-                    "%s count %u is below %u", d->name, *count, min);
+        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT, "%s count %u is below %u",
+                    d->name, *count, min);
         return FALSE;
     }
     return TRUE;
@@ -143,8 +145,8 @@ dec_count(Decoder *d, guint32 min, guint32 *count, GError **error)
 
 /* @n items of @size bytes; callers bound @n so that n * size fits. */
 static gboolean
-dec_array(Decoder *d, guint32 n, gsize size, const char *what,
-          const guint8 **p, GError **error)
+dec_array(Decoder *d, guint32 n, gsize size, const char *what, const guint8 **p,
+          GError **error)
 {
     g_autofree char *desc = NULL;
 
@@ -222,8 +224,8 @@ static gboolean
 dec_publish(Decoder *d, DpMsg *msg, GError **error)
 {
     return dec_count(d, 1, &msg->count, error) &&
-           dec_array(d, msg->count, VC_PAGE_HASH_LEN + VC_PAGE_SIZE,
-                     "records", &msg->records, error);
+           dec_array(d, msg->count, VC_PAGE_HASH_LEN + VC_PAGE_SIZE, "records",
+                     &msg->records, error);
 }
 
 static gboolean
@@ -282,8 +284,8 @@ dec_hello(Decoder *d, DpMsg *msg, GError **error)
     }
     if (n == 0 || n > DP_MAX_SITE_LEN) {
         g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
-                    "%s site name of %u bytes is not within 1..%u", d->name,
-                    n, DP_MAX_SITE_LEN);
+                    "%s site name of %u bytes is not within 1..%u", d->name, n,
+                    DP_MAX_SITE_LEN);
         return FALSE;
     }
     if (!vc_cursor_bytes(&d->c, n, &site)) {
@@ -340,14 +342,13 @@ dec_error(Decoder *d, DpMsg *msg, GError **error)
     const guint8 *text;
     guint16 n;
 
-    if (!vc_cursor_u32(&d->c, &msg->error_code) ||
-        !vc_cursor_u16(&d->c, &n)) {
+    if (!vc_cursor_u32(&d->c, &msg->error_code) || !vc_cursor_u16(&d->c, &n)) {
         return dec_truncated(d, "its code and length", error);
     }
     if (msg->error_code < DP_ERROR_PROTOCOL ||
         msg->error_code > DP_ERROR_UNAVAILABLE) {
-        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "%s code %u is unknown", d->name, msg->error_code);
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL, "%s code %u is unknown",
+                    d->name, msg->error_code);
         return FALSE;
     }
     if (n > DP_MAX_ERROR_LEN) {
@@ -406,8 +407,8 @@ dec_body(Decoder *d, DpMsg *msg, GError **error)
         return dec_error(d, msg, error);
     default:
         /* Unreachable: known_type_name() let only the types above in. */
-        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "%s cannot be decoded", d->name);
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL, "%s cannot be decoded",
+                    d->name);
         return FALSE;
     }
 }
@@ -428,8 +429,8 @@ dp_msg_decode(const guint8 *payload, gsize len, DpMsg *msg, GError **error)
     /* The version first: another version may have another header. */
     if (vc_cursor_u8(&d.c, &version) && version != DP_PROTO_VERSION) {
         g_set_error(error, DP_ERROR, DP_ERROR_VERSION,
-                    "protocol version %u is not supported (want %u)",
-                    version, DP_PROTO_VERSION);
+                    "protocol version %u is not supported (want %u)", version,
+                    DP_PROTO_VERSION);
         return FALSE;
     }
     if (!vc_cursor_u8(&d.c, &msg->type) || !vc_cursor_u16(&d.c, &flags) ||
@@ -530,8 +531,7 @@ dp_encode_hashes(GByteArray *out, guint8 type, guint32 id,
 
     start = frame_begin(out, type, id, 4 + (gsize)count * VC_PAGE_HASH_LEN);
     vc_put_u32(out, count);
-    g_byte_array_append(out, (const guint8 *)hashes,
-                        count * VC_PAGE_HASH_LEN);
+    g_byte_array_append(out, (const guint8 *)hashes, count * VC_PAGE_HASH_LEN);
     frame_end(out, start);
 }
 
@@ -549,8 +549,7 @@ dp_encode_pages_reply(GByteArray *out, guint8 type, guint32 id,
     for (guint32 i = 0; i < count; i++) {
         hits += pages[i] != NULL;
     }
-    start = frame_begin(out, type, id,
-                        4 + count + (gsize)hits * VC_PAGE_SIZE);
+    start = frame_begin(out, type, id, 4 + count + (gsize)hits * VC_PAGE_SIZE);
     vc_put_u32(out, count);
     for (guint32 i = 0; i < count; i++) {
         vc_put_u8(out, pages[i] ? DP_PAGE_HIT : DP_PAGE_MISS);
@@ -597,8 +596,7 @@ dp_encode_publish_reply(GByteArray *out, guint32 id, guint32 stored,
 }
 
 void
-dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id,
-                      guint32 count)
+dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id, guint32 count)
 {
     guint start;
 
@@ -646,8 +644,7 @@ dp_encode_empty(GByteArray *out, guint8 type, guint32 id)
 }
 
 void
-dp_encode_stats_reply(GByteArray *out, guint32 id, const char *json,
-                      gsize len)
+dp_encode_stats_reply(GByteArray *out, guint32 id, const char *json, gsize len)
 {
     guint start;
 
@@ -663,15 +660,13 @@ dp_encode_stats_reply(GByteArray *out, guint32 id, const char *json,
 }
 
 void
-dp_encode_error(GByteArray *out, guint32 id, guint32 code,
-                const char *message)
+dp_encode_error(GByteArray *out, guint32 id, guint32 code, const char *message)
 {
     const char *end = NULL;
     gsize len;
     guint start;
 
-    g_return_if_fail(code >= DP_ERROR_PROTOCOL &&
-                     code <= DP_ERROR_UNAVAILABLE);
+    g_return_if_fail(code >= DP_ERROR_PROTOCOL && code <= DP_ERROR_UNAVAILABLE);
 
     /* Messages are often an error->message that quotes peer input: cut it
      * to the limit and to its valid UTF-8 prefix rather than fail. */
@@ -743,16 +738,15 @@ dp_encode_auth(GByteArray *out, guint32 id, const guint8 *mac)
 void
 dp_auth_proof(const guint8 *key, gsize key_len, gboolean for_server,
               const guint8 *client_nonce, const guint8 *server_nonce,
-              const DpNodeId *client_id, const DpNodeId *server_id,
-              guint8 *mac)
+              const DpNodeId *client_id, const DpNodeId *server_id, guint8 *mac)
 {
     static const char server_label[] = "dp1-server";
     static const char client_label[] = "dp1-client";
     struct hmac_sha256_ctx ctx;
 
     g_return_if_fail(key != NULL || key_len == 0);
-    g_return_if_fail(client_nonce && server_nonce && client_id &&
-                     server_id && mac);
+    g_return_if_fail(client_nonce && server_nonce && client_id && server_id &&
+                     mac);
 
     hmac_sha256_set_key(&ctx, key_len, key);
     if (for_server) {
@@ -770,7 +764,7 @@ dp_auth_proof(const guint8 *key, gsize key_len, gboolean for_server,
     hmac_sha256_update(&ctx, DP_NODE_ID_LEN, server_id->bytes);
     hmac_sha256_digest(&ctx, DP_MAC_LEN, mac);
     /* The context holds key-derived state. */
-    memset(&ctx, 0, sizeof(ctx));
+    explicit_bzero(&ctx, sizeof(ctx));
 }
 
 gboolean

@@ -148,6 +148,8 @@ void dp_encode_query_reply(GByteArray *out, guint32 id,
 void dp_encode_empty(GByteArray *out, guint8 type, guint32 id);
 void dp_encode_stats_reply(GByteArray *out, guint32 id, const char *json,
                            gsize len);
+/* @message is cut to its longest valid UTF-8 prefix of at most
+ * DP_MAX_ERROR_LEN bytes (it often quotes peer input). */
 void dp_encode_error(GByteArray *out, guint32 id, guint32 code,
                      const char *message);
 void dp_encode_hello(GByteArray *out, guint32 id, const DpNodeId *node,

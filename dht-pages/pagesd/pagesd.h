@@ -124,8 +124,9 @@ gpointer dp_scanner_thread(gpointer data);
 /* Copy the page for @h out of a local VM's RAM (no hash check). Called
  * without the daemon lock. */
 gboolean dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out);
-/* The page at @h's location no longer matches: forget it. */
-void dp_ram_forget(DpDaemon *d, const VcPageHash *h);
+/* The page at @h's location no longer matches: forget it. Returns TRUE if
+ * it was indexed (the caller withdraws it from the site index). */
+gboolean dp_ram_forget(DpDaemon *d, const VcPageHash *h);
 gsize dp_ram_pages(DpDaemon *d);
 gsize dp_ram_regions(DpDaemon *d);
 /* All hashes held locally (RAM and cache), for re-announcing. */

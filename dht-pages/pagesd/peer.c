@@ -52,6 +52,17 @@ typedef struct {
     char *peer_addr;
 } ServerConn;
 
+static gboolean
+dp_store_has(DpDaemon *d, const VcPageHash *h)
+{
+    gboolean has;
+
+    g_mutex_lock(&d->lock);
+    has = dp_store_contains(d->store, h);
+    g_mutex_unlock(&d->lock);
+    return has;
+}
+
 gboolean
 dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
               gboolean *from_ram)
@@ -74,7 +85,9 @@ dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
     vc_page_hash(out, &check);
     if (!vc_page_hash_equal(&check, h)) {
         dp_stat_add(d, stale_ram_pages, 1);
-        dp_ram_forget(d, h);
+        if (dp_ram_forget(d, h) && !dp_store_has(d, h)) {
+            dp_announce(d, DP_MSG_INDEX_DEL, h, 1);
+        }
         return FALSE;
     }
     *from_ram = TRUE;

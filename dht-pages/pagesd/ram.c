@@ -17,7 +17,7 @@
 
 #define CHUNK_PAGES 256
 #define DISCOVER_INTERVAL_US (2 * G_USEC_PER_SEC)
-#define REPASS_INTERVAL_US (20 * G_USEC_PER_SEC)
+#define REPASS_INTERVAL_US (5 * G_USEC_PER_SEC)
 #define MAX_REGION_BYTES (G_GUINT64_CONSTANT(1) << 40)
 
 enum { PAGE_UNHASHED, PAGE_INDEXED, PAGE_SKIPPED };
@@ -145,11 +145,12 @@ dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out)
     return TRUE;
 }
 
-void
+gboolean
 dp_ram_forget(DpDaemon *d, const VcPageHash *h)
 {
     DpRam *ram = d->ram;
     gpointer key, v;
+    gboolean found = FALSE;
 
     g_mutex_lock(&d->lock);
     if (g_hash_table_lookup_extended(ram->table, h, &key, &v)) {
@@ -159,8 +160,10 @@ dp_ram_forget(DpDaemon *d, const VcPageHash *h)
         g_hash_table_remove(ram->table, h);
         /* Re-hashed on its next pass. */
         r->state[GPOINTER_TO_SIZE(v) & 0xffffffffu] = PAGE_UNHASHED;
+        found = TRUE;
     }
     g_mutex_unlock(&d->lock);
+    return found;
 }
 
 gsize
@@ -334,6 +337,8 @@ hash_chunk(DpDaemon *d)
     VcPageHash fresh[CHUNK_PAGES];
     guint8 zero[CHUNK_PAGES];
     g_autoptr(GArray) added = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+    g_autoptr(GArray) withdrawn = g_array_new(FALSE, FALSE,
+                                              sizeof(VcPageHash));
     gsize start, n;
 
     g_mutex_lock(&d->lock);
@@ -370,10 +375,18 @@ hash_chunk(DpDaemon *d)
 
             if (r->state[p] == PAGE_INDEXED) {
                 if (!zero[i] && vc_page_hash_equal(&r->hashes[p], &fresh[i])) {
+                    /* Unchanged; if it stood for a twin that changed, it
+                     * now stands for itself. */
+                    if (!g_hash_table_contains(ram->table, &r->hashes[p])) {
+                        g_hash_table_insert(ram->table, &r->hashes[p],
+                                            location(r->id, p));
+                        g_array_append_val(added, fresh[i]);
+                    }
                     continue;
                 }
                 if (entry_is(ram, &r->hashes[p], r->id, p)) {
                     g_hash_table_remove(ram->table, &r->hashes[p]);
+                    g_array_append_val(withdrawn, r->hashes[p]);
                 }
             }
             if (zero[i]) {
@@ -400,6 +413,12 @@ hash_chunk(DpDaemon *d)
     }
     g_mutex_unlock(&d->lock);
     dp_stat_add(d, pages_hashed, n);
+    /* Withdrawals first: a page that changed to content already indexed
+     * elsewhere here is withdrawn and re-added, in that order. */
+    if (withdrawn->len > 0) {
+        dp_announce(d, DP_MSG_INDEX_DEL, (VcPageHash *)withdrawn->data,
+                    withdrawn->len);
+    }
     if (added->len > 0) {
         dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)added->data,
                     added->len);

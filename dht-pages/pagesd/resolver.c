@@ -10,11 +10,31 @@
 
 #include "vc-frame.h"
 
+/* Hashes a client was told are missing and has not published yet: it is
+ * fetching them, so it must never wait on its own reservation. */
+#define CLAIMED_MAX (1 << 18)
+
 typedef struct {
     DpDaemon *d;
     int fd;
     guint serial;
+    GHashTable *claimed; /* VcPageHash * (owned) */
 } Client;
+
+static guint
+hash_key_hash(gconstpointer p)
+{
+    guint v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static gboolean
+hash_key_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
+}
 
 /* Ask the index owners who holds each unresolved hash. */
 static void
@@ -166,8 +186,12 @@ fetch_from_holders(DpDaemon *d, const VcPageHash *hashes, guint32 count,
 }
 
 static void
-handle_lookup(DpDaemon *d, const DpMsg *m, GByteArray *reply)
+handle_lookup(Client *c, const DpMsg *m, GByteArray *reply)
 {
+    DpDaemon *d = c->d;
+    /* However many reservations it meets, one batch waits at most one
+     * hold time in all. */
+    gint64 batch_deadline = g_get_monotonic_time() + d->coalesce_us;
     guint32 n = m->count;
     g_autofree guint8 *buf = g_malloc((gsize)n * VC_PAGE_SIZE);
     g_autofree const guint8 **out = g_new0(const guint8 *, n);
@@ -206,9 +230,16 @@ handle_lookup(DpDaemon *d, const DpMsg *m, GByteArray *reply)
         if (out[i]) {
             continue;
         }
-        if (!dp_coalescer_claim(d->coalescer, &m->hashes[i],
-                                g_get_monotonic_time(), &deadline) &&
-            dp_coalescer_wait(d->coalescer, &m->hashes[i], deadline)) {
+        if (dp_coalescer_claim(d->coalescer, &m->hashes[i],
+                               g_get_monotonic_time(), &deadline)) {
+            if (g_hash_table_size(c->claimed) >= CLAIMED_MAX) {
+                g_hash_table_remove_all(c->claimed);
+            }
+            g_hash_table_add(c->claimed,
+                             g_memdup2(&m->hashes[i], sizeof(VcPageHash)));
+        } else if (!g_hash_table_contains(c->claimed, &m->hashes[i]) &&
+                   dp_coalescer_wait(d->coalescer, &m->hashes[i],
+                                     MIN(deadline, batch_deadline))) {
             g_mutex_lock(&d->lock);
             found = dp_store_get(d->store, &m->hashes[i], page);
             g_mutex_unlock(&d->lock);
@@ -224,8 +255,9 @@ handle_lookup(DpDaemon *d, const DpMsg *m, GByteArray *reply)
 }
 
 static void
-handle_publish(DpDaemon *d, const DpMsg *m, GByteArray *reply)
+handle_publish(Client *c, const DpMsg *m, GByteArray *reply)
 {
+    DpDaemon *d = c->d;
     g_autoptr(GArray) fresh = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
     guint32 stored = 0, rejected = 0;
 
@@ -249,6 +281,7 @@ handle_publish(DpDaemon *d, const DpMsg *m, GByteArray *reply)
             g_array_append_val(fresh, *h);
         }
         dp_coalescer_published(d->coalescer, h);
+        g_hash_table_remove(c->claimed, h);
         stored++;
     }
     dp_stat_add(d, published, stored);
@@ -365,10 +398,10 @@ client_thread(gpointer data)
         g_byte_array_set_size(reply, 0);
         switch (m.type) {
         case DP_MSG_LOOKUP:
-            handle_lookup(d, &m, reply);
+            handle_lookup(c, &m, reply);
             break;
         case DP_MSG_PUBLISH:
-            handle_publish(d, &m, reply);
+            handle_publish(c, &m, reply);
             break;
         case DP_MSG_STATS: {
             g_autofree char *json = dp_stats_json(d);
@@ -398,6 +431,7 @@ bad:
         break;
     }
     close(c->fd);
+    g_hash_table_unref(c->claimed);
     g_free(c);
     return NULL;
 }
@@ -425,6 +459,8 @@ accept_loop(gpointer data)
         c->d = d;
         c->fd = fd;
         c->serial = ++serial;
+        c->claimed = g_hash_table_new_full(hash_key_hash, hash_key_equal,
+                                           g_free, NULL);
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));
     }
     return NULL;

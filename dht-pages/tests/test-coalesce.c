@@ -5,8 +5,10 @@
 /* Short, so that the timeout cases are quick; no test depends on how
  * long anything takes, only on the order of events. */
 #define HOLD_US (50 * G_TIME_SPAN_MILLISECOND)
-/* Long enough that it never lapses while a test runs. */
-#define LONG_HOLD_US (600 * G_TIME_SPAN_SECOND)
+/* Long enough not to lapse before the waiters are blocked, even under
+ * valgrind; short enough that a lost wake-up fails the test instead of
+ * hanging it. */
+#define LONG_HOLD_US (10 * G_TIME_SPAN_SECOND)
 
 static void
 make_hash(guint n, VcPageHash *h)

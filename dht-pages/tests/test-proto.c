@@ -54,16 +54,14 @@ decode_frame(const GByteArray *frame, DpMsg *msg)
     g_assert_cmpuint(frame_len(frame), ==, frame->len - VC_FRAME_HEADER_LEN);
     g_assert_cmpuint(frame_len(frame), <=, DP_MAX_PAYLOAD);
     g_assert_true(dp_msg_decode(frame->data + VC_FRAME_HEADER_LEN,
-                                frame->len - VC_FRAME_HEADER_LEN, msg,
-                                &error));
+                                frame->len - VC_FRAME_HEADER_LEN, msg, &error));
     g_assert_no_error(error);
 }
 
 /* Decodes a copy of exactly @len bytes, so that a read past the end is
  * caught by ASan or valgrind, and expects failure with @code. */
 static void
-expect_fail_len(const guint8 *payload, gsize len, int code,
-                const char *message)
+expect_fail_len(const guint8 *payload, gsize len, int code, const char *message)
 {
     g_autofree guint8 *copy = g_memdup2(payload, len ? len : 1);
     g_autoptr(GError) error = NULL;
@@ -130,11 +128,10 @@ test_hashes_roundtrip(void)
             g_assert_cmpuint(msg.type, ==, types[t]);
             g_assert_cmpuint(msg.id, ==, 0xdeadbeef);
             g_assert_cmpuint(msg.count, ==, counts[c]);
-            g_assert_cmpmem(msg.hashes, counts[c] * sizeof(VcPageHash),
-                            hashes, counts[c] * sizeof(VcPageHash));
+            g_assert_cmpmem(msg.hashes, counts[c] * sizeof(VcPageHash), hashes,
+                            counts[c] * sizeof(VcPageHash));
             dp_encode_hashes(again, msg.type, msg.id, msg.hashes, msg.count);
-            g_assert_cmpmem(again->data, again->len, frame->data,
-                            frame->len);
+            g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
         }
     }
 }
@@ -162,8 +159,7 @@ test_encoders_append(void)
 
 /* Checks a decoded pages reply against what was encoded. */
 static void
-check_pages_reply(const DpMsg *msg, const guint8 *const *pages,
-                  guint32 count)
+check_pages_reply(const DpMsg *msg, const guint8 *const *pages, guint32 count)
 {
     guint32 hits = 0;
 
@@ -455,8 +451,7 @@ test_handshake_roundtrip(void)
     g_assert_cmpmem(msg.nonce, DP_NONCE_LEN, nonce, DP_NONCE_LEN);
     g_assert_cmpuint(msg.port, ==, 7400);
     g_assert_cmpstr(msg.site, ==, "lab-1.site_A");
-    dp_encode_hello(again, msg.id, &msg.node_id, msg.nonce, msg.port,
-                    msg.site);
+    dp_encode_hello(again, msg.id, &msg.node_id, msg.nonce, msg.port, msg.site);
     g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
 
     g_byte_array_set_size(frame, 0);
@@ -491,8 +486,8 @@ test_handshake_roundtrip(void)
 static GPtrArray *
 all_frames(void)
 {
-    GPtrArray *frames = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)g_byte_array_unref);
+    GPtrArray *frames =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
     g_autofree guint8 *p0 = make_page(1);
     g_autofree guint8 *p1 = make_page(2);
     const guint8 *pages[] = {p0, NULL, p1};
@@ -639,8 +634,8 @@ test_count_limits(void)
         g_autoptr(GByteArray) zero = raw_hashes(types[t], 0);
         g_autoptr(GByteArray) over = raw_hashes(types[t], DP_MAX_BATCH + 1);
         g_autoptr(GByteArray) max = raw_hashes(types[t], DP_MAX_BATCH);
-        g_autofree char *expect = g_strdup_printf(
-            "%s count 1025 exceeds 1024", dp_msg_type_name(types[t]));
+        g_autofree char *expect = g_strdup_printf("%s count 1025 exceeds 1024",
+                                                  dp_msg_type_name(types[t]));
         DpMsg msg;
 
         expect_fail(zero, DP_ERROR_LIMIT, NULL);
@@ -815,11 +810,10 @@ test_hello_errors(void)
         g_byte_array_append(p, fixed, sizeof(fixed));
         vc_put_u16(p, 7400);
         vc_put_u8(p, DP_MAX_SITE_LEN + 1);
-        g_byte_array_append(p, (const guint8 *)site65,
-                            DP_MAX_SITE_LEN + 1);
-        expect = g_strdup_printf(
-            "HELLO site name of %u bytes is not within 1..%u",
-            DP_MAX_SITE_LEN + 1, DP_MAX_SITE_LEN);
+        g_byte_array_append(p, (const guint8 *)site65, DP_MAX_SITE_LEN + 1);
+        expect =
+            g_strdup_printf("HELLO site name of %u bytes is not within 1..%u",
+                            DP_MAX_SITE_LEN + 1, DP_MAX_SITE_LEN);
         expect_fail(p, DP_ERROR_LIMIT, expect);
     }
     {
@@ -852,10 +846,8 @@ test_error_and_stats_errors(void)
             const char *text;
             guint16 len;
         } bad[] = {
-            {DP_ERROR_PROTOCOL, "x\xff", 2},
-            {DP_ERROR_PROTOCOL, "\xc3", 1},
-            {DP_ERROR_PROTOCOL, "a\0b", 3},
-            {0, "", 0},
+            {DP_ERROR_PROTOCOL, "x\xff", 2},   {DP_ERROR_PROTOCOL, "\xc3", 1},
+            {DP_ERROR_PROTOCOL, "a\0b", 3},    {0, "", 0},
             {DP_ERROR_UNAVAILABLE + 1, "", 0},
         };
 
@@ -1002,8 +994,7 @@ test_type_names(void)
     g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_LOOKUP)), ==,
                     "LOOKUP-REPLY");
     g_assert_cmpstr(dp_msg_type_name(DP_MSG_INDEX_QUERY), ==, "INDEX_QUERY");
-    g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_PING)), ==,
-                    "PING-REPLY");
+    g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_PING)), ==, "PING-REPLY");
     g_assert_cmpstr(dp_msg_type_name(DP_MSG_ERROR), ==, "ERROR");
     g_assert_cmpstr(dp_msg_type_name(0x00), ==, "unknown");
     g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_ERROR)), ==, "unknown");
@@ -1021,10 +1012,8 @@ main(int argc, char **argv)
     g_test_add_func("/proto/roundtrip/publish", test_publish_roundtrip);
     g_test_add_func("/proto/roundtrip/small-replies",
                     test_small_replies_roundtrip);
-    g_test_add_func("/proto/roundtrip/query-reply",
-                    test_query_reply_roundtrip);
-    g_test_add_func("/proto/roundtrip/stats-error",
-                    test_stats_error_roundtrip);
+    g_test_add_func("/proto/roundtrip/query-reply", test_query_reply_roundtrip);
+    g_test_add_func("/proto/roundtrip/stats-error", test_stats_error_roundtrip);
     g_test_add_func("/proto/roundtrip/handshake", test_handshake_roundtrip);
     g_test_add_func("/proto/encode/error-message-cut", test_error_message_cut);
     g_test_add_func("/proto/decode/truncated", test_truncated);
