@@ -13,3 +13,5 @@ else
 fi
 ninja -C build >/dev/null ||
     { echo "build: compilation failed; run 'ninja -C build' to see why" >&2; exit 1; }
+# The patched QEMU, cached outside the work tree by patch series.
+bash qemu-patches/build-qemu.sh >/dev/null

@@ -49,6 +49,7 @@ typedef struct {
     guint64 index_adds_received;
     guint64 rebalances;
     guint64 pages_hashed;
+    guint64 ram_passes;
 } DpStats;
 
 #define dp_stat_add(d, field, n) __atomic_add_fetch(&(d)->stats.field, (n), __ATOMIC_RELAXED)

@@ -405,6 +405,7 @@ hash_chunk(DpDaemon *d)
         if (r->cursor >= r->npages) {
             r->cursor = 0;
             r->pass_done = g_get_monotonic_time();
+            dp_stat_add(d, ram_passes, 1);
         }
     }
     if (--r->refs == 0 && r->gone) {

@@ -349,6 +349,7 @@ dp_stats_json(DpDaemon *d)
     STAT(index_adds_received);
     STAT(rebalances);
     STAT(pages_hashed);
+    STAT(ram_passes);
 #undef STAT
     g_string_append_printf(s, ", \"coalesce_waits\": %" G_GUINT64_FORMAT
                               ", \"coalesce_served\": %" G_GUINT64_FORMAT "}",

@@ -11,6 +11,16 @@
 #   vm_stop NAME                       guest poweroff, then waits for QEMU
 #   vm_kill NAME                       SIGKILL and cleanup (idempotent)
 #   vm_ram_file NAME                   the file backing guest RAM
+#   vm_migrate SRC DST                 live migration over QMP; DST was
+#                                      started with --incoming PORT
+#   vm_migration_info NAME KEY...      a value of SRC's last query-migrate
+#                                      (keys as a JSON path: ram transferred)
+#   vm_adopt NAME                      route a VM that migrated in from
+#                                      another site on its new node
+#
+# vm_start options beyond the memory shape: --qemu BIN (default $VC_QEMU
+# or qemu-system-x86_64), --page-hash on|off, --resolver SOCKET (the
+# destination's dht-pagesd), --incoming PORT (wait paused for a migration).
 #
 # Guests use file-backed shared RAM (memory-backend-file,share=on) so node
 # daemons can map it, a QMP socket, a serial log, and a TAP on the node's
@@ -52,6 +62,7 @@ vm_start() {
     local name=$1 site=$2 node=$3 ip=$4
     shift 4
     local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
+    local qemu=${VC_QEMU:-qemu-system-x86_64} page_hash= resolver= incoming=
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || { echo "guests: option '$1' needs a value" >&2; return 2; }
         case "$1" in
@@ -61,6 +72,10 @@ vm_start() {
         --dirty-mb) dirty_mb=$2 ;;
         --dirty-rate) dirty_rate=$2 ;;
         --image) image=$2 ;;
+        --qemu) qemu=$2 ;;
+        --page-hash) page_hash=$2 ;;
+        --resolver) resolver=$2 ;;
+        --incoming) incoming=$2 ;;
         *) echo "guests: unknown option '$1'" >&2; return 2 ;;
         esac
         shift 2
@@ -89,19 +104,28 @@ vm_start() {
     echo "$ip" >"$dir/ip"
     echo "$tap" >"$dir/tap"
     echo "$(vm_ram_dir "$site" "$node")/$name.ram" >"$dir/ram"
+    echo "$qemu" >"$dir/qemu"
+    local extra=()
+    [[ -z $page_hash ]] || extra+=(-global "migration.x-page-hash=$page_hash")
+    [[ -z $resolver ]] || extra+=(-global "migration.x-page-hash-resolver=$resolver")
+    if [[ -n $incoming ]]; then
+        echo "tcp:$(node_ip "$site" "$node"):$incoming" >"$dir/incoming"
+        extra+=(-S -incoming "$(cat "$dir/incoming")")
+    fi
     cleanup_fn vm_kill "$name"
-    ip netns exec "$ns" qemu-system-x86_64 \
+    ip netns exec "$ns" "$qemu" \
         -name "$name" \
         -machine "pc,accel=$(vc_accel),memory-backend=ram0" \
         -m "$mem" \
         -object "memory-backend-file,id=ram0,size=${mem}M,mem-path=$(cat "$dir/ram"),share=on" \
         -nodefaults -display none -no-reboot \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-        -append "console=ttyS0 panic=-1 ip=$ip::$gw:255.255.255.0:$name:eth0:off vc.seed=$seed vc.unique_mb=$unique_mb vc.dirty_mb=$dirty_mb vc.dirty_rate=$dirty_rate" \
+        -append "console=ttyS0 panic=-1 nokaslr ip=$ip::$gw:255.255.255.0:$name:eth0:off vc.seed=$seed vc.unique_mb=$unique_mb vc.dirty_mb=$dirty_mb vc.dirty_rate=$dirty_rate" \
         -serial "file:$dir/serial.log" \
         -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
         -device "virtio-net-pci,netdev=n0,mac=$mac" \
+        "${extra[@]}" \
         -pidfile "$dir/pid" -daemonize ||
         { echo "guests: QEMU for '$name' failed to start" >&2; return 1; }
 }
@@ -185,4 +209,53 @@ vm_kill() {
         wait_for 5 bash -c "! kill -0 $pid" || true
     fi
     _vm_release "$name"
+}
+
+# vm_migrate SRC DST [TIMEOUT_S]: migrate SRC into DST (started with
+# --incoming PORT on its node) and wait for the end. The final
+# query-migrate reply is kept for vm_migration_info. Fails if the
+# migration does not complete.
+vm_migrate() {
+    local src=$1 dst=$2 timeout=${3:-300} uri status
+    uri=$(_vm_get "$dst" incoming 2>/dev/null) ||
+        { echo "guests: '$dst' was not started with --incoming" >&2; return 2; }
+    vm_qmp "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}" >/dev/null
+    local deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        vm_qmp "$src" '{"execute":"query-migrate"}' | tail -n 1 >"$(_vm_dir "$src")/migrate.json"
+        status=$(vm_migration_info "$src" status)
+        case "$status" in
+        completed) return 0 ;;
+        failed|cancelled)
+            echo "guests: migration of '$src' $status: $(vm_migration_info "$src" error-desc)" >&2
+            return 1 ;;
+        esac
+        sleep 0.5
+    done
+    echo "guests: migration of '$src' did not finish in ${timeout} s" >&2
+    return 1
+}
+
+# vm_migration_info NAME KEY...: a field of the last query-migrate reply.
+vm_migration_info() {
+    local name=$1
+    shift
+    python3 - "$(_vm_dir "$name")/migrate.json" "$@" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1])).get("return", {})
+for k in sys.argv[2:]:
+    v = v.get(k, "") if isinstance(v, dict) else ""
+print(v)
+PY
+}
+
+# vm_adopt NAME: make a guest that migrated in from another site
+# reachable from the node it now runs on (its address stays in its home
+# subnet): the node routes to it on br0 and answers for its old gateway.
+vm_adopt() {
+    local name=$1 ip ns
+    ip=$(vm_ip "$name")
+    ns=$(node_ns "$(_vm_get "$name" site)" "$(_vm_get "$name" node)")
+    ip -n "$ns" addr add "${ip%.*}.254/32" dev br0 2>/dev/null || true
+    ip -n "$ns" route replace "$ip/32" dev br0
 }

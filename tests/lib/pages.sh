@@ -71,6 +71,18 @@ _pages_settled() {
        $(pages_stat "$1" "$2" rebalanced) == true ]]
 }
 
+# pages_wait_indexed SITE NODE [PASSES] [TIMEOUT]: until the node has
+# hashed all its guests' RAM PASSES more times (default 1) from now.
+pages_wait_indexed() {
+    local site=$1 node=$2 passes=${3:-1} timeout=${4:-60} start
+    start=$(pages_stat "$site" "$node" ram_passes)
+    wait_for "$timeout" _pages_passes_reached "$site" "$node" $((start + passes))
+}
+
+_pages_passes_reached() {
+    (($(pages_stat "$1" "$2" ram_passes) >= $3))
+}
+
 pages_wait_members() {
     local site=$1 node=$2 n=$3 timeout=${4:-30}
     wait_for "$timeout" _pages_settled "$site" "$node" "$n" || {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Page-hash live migration with the patched QEMU, across an emulated WAN
+# (20 ms one way, 100 Mbit/s): site B runs dht-pagesd on both nodes and
+# already a guest of the same image. A guest migrates a1 -> b2 with
+# x-page-hash, another stock (capability off) a2 -> b1, both in this run.
+# The page-hash destination's RAM equals the source's bit for bit, most
+# non-zero pages resolve on site B, the WAN carries less than half the
+# bytes of the stock migration, and the guest runs on with its memory
+# intact. Patched <-> stock Debian QEMU without the capability migrate too.
+source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/sites.sh"
+source "$(dirname "$0")/lib/guests.sh"
+source "$(dirname "$0")/lib/pages.sh"
+requires_root
+needs qemu-system-x86_64 socat python3
+
+qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
+log "patched QEMU: $qemu"
+sites_create 2 2 --delay 20 --rate 100
+
+# Site B: a guest of the same image, then the daemons that index it.
+vm_start gb b 1 10.77.2.101 --qemu "$qemu" --unique-mb 4
+vm_start g1 a 1 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 --page-hash on
+vm_start g0 a 2 10.77.1.102 --qemu "$qemu" --unique-mb 4 --seed 10
+for g in gb g1 g0; do
+    vm_wait_ready "$g" 90 || fail "guest $g did not boot"
+done
+for n in 1 2; do
+    pages_start b "$n" --hash-rate 0
+done
+pages_wait_members b 1 1 && pages_wait_members b 2 1 || fail "site B did not form"
+pages_wait_indexed b 1 1 || fail "b1 did not index its guest"
+pages_wait_members b 2 1 || fail "site B did not rebalance"
+log "site B indexed: $(pages_stat b 1 ram_pages) distinct pages of gb"
+
+# Stock migration (x-page-hash off on both ends) a2 -> b1, for comparison.
+vm_start g0b b 1 10.77.1.102 --qemu "$qemu" --unique-mb 4 --seed 10 --incoming 4444
+w0=$(wan_bytes a)
+vm_migrate g0 g0b || fail "stock migration failed"
+stock=$(($(wan_bytes a) - w0))
+log "stock: WAN $stock bytes, $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms"
+assert_eq "stock migration reports no page-hash" "" "$(vm_migration_info g0 page-hash)"
+
+# Page-hash migration a1 -> b2, destination resolving through b2.
+vm_start g1b b 2 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4444
+w0=$(wan_bytes a)
+vm_migrate g1 g1b || fail "page-hash migration failed"
+hashed=$(($(wan_bytes a) - w0))
+sent=$(vm_migration_info g1 page-hash hashes-sent)
+resolved=$(vm_migration_info g1 page-hash resolved)
+misses=$(vm_migration_info g1 page-hash misses)
+full=$(vm_migration_info g1 ram normal)
+# Non-zero pages: those sent as hashes, plus full pages sent for another
+# reason than a miss (the final stage).
+nonzero=$((sent + full - $(vm_migration_info g1 page-hash miss-pages-sent)))
+log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms"
+log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages, $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
+
+# Bit for bit: the destination is paused (-S), the source stopped.
+if [[ -n ${VC_KEEP:-} ]] && ! cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)"; then
+    cp "$(vm_ram_file g1)" "$(vm_ram_file g1b)" "$VC_KEEP/"
+fi
+cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)" ||
+    fail "destination RAM differs from source RAM in $(cmp -l "$(vm_ram_file g1)" "$(vm_ram_file g1b)" | wc -l) bytes"
+log "ok: destination RAM identical to source RAM"
+((resolved * 100 > nonzero * 80)) ||
+    fail "only $resolved of $nonzero non-zero pages resolved on site B"
+log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on site B"
+((hashed * 2 < stock)) || fail "page-hash WAN bytes $hashed not below half of stock $stock"
+((resolved > 0 && $(pages_stat b 2 lookups) >= sent)) || fail "b2 saw too few lookups"
+
+# The guest runs on at site B with its memory intact.
+vm_qmp g1b '{"execute":"cont"}' >/dev/null
+vm_adopt g1b
+sums=$(vm_sums g1b) || fail "migrated guest does not answer"
+assert_eq "payload after migration" "$(cat "$VC_IMAGE/payload.sha256")" \
+    "$(awk '$1 == "payload" {print $2}' <<<"$sums")"
+assert_eq "unique region after migration" \
+    "$("$VC_BUILDDIR/images/vcguest" --no-cmdline --seed 11 --unique-mb 4 --unique-sum)" \
+    "$(awk '$1 == "unique" {print $2}' <<<"$sums")"
+vm_stop g1b || fail "migrated guest did not power off"
+
+# Patched and stock QEMU interoperate when the capability is off.
+vm_start g2 a 1 10.77.1.103 --qemu qemu-system-x86_64 --unique-mb 4 --seed 12
+vm_wait_ready g2 90 || fail "stock guest did not boot"
+vm_start g2b b 2 10.77.1.103 --qemu "$qemu" --unique-mb 4 --seed 12 --incoming 4445
+vm_migrate g2 g2b || fail "stock -> patched migration failed"
+cmp -s "$(vm_ram_file g2)" "$(vm_ram_file g2b)" || fail "stock -> patched RAM differs"
+log "ok: stock Debian QEMU -> patched QEMU (capability off)"
+vm_kill g2
+vm_qmp g2b '{"execute":"cont"}' >/dev/null
+vm_start g2c a 2 10.77.1.103 --qemu qemu-system-x86_64 --unique-mb 4 --seed 12 --incoming 4446
+vm_migrate g2b g2c || fail "patched -> stock migration failed"
+log "ok: patched QEMU -> stock Debian QEMU (capability off)"
+
+# A mismatch fails at setup with a clear error, the source keeps running.
+vm_start g3 a 1 10.77.1.104 --qemu "$qemu" --unique-mb 4 --seed 13 --page-hash on
+vm_wait_ready g3 90 || fail "guest g3 did not boot"
+vm_start g3b b 2 10.77.1.104 --qemu "$qemu" --unique-mb 4 --seed 13 --incoming 4447
+if vm_migrate g3 g3b 60 2>"$VC_TESTDIR/err"; then
+    fail "migration with x-page-hash on one end only succeeded"
+fi
+log "one-sided capability: $(cat "$VC_TESTDIR/err")"
+status=$(vm_qmp g3 '{"execute":"query-status"}' | tail -n 1)
+[[ $status == *'"running"'* ]] || fail "source not running after the failed migration: $status"
+log "ok: source still running after the refused migration"
