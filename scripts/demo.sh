@@ -1,50 +1,69 @@
 #!/usr/bin/env bash
-# The demo: two sites on this machine joined by an emulated WAN link
-# (20 ms each way, 100 Mbit/s); a guest boots on a node of site A and
-# answers from site B across the WAN. Everything it creates is removed at
-# the end. Page-hash migration joins the demo when it exists.
+# The demo: two sites on this machine joined by an emulated WAN (20 ms
+# each way, 100 Mbit/s). Site B runs a guest of the same image and a
+# dht-pagesd on each node. A guest migrates from site A to site B twice,
+# first as stock QEMU does it, then with page hashes, and the WAN bytes of
+# both are printed side by side. Everything it creates is removed at the end.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "demo: must run as root (network namespaces)" >&2; exit 1; }
 
-echo "== set-up and build"
+echo "== set-up and build (packages, guest image, patched QEMU)"
 bash "$top/scripts/build.sh"
 
 export VC_SRCDIR=$top VC_BUILDDIR=$top/build
 source "$top/tests/lib/functions.sh"
 source "$top/tests/lib/sites.sh"
 source "$top/tests/lib/guests.sh"
+source "$top/tests/lib/pages.sh"
+qemu=$(bash "$top/qemu-patches/build-qemu.sh")
 
 step() { printf '\n== %s\n' "$*"; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 step "two sites, two nodes each, WAN 20 ms one way at 100 Mbit/s"
 sites_create 2 2 --delay 20 --rate 100
-for s in a b; do
-    for n in 1 2; do
-        printf '  node %s%s  %-12s netns %s\n' "$s" "$n" "$(node_ip $s $n)" "$(node_ns $s $n)"
-    done
-done
 printf '  a1 -> a2 (same site):  %s\n' "$(on_node a 1 ping -c 3 -i 0.2 -q "$(node_ip a 2)" | tail -n 1)"
 printf '  a1 -> b1 (across WAN): %s\n' "$(on_node a 1 ping -c 3 -i 0.2 -q "$(node_ip b 1)" | tail -n 1)"
 
-step "boot guest g1 on node a1 ($(vc_accel)), 256 MiB, payload of Debian files"
-t0=$SECONDS
-vm_start g1 a 1 10.77.1.101 --mem 256 --unique-mb 16
-vm_wait_ready g1 90
-echo "  ready after $((SECONDS - t0)) s; guest RAM file $(vm_ram_file g1)"
+step "boot guests ($(vc_accel)): gb on b1 (site B), g0 on a2 and g1 on a1 (site A)"
+vm_start gb b 1 10.77.2.101 --qemu "$qemu" --unique-mb 4
+vm_start g0 a 2 10.77.1.102 --qemu "$qemu" --unique-mb 4 --seed 10
+vm_start g1 a 1 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 --page-hash on
+for g in gb g0 g1; do vm_wait_ready "$g" 90; done
+echo "  each: 256 MiB, 32 MiB payload of Debian files, 4 MiB unique"
 
-step "site B reaches the guest across the WAN"
-on_node b 1 ping -c 3 -i 0.3 "$(vm_ip g1)" | sed 's/^/  /'
-echo "  agent on g1, asked from node b1:"
-vm_sums g1 b 1 | sed 's/^/    /'
-echo "  image builder's payload checksum: $(cat "$VC_IMAGE/payload.sha256")"
-[[ $(vm_sums g1 b 1 | awk '$1 == "payload" {print $2}') == "$(cat "$VC_IMAGE/payload.sha256")" ]] &&
-    echo "  payload in guest RAM matches the image"
+step "site B's page index: dht-pagesd on b1 and b2 (OpenDHT membership)"
+pages_start b 1 --hash-rate 0
+pages_start b 2 --hash-rate 0
+pages_wait_members b 1 1
+pages_wait_members b 2 1
+pages_wait_indexed b 1 1
+pages_cli b 2 status | sed 's/^/  /'
 
-step "WAN link counters"
-echo "  site A WAN bytes: $(wan_bytes a)"
+step "stock live migration g0: a2 -> b1"
+vm_start g0b b 1 10.77.1.102 --qemu "$qemu" --unique-mb 4 --seed 10 --incoming 4444
+w=$(wan_bytes a)
+vm_migrate g0 g0b
+stock=$(($(wan_bytes a) - w))
+echo "  done in $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms, WAN $(mib "$stock")"
 
-step "power off, tear down"
-vm_stop g1
-sites_destroy
-echo "  done: no namespace, bridge or guest left"
+step "page-hash live migration g1: a1 -> b2 (resolved through b2's dht-pagesd)"
+vm_start g1b b 2 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4444
+w=$(wan_bytes a)
+vm_migrate g1 g1b
+hashed=$(($(wan_bytes a) - w))
+echo "  done in $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms, WAN $(mib "$hashed")"
+echo "  $(vm_migration_info g1 page-hash hashes-sent) hashes sent, $(vm_migration_info g1 page-hash resolved) pages found on site B, $(vm_migration_info g1 page-hash misses) asked from site A"
+cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)" && echo "  destination RAM identical to the source's"
+
+step "result"
+printf '  WAN bytes: stock %s, page-hash %s: %s saved (%d%% less)\n' \
+    "$(mib "$stock")" "$(mib "$hashed")" "$(mib $((stock - hashed)))" \
+    $(((stock - hashed) * 100 / stock))
+vm_qmp g1b '{"execute":"cont"}' >/dev/null
+vm_adopt g1b
+echo "  g1 runs on at site B; its agent says:"
+vm_sums g1b | sed 's/^/    /'
+echo "  (payload checksum of the image: $(cat "$VC_IMAGE/payload.sha256"))"

@@ -36,6 +36,15 @@ _vm_shm_registered=
 # directory per node, as a libvirt memory_backing_dir would be).
 vm_ram_dir() { echo "/dev/shm/${VC_SITE_PREFIX}/$1$2"; }
 
+# vm_ram_dir_create SITE NODE: create it; all of them go at exit.
+vm_ram_dir_create() {
+    mkdir -p "$(vm_ram_dir "$1" "$2")"
+    if [[ -z $_vm_shm_registered ]]; then
+        cleanup_fn rm -rf "/dev/shm/${VC_SITE_PREFIX}"
+        _vm_shm_registered=1
+    fi
+}
+
 _vm_get() {
     local f
     f="$(_vm_dir "$1")/$2"
@@ -91,11 +100,8 @@ vm_start() {
     [[ -n $seed ]] || seed=$(printf '%s' "$name" | cksum | cut -d' ' -f1)
     # MAC from the IP: unique on the site LAN.
     mac=$(printf '52:54:%02x:%02x:%02x:%02x' ${ip//./ })
-    mkdir -p "$dir" "$(vm_ram_dir "$site" "$node")"
-    if [[ -z $_vm_shm_registered ]]; then
-        cleanup_fn rm -rf "/dev/shm/${VC_SITE_PREFIX}"
-        _vm_shm_registered=1
-    fi
+    mkdir -p "$dir"
+    vm_ram_dir_create "$site" "$node"
     tap="vm${name:0:12}"
     ip -n "$ns" tuntap add dev "$tap" mode tap
     ip -n "$ns" link set "$tap" master br0 up

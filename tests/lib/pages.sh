@@ -26,7 +26,7 @@ pages_start() {
     key=$(pages_key "$site")
     [[ -f $key ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key"
     ((node == 1)) || boot=(--bootstrap "$(node_ip "$site" 1):4222")
-    mkdir -p "$(vm_ram_dir "$site" "$node")"
+    vm_ram_dir_create "$site" "$node"
     ip netns exec "$(node_ns "$site" "$node")" "$VC_PAGESD" \
         --site "$site" --site-key-file "$key" \
         --address "$(node_ip "$site" "$node")" \

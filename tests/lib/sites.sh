@@ -311,6 +311,12 @@ sites_gc() {
             ip netns delete "$ns" 2>/dev/null || true
         fi
     done
+    # Guest RAM directories of killed runs (tests/lib/guests.sh).
+    for ns in /dev/shm/vct[0-9]*; do
+        [[ -d $ns ]] || continue
+        pid=${ns#/dev/shm/vct}
+        kill -0 "$pid" 2>/dev/null || rm -rf "$ns"
+    done
     return 0
 }
 
