@@ -81,6 +81,46 @@ assert_eq "unique region after migration" \
     "$(awk '$1 == "unique" {print $2}' <<<"$sums")"
 vm_stop g1b || fail "migrated guest did not power off"
 
+# A guest that keeps dirtying memory (8 MiB region, 2,000 pages/s) while
+# it migrates: the stable regions arrive intact and the guest runs on.
+vm_start g4 a 2 10.77.1.105 --qemu "$qemu" --unique-mb 4 --seed 14 \
+    --dirty-mb 8 --dirty-rate 2000 --page-hash on
+vm_wait_ready g4 90 || fail "guest g4 did not boot"
+vm_start g4b b 2 10.77.1.105 --qemu "$qemu" --unique-mb 4 --seed 14 \
+    --dirty-mb 8 --dirty-rate 2000 --page-hash on \
+    --resolver "$(pages_sock b 2)" --incoming 4448
+vm_migrate g4 g4b || fail "page-hash migration of a dirtying guest failed"
+log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, downtime $(vm_migration_info g4 downtime) ms"
+cmp -s "$(vm_ram_file g4)" "$(vm_ram_file g4b)" || fail "dirtying guest: RAM differs"
+vm_qmp g4b '{"execute":"cont"}' >/dev/null
+vm_adopt g4b
+sums=$(vm_sums g4b) || fail "migrated dirtying guest does not answer"
+assert_eq "dirtying guest: payload" "$(cat "$VC_IMAGE/payload.sha256")" \
+    "$(awk '$1 == "payload" {print $2}' <<<"$sums")"
+assert_eq "dirtying guest: unique region" \
+    "$("$VC_BUILDDIR/images/vcguest" --no-cmdline --seed 14 --unique-mb 4 --unique-sum)" \
+    "$(awk '$1 == "unique" {print $2}' <<<"$sums")"
+w1=$(vm_agent g4b info | awk -F= '$1 == "dirty_pages_written" {print $2}')
+sleep 1
+w2=$(vm_agent g4b info | awk -F= '$1 == "dirty_pages_written" {print $2}')
+((w2 > w1)) || fail "the writer stopped after migration ($w1 -> $w2)"
+log "ok: writer still running on site B ($w1 -> $w2 pages written)"
+vm_kill g4b
+
+# The resolver dies: every hash becomes a miss, the migration completes.
+vm_start g5 a 1 10.77.1.106 --qemu "$qemu" --unique-mb 4 --seed 15 --page-hash on
+vm_wait_ready g5 90 || fail "guest g5 did not boot"
+vm_start g5b b 2 10.77.1.106 --qemu "$qemu" --unique-mb 4 --seed 15 \
+    --page-hash on --resolver "$VC_TESTDIR/no-such-resolver.sock" --incoming 4449
+lookups=$(pages_stat b 2 lookups)
+vm_migrate g5 g5b || fail "migration without a resolver failed"
+cmp -s "$(vm_ram_file g5)" "$(vm_ram_file g5b)" || fail "no resolver: RAM differs"
+assert_eq "no resolver: lookups on site B" "$lookups" "$(pages_stat b 2 lookups)"
+# "resolved" counts only pages equal to another page of the same guest
+# that crossed once (the destination asks for each content once).
+log "ok: no resolver: $(vm_migration_info g5 page-hash misses) pages asked for, $(vm_migration_info g5 page-hash resolved) copied from equal pages, RAM identical"
+vm_kill g5b
+
 # Patched and stock QEMU interoperate when the capability is off.
 vm_start g2 a 1 10.77.1.103 --qemu qemu-system-x86_64 --unique-mb 4 --seed 12
 vm_wait_ready g2 90 || fail "stock guest did not boot"
