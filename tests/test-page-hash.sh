@@ -121,6 +121,50 @@ assert_eq "no resolver: lookups on site B" "$lookups" "$(pages_stat b 2 lookups)
 log "ok: no resolver: $(vm_migration_info g5 page-hash misses) pages asked for, $(vm_migration_info g5 page-hash resolved) copied from equal pages, RAM identical"
 vm_kill g5b
 
+migration_is() {
+    [[ $(vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1) == *"\"status\": \"$2\""* ]]
+}
+
+# Faults: the WAN is cut mid-migration (the operator cancels), then the
+# destination QEMU dies mid-migration. Each time the source keeps running
+# with its memory unchanged, and a retry succeeds.
+vm_start g6 a 1 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 --page-hash on
+vm_wait_ready g6 90 || fail "guest g6 did not boot"
+expect_unique=$("$VC_BUILDDIR/images/vcguest" --no-cmdline --seed 16 --unique-mb 4 --unique-sum)
+vm_start g6x b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4450
+vm_migrate_start g6 g6x
+sleep 0.7
+wan_cut
+sleep 2
+vm_qmp g6 '{"execute":"migrate_cancel"}' >/dev/null
+wait_for 30 migration_is g6 cancelled ||
+    fail "migration did not cancel after the WAN cut"
+wan_restore
+vm_kill g6x
+assert_eq "source after WAN cut" running "$(vm_status g6)"
+assert_eq "source unique region after WAN cut" "$expect_unique" \
+    "$(vm_sums g6 | awk '$1 == "unique" {print $2}')"
+
+vm_start g6y b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4451
+vm_migrate_start g6 g6y
+sleep 0.7
+kill -9 "$(vm_pid g6y)"
+wait_for 60 migration_is g6 failed ||
+    fail "migration did not fail when the destination died"
+vm_kill g6y
+assert_eq "source after destination died" running "$(vm_status g6)"
+assert_eq "source unique region after destination died" "$expect_unique" \
+    "$(vm_sums g6 | awk '$1 == "unique" {print $2}')"
+
+vm_start g6z b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4452
+vm_migrate g6 g6z || fail "retry after the faults failed"
+cmp -s "$(vm_ram_file g6)" "$(vm_ram_file g6z)" || fail "retry: RAM differs"
+log "ok: WAN cut and destination crash left the source running; the retry migrated ($(vm_migration_info g6 page-hash resolved) resolved)"
+vm_kill g6z
+
 # Patched and stock QEMU interoperate when the capability is off.
 vm_start g2 a 1 10.77.1.103 --qemu qemu-system-x86_64 --unique-mb 4 --seed 12
 vm_wait_ready g2 90 || fail "stock guest did not boot"

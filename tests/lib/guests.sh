@@ -242,6 +242,19 @@ vm_migrate() {
     return 1
 }
 
+# vm_migrate_start SRC DST: start a migration and return at once.
+vm_migrate_start() {
+    local uri
+    uri=$(_vm_get "$2" incoming) || return 2
+    vm_qmp "$1" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}" >/dev/null
+}
+
+# vm_status NAME: the run state QEMU reports (running, paused, ...).
+vm_status() {
+    vm_qmp "$1" '{"execute":"query-status"}' | tail -n 1 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["return"]["status"])'
+}
+
 # vm_migration_info NAME KEY...: a field of the last query-migrate reply.
 vm_migration_info() {
     local name=$1
