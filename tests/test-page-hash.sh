@@ -165,6 +165,21 @@ cmp -s "$(vm_ram_file g6)" "$(vm_ram_file g6z)" || fail "retry: RAM differs"
 log "ok: WAN cut and destination crash left the source running; the retry migrated ($(vm_migration_info g6 page-hash resolved) resolved)"
 vm_kill g6z
 
+# dht-pagesd on the destination node dies mid-migration: the remaining
+# hashes become misses and the migration completes, identical.
+vm_start g7 a 1 10.77.1.108 --qemu "$qemu" --unique-mb 4 --seed 17 --page-hash on
+vm_wait_ready g7 90 || fail "guest g7 did not boot"
+vm_start g7b b 2 10.77.1.108 --qemu "$qemu" --unique-mb 4 --seed 17 \
+    --page-hash on --resolver "$(pages_sock b 2)" --incoming 4453
+vm_migrate_start g7 g7b
+sleep 0.5
+pages_kill b 2
+wait_for 120 migration_is g7 completed || fail "migration did not complete after dht-pagesd died"
+vm_qmp g7 '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g7/migrate.json"
+cmp -s "$(vm_ram_file g7)" "$(vm_ram_file g7b)" || fail "dht-pagesd killed: RAM differs"
+log "ok: dht-pagesd killed mid-migration: completed, $(vm_migration_info g7 page-hash resolved) resolved before, $(vm_migration_info g7 page-hash misses) misses"
+vm_kill g7b
+
 # Patched and stock QEMU interoperate when the capability is off.
 vm_start g2 a 1 10.77.1.103 --qemu qemu-system-x86_64 --unique-mb 4 --seed 12
 vm_wait_ready g2 90 || fail "stock guest did not boot"
