@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vc-error.h"
@@ -92,11 +93,16 @@ vc_frame_append(GByteArray *out, const guint8 *payload, gsize len)
     g_byte_array_append(out, payload, len);
 }
 
-static gboolean
-write_all(int fd, const guint8 *data, gsize len, GError **error)
+gboolean
+vc_write_all(int fd, const guint8 *data, gsize len, GError **error)
 {
     while (len > 0) {
-        ssize_t n = write(fd, data, len);
+        /* send() where it can: a closed peer is an error, not SIGPIPE. */
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == ENOTSOCK) {
+            n = write(fd, data, len);
+        }
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -118,7 +124,7 @@ vc_frame_write_fd(int fd, const guint8 *payload, gsize len, GError **error)
     g_autoptr(GByteArray) out = g_byte_array_sized_new(len + 4);
 
     vc_frame_append(out, payload, len);
-    return write_all(fd, out->data, out->len, error);
+    return vc_write_all(fd, out->data, out->len, error);
 }
 
 /* Returns the number of bytes read (< len only at EOF), or -1. */

@@ -35,6 +35,7 @@ gsize vc_frame_reader_pending(VcFrameReader *reader);
 void vc_frame_append(GByteArray *out, const guint8 *payload, gsize len);
 
 /* Blocking helpers for simple clients; they retry on EINTR. */
+gboolean vc_write_all(int fd, const guint8 *data, gsize len, GError **error);
 gboolean vc_frame_write_fd(int fd, const guint8 *payload, gsize len,
                            GError **error);
 /* Returns FALSE with *payload NULL and no error on a clean EOF before a

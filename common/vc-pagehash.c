@@ -27,6 +27,21 @@ vc_page_hash_equal(const VcPageHash *a, const VcPageHash *b)
     return memcmp(a->bytes, b->bytes, VC_PAGE_HASH_LEN) == 0;
 }
 
+guint
+vc_page_hash_hash(gconstpointer key)
+{
+    guint64 v;
+
+    memcpy(&v, key, sizeof(v));
+    return (guint)(v ^ (v >> 32));
+}
+
+gboolean
+vc_page_hash_equal_func(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
+}
+
 gboolean
 vc_page_is_zero(const guint8 *page)
 {

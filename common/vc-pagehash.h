@@ -19,6 +19,10 @@ typedef struct {
 void vc_page_hash(const guint8 *page, VcPageHash *out);
 void vc_sha256(const guint8 *data, gsize len, VcPageHash *out);
 gboolean vc_page_hash_equal(const VcPageHash *a, const VcPageHash *b);
+/* GHashTable functions for keys that point to a VcPageHash. SHA-256
+ * output is uniform, so its first bytes serve as the table hash. */
+guint vc_page_hash_hash(gconstpointer key);
+gboolean vc_page_hash_equal_func(gconstpointer a, gconstpointer b);
 gboolean vc_page_is_zero(const guint8 *page);
 
 /* @hex must hold VC_PAGE_HASH_HEX_LEN + 1 bytes. */

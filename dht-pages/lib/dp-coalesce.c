@@ -34,21 +34,6 @@ struct DpCoalescer {
     guint64 served;
 };
 
-static guint
-page_hash_hash(gconstpointer p)
-{
-    guint64 v;
-
-    memcpy(&v, p, sizeof(v));
-    return (guint)(v ^ (v >> 32));
-}
-
-static gboolean
-page_hash_eq(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
-}
-
 static void
 entry_free(gpointer p)
 {
@@ -67,7 +52,7 @@ dp_coalescer_new(gint64 hold_us)
 
     c = g_new0(DpCoalescer, 1);
     g_mutex_init(&c->lock);
-    c->entries = g_hash_table_new_full(page_hash_hash, page_hash_eq,
+    c->entries = g_hash_table_new_full(vc_page_hash_hash, vc_page_hash_equal_func,
                                        entry_free, NULL);
     c->hold_us = hold_us;
     c->sweep_at = MIN_SWEEP;

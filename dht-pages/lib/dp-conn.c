@@ -10,19 +10,12 @@
 gboolean
 dp_write_all(int fd, const guint8 *data, gsize len, GError **error)
 {
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    g_autoptr(GError) local = NULL;
 
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot send: %s",
-                        g_strerror(errno));
-            return FALSE;
-        }
-        data += n;
-        len -= (gsize)n;
+    /* Callers tell I/O failures from protocol errors by DP_ERROR_IO. */
+    if (!vc_write_all(fd, data, len, &local)) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO, "%s", local->message);
+        return FALSE;
     }
     return TRUE;
 }

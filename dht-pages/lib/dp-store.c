@@ -24,22 +24,6 @@ struct DpStore {
     guint64 evictions;
 };
 
-static guint
-page_hash_hash(gconstpointer p)
-{
-    guint64 v;
-
-    /* Hashes are SHA-256: any 8 bytes are as good as a hash function. */
-    memcpy(&v, p, sizeof(v));
-    return (guint)(v ^ (v >> 32));
-}
-
-static gboolean
-page_hash_eq(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
-}
-
 DpStore *
 dp_store_new(gsize max_pages, DpStoreEvictFunc evicted, gpointer data)
 {
@@ -48,7 +32,7 @@ dp_store_new(gsize max_pages, DpStoreEvictFunc evicted, gpointer data)
     g_return_val_if_fail(max_pages > 0, NULL);
 
     store = g_new0(DpStore, 1);
-    store->pages = g_hash_table_new(page_hash_hash, page_hash_eq);
+    store->pages = g_hash_table_new(vc_page_hash_hash, vc_page_hash_equal_func);
     g_queue_init(&store->lru);
     store->max_pages = max_pages;
     store->evicted = evicted;

@@ -44,21 +44,6 @@ struct DpRam {
     guint next_id;
 };
 
-static guint
-hash_key_hash(gconstpointer p)
-{
-    guint v;
-
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static gboolean
-hash_key_equal(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
-}
-
 DpRam *
 dp_ram_new(void)
 {
@@ -66,7 +51,7 @@ dp_ram_new(void)
 
     ram->by_path = g_hash_table_new(g_str_hash, g_str_equal);
     ram->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
-    ram->table = g_hash_table_new(hash_key_hash, hash_key_equal);
+    ram->table = g_hash_table_new(vc_page_hash_hash, vc_page_hash_equal_func);
     ram->next_id = 1;
     return ram;
 }

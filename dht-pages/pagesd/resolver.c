@@ -21,21 +21,6 @@ typedef struct {
     GHashTable *claimed; /* VcPageHash * (owned) */
 } Client;
 
-static guint
-hash_key_hash(gconstpointer p)
-{
-    guint v;
-
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static gboolean
-hash_key_equal(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, VC_PAGE_HASH_LEN) == 0;
-}
-
 /* Ask the index owners who holds each unresolved hash. */
 static void
 query_holders(DpDaemon *d, const VcPageHash *hashes, const guint32 *todo,
@@ -460,7 +445,7 @@ accept_loop(gpointer data)
         c->d = d;
         c->fd = fd;
         c->serial = ++serial;
-        c->claimed = g_hash_table_new_full(hash_key_hash, hash_key_equal,
+        c->claimed = g_hash_table_new_full(vc_page_hash_hash, vc_page_hash_equal_func,
                                            g_free, NULL);
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));
     }
