@@ -22,7 +22,6 @@
 
 #include "dp-conn.h"
 #include "dp-proto.h"
-#include "vc-frame.h"
 #include "vc-pagehash.h"
 
 static char *arg_socket = NULL;
@@ -83,30 +82,9 @@ static gboolean
 call(int fd, GByteArray *req, guint8 want, DpMsg *reply, GBytes **payload,
      GError **error)
 {
-    gsize off = 0;
-
-    while (off < req->len) {
-        ssize_t n = write(fd, req->data + off, req->len - off);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot send: %s",
-                        g_strerror(errno));
-            return FALSE;
-        }
-        off += (gsize)n;
-    }
-    if (!vc_frame_read_fd(fd, DP_MAX_PAYLOAD, payload, error)) {
-        if (error && !*error) {
-            g_set_error(error, DP_ERROR, DP_ERROR_IO,
-                        "dht-pagesd closed the connection");
-        }
-        return FALSE;
-    }
-    if (!dp_msg_decode(g_bytes_get_data(*payload, NULL),
-                       g_bytes_get_size(*payload), reply, error)) {
+    if (!dp_write_all(fd, req->data, req->len, error) ||
+        !dp_msg_read(fd, reply, payload, error)) {
+        g_prefix_error(error, "dht-pagesd: ");
         return FALSE;
     }
     if (reply->type == DP_MSG_ERROR) {
