@@ -114,6 +114,12 @@ void dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes,
 gboolean dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
                        gboolean *from_ram);
 
+/* Work grouped by site member: DpNodeId * -> GArray of items of one
+ * size (hashes to announce, indices of hashes to ask for). */
+GHashTable *dp_node_groups_new(void);
+void dp_node_groups_add(GHashTable *groups, const DpNodeId *node,
+                        gconstpointer item, guint item_size);
+
 /* resolver.c */
 gboolean dp_resolver_listen(DpDaemon *d, GError **error);
 char *dp_stats_json(DpDaemon *d);

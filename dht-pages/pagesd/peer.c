@@ -413,21 +413,39 @@ dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
     return TRUE;
 }
 
+GHashTable *
+dp_node_groups_new(void)
+{
+    return g_hash_table_new_full(dp_node_id_hash, dp_node_id_equal_func,
+                                 g_free, (GDestroyNotify)g_array_unref);
+}
+
+void
+dp_node_groups_add(GHashTable *groups, const DpNodeId *node,
+                   gconstpointer item, guint item_size)
+{
+    GArray *items = g_hash_table_lookup(groups, node);
+
+    if (!items) {
+        items = g_array_new(FALSE, FALSE, item_size);
+        g_hash_table_insert(groups, g_memdup2(node, sizeof(*node)), items);
+    }
+    g_array_append_vals(items, item, 1);
+}
+
 void
 dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes, gsize n)
 {
-    g_autoptr(GHashTable) by_owner = g_hash_table_new_full(
-        (GHashFunc)g_bytes_hash, (GEqualFunc)g_bytes_equal,
-        (GDestroyNotify)g_bytes_unref, (GDestroyNotify)g_array_unref);
+    g_autoptr(GHashTable) by_owner = dp_node_groups_new();
     GHashTableIter it;
-    GBytes *owner_key;
+    const DpNodeId *owner;
     GArray *batch;
 
     g_mutex_lock(&d->lock);
     for (gsize i = 0; i < n; i++) {
-        const DpNodeId *owner = dp_partition_owner_id(d->partition, &hashes[i]);
+        const DpNodeId *o = dp_partition_owner_id(d->partition, &hashes[i]);
 
-        if (!owner || dp_node_id_equal(owner, &d->self)) {
+        if (!o || dp_node_id_equal(o, &d->self)) {
             if (type == DP_MSG_INDEX_ADD) {
                 dp_index_add(d->index, &hashes[i], &d->self);
             } else {
@@ -435,21 +453,13 @@ dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes, gsize n)
             }
             continue;
         }
-        g_autoptr(GBytes) key = g_bytes_new(owner, sizeof(*owner));
-        batch = g_hash_table_lookup(by_owner, key);
-        if (!batch) {
-            batch = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
-            g_hash_table_insert(by_owner, g_bytes_ref(key), batch);
-        }
-        g_array_append_val(batch, hashes[i]);
+        dp_node_groups_add(by_owner, o, &hashes[i], sizeof(VcPageHash));
     }
     g_mutex_unlock(&d->lock);
 
     g_hash_table_iter_init(&it, by_owner);
-    while (g_hash_table_iter_next(&it, (gpointer *)&owner_key,
+    while (g_hash_table_iter_next(&it, (gpointer *)&owner,
                                   (gpointer *)&batch)) {
-        const DpNodeId *owner = g_bytes_get_data(owner_key, NULL);
-
         for (guint off = 0; off < batch->len; off += DP_MAX_BATCH) {
             guint cnt = MIN(DP_MAX_BATCH, batch->len - off);
             g_autoptr(GByteArray) req = g_byte_array_new();

@@ -26,9 +26,7 @@ static void
 query_holders(DpDaemon *d, const VcPageHash *hashes, const guint32 *todo,
               guint n_todo, DpNodeId *holders, guint8 *n_holders)
 {
-    g_autoptr(GHashTable) groups = g_hash_table_new_full(
-        dp_node_id_hash, dp_node_id_equal_func, g_free,
-        (GDestroyNotify)g_array_unref);
+    g_autoptr(GHashTable) groups = dp_node_groups_new();
     GHashTableIter it;
     DpNodeId *owner;
     GArray *idx;
@@ -46,12 +44,7 @@ query_holders(DpDaemon *d, const VcPageHash *hashes, const guint32 *todo,
                 d->index, &hashes[i], &holders[(gsize)i * DP_MAX_HOLDERS]);
             continue;
         }
-        idx = g_hash_table_lookup(groups, o);
-        if (!idx) {
-            idx = g_array_new(FALSE, FALSE, sizeof(guint32));
-            g_hash_table_insert(groups, g_memdup2(o, sizeof(*o)), idx);
-        }
-        g_array_append_val(idx, i);
+        dp_node_groups_add(groups, o, &i, sizeof(i));
     }
     g_mutex_unlock(&d->lock);
 
@@ -96,9 +89,7 @@ fetch_from_holders(DpDaemon *d, const VcPageHash *hashes, guint32 count,
                    guint8 *buf, const guint8 **out)
 {
     for (guint round = 0; round < DP_MAX_HOLDERS; round++) {
-        g_autoptr(GHashTable) groups = g_hash_table_new_full(
-            dp_node_id_hash, dp_node_id_equal_func, g_free,
-            (GDestroyNotify)g_array_unref);
+        g_autoptr(GHashTable) groups = dp_node_groups_new();
         GHashTableIter it;
         DpNodeId *holder;
         GArray *idx;
@@ -113,12 +104,7 @@ fetch_from_holders(DpDaemon *d, const VcPageHash *hashes, guint32 count,
             if (dp_node_id_equal(h, &d->self)) {
                 continue; /* we looked locally already: stale entry */
             }
-            idx = g_hash_table_lookup(groups, h);
-            if (!idx) {
-                idx = g_array_new(FALSE, FALSE, sizeof(guint32));
-                g_hash_table_insert(groups, g_memdup2(h, sizeof(*h)), idx);
-            }
-            g_array_append_val(idx, i);
+            dp_node_groups_add(groups, h, &i, sizeof(i));
         }
         if (g_hash_table_size(groups) == 0) {
             return;
