@@ -66,6 +66,15 @@ vc_accel() {
     fi
 }
 
+# The parts of a guest's identity both QEMU and libvirt guests share: a
+# seed from the name, a MAC from the IP (unique on the site LAN), and the
+# kernel command line that configures vcguest.
+_vm_seed() { printf '%s' "$1" | cksum | cut -d' ' -f1; }
+_vm_mac() { printf '52:54:%02x:%02x:%02x:%02x' ${1//./ }; }
+_vm_cmdline() {
+    echo "console=ttyS0 panic=-1 nokaslr ip=$2::$3:255.255.255.0:$1:eth0:off vc.seed=$4 vc.unique_mb=$5 vc.dirty_mb=$6 vc.dirty_rate=$7"
+}
+
 vm_start() {
     [[ $# -ge 4 ]] || { echo "guests: usage: vm_start NAME SITE NODE IP [OPTION...]" >&2; return 2; }
     local name=$1 site=$2 node=$3 ip=$4
@@ -97,9 +106,8 @@ vm_start() {
     [[ ! -e $dir ]] || { echo "guests: VM '$name' exists already" >&2; return 1; }
     ns=$(node_ns "$site" "$node")
     gw=$(gw_ip "$site")
-    [[ -n $seed ]] || seed=$(printf '%s' "$name" | cksum | cut -d' ' -f1)
-    # MAC from the IP: unique on the site LAN.
-    mac=$(printf '52:54:%02x:%02x:%02x:%02x' ${ip//./ })
+    [[ -n $seed ]] || seed=$(_vm_seed "$name")
+    mac=$(_vm_mac "$ip")
     mkdir -p "$dir"
     vm_ram_dir_create "$site" "$node"
     tap="vm${name:0:12}"
@@ -126,7 +134,7 @@ vm_start() {
         -object "memory-backend-file,id=ram0,size=${mem}M,mem-path=$(cat "$dir/ram"),share=on" \
         -nodefaults -display none -no-reboot \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-        -append "console=ttyS0 panic=-1 nokaslr ip=$ip::$gw:255.255.255.0:$name:eth0:off vc.seed=$seed vc.unique_mb=$unique_mb vc.dirty_mb=$dirty_mb vc.dirty_rate=$dirty_rate" \
+        -append "$(_vm_cmdline "$name" "$ip" "$gw" "$seed" "$unique_mb" "$dirty_mb" "$dirty_rate")" \
         -serial "file:$dir/serial.log" \
         -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
@@ -272,9 +280,13 @@ PY
 # reachable from the node it now runs on (its address stays in its home
 # subnet): the node routes to it on br0 and answers for its old gateway.
 vm_adopt() {
-    local name=$1 ip ns
-    ip=$(vm_ip "$name")
-    ns=$(node_ns "$(_vm_get "$name" site)" "$(_vm_get "$name" node)")
-    ip -n "$ns" addr add "${ip%.*}.254/32" dev br0 2>/dev/null || true
-    ip -n "$ns" route replace "$ip/32" dev br0
+    node_adopt_ip "$(_vm_get "$1" site)" "$(_vm_get "$1" node)" "$(vm_ip "$1")"
+}
+
+# node_adopt_ip SITE NODE IP: the same for an address.
+node_adopt_ip() {
+    local ns
+    ns=$(node_ns "$1" "$2")
+    ip -n "$ns" addr add "${3%.*}.254/32" dev br0 2>/dev/null || true
+    ip -n "$ns" route replace "$3/32" dev br0
 }

@@ -16,7 +16,18 @@ VC_PAGESD=${VC_PAGESD:-$VC_BUILDDIR/dht-pages/pagesd/dht-pagesd}
 VC_PAGES_CLI=${VC_PAGES_CLI:-$VC_BUILDDIR/dht-pages/cli/dht-pages}
 
 pages_key() { echo "$VC_TESTDIR/site-$1.key"; }
-pages_sock() { echo "$VC_TESTDIR/pagesd-$1$2.sock"; }
+# _pages_lv SITE NODE: true if the node runs libvirtd (tests/lib/libvirt.sh):
+# then dht-pagesd runs in the node's mount namespace and listens where the
+# domains' QEMU looks for it, /run/dht-pages/resolver.sock.
+_pages_lv() { declare -F lv_holder >/dev/null && lv_holder "$1" "$2" >/dev/null; }
+
+pages_sock() {
+    if _pages_lv "$1" "$2"; then
+        echo "$(lv_root "$1" "$2")$VC_RESOLVER_SOCKET"
+    else
+        echo "$VC_TESTDIR/pagesd-$1$2.sock"
+    fi
+}
 pages_log() { echo "$VC_TESTDIR/pagesd-$1$2.log"; }
 pages_pid() { cat "$VC_TESTDIR/pagesd-$1$2.pid"; }
 
@@ -27,11 +38,19 @@ pages_start() {
     [[ -f $key ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key"
     ((node == 1)) || boot=(--bootstrap "$(node_ip "$site" 1):4222")
     vm_ram_dir_create "$site" "$node"
-    ip netns exec "$(node_ns "$site" "$node")" "$VC_PAGESD" \
+    local run=(ip netns exec "$(node_ns "$site" "$node")") sock
+    sock=$(pages_sock "$site" "$node")
+    if _pages_lv "$site" "$node"; then
+        run=(nsenter -t "$(lv_holder "$site" "$node")" -m -n)
+        sock=$VC_RESOLVER_SOCKET
+    fi
+    # Guests of guests.sh, and libvirt's layout under memory_backing_dir.
+    "${run[@]}" "$VC_PAGESD" \
         --site "$site" --site-key-file "$key" \
         --address "$(node_ip "$site" "$node")" \
-        --resolver-socket "$(pages_sock "$site" "$node")" \
+        --resolver-socket "$sock" \
         --ram-glob "$(vm_ram_dir "$site" "$node")/*.ram" \
+        --ram-glob "$(vm_ram_dir "$site" "$node")/libvirt/qemu/*/pc.ram" \
         "${boot[@]}" "$@" >"$(pages_log "$site" "$node")" 2>&1 &
     echo $! >"$VC_TESTDIR/pagesd-$site$node.pid"
     cleanup_fn pages_stop "$site" "$node"
