@@ -4,8 +4,6 @@
 #include "vmm-error.h"
 #include "vmm-progress.h"
 
-#define MIB (1024.0 * 1024.0)
-
 void
 vmm_job_stats_init(VmmJobStats *s)
 {
@@ -119,7 +117,7 @@ append_mib(GString *out, gint64 bytes, const char *suffix)
     if (bytes < 0) {
         g_string_append_printf(out, "  %9s %s", "-", suffix);
     } else {
-        g_string_append_printf(out, "  %9.1f %s", (double)bytes / MIB,
+        g_string_append_printf(out, "  %9.1f %s", (double)bytes / VMM_MIB,
                                suffix);
     }
 }
@@ -158,7 +156,7 @@ vmm_progress_format(const char *domain, VmmStatus status,
     if (p->rate_bps < 0) {
         g_string_append_printf(out, "  %7s MiB/s", "-");
     } else {
-        g_string_append_printf(out, "  %7.1f MiB/s", p->rate_bps / MIB);
+        g_string_append_printf(out, "  %7.1f MiB/s", p->rate_bps / VMM_MIB);
     }
     left = s->data_remaining != VMM_UNKNOWN ? s->data_remaining
                                             : s->memory_remaining;

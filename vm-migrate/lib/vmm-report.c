@@ -3,8 +3,6 @@
 
 #include "vmm-report.h"
 
-#define MIB (1024.0 * 1024.0)
-
 static void
 vm_report_free(gpointer data)
 {
@@ -317,7 +315,7 @@ cell_int(gint64 value)
                      : g_strdup_printf("%" G_GINT64_FORMAT, value);
 }
 
-/* @value in @unit (1000 for ms -> s, MIB for bytes -> MiB), one decimal. */
+/* @value in @unit (1000: ms to s, VMM_MIB: bytes to MiB), one decimal. */
 static char *
 cell_scaled(gint64 value, double unit)
 {
@@ -351,12 +349,12 @@ vm_row(const VmmVmReport *vm, char **row)
     row[COL_STATUS] = g_strdup(vmm_status_name(vm->status));
     row[COL_TIME] = cell_scaled(vm->time_ms, 1000);
     row[COL_DOWNTIME] = cell_int(vm->downtime_ms);
-    row[COL_SENT] = cell_scaled(vmm_vm_report_bytes_sent(vm), MIB);
+    row[COL_SENT] = cell_scaled(vmm_vm_report_bytes_sent(vm), VMM_MIB);
     row[COL_HASHES] = cell_page_hash(ph, ph->hashes_sent, 1);
     row[COL_HITS] = cell_page_hash(ph, ph->resolved, 1);
     row[COL_MISSES] = cell_page_hash(ph, ph->misses, 1);
     row[COL_FULL] = cell_int(vm->normal_pages);
-    row[COL_SAVED] = cell_page_hash(ph, ph->bytes_saved, MIB);
+    row[COL_SAVED] = cell_page_hash(ph, ph->bytes_saved, VMM_MIB);
 }
 
 static void
@@ -368,12 +366,12 @@ totals_row(const VmmTotals *t, char **row)
     row[COL_STATUS] = g_strdup_printf("%u/%u ok", t->migrated, t->vms);
     row[COL_TIME] = cell_scaled(t->wall_ms, 1000);
     row[COL_DOWNTIME] = cell_int(t->downtime_max_ms);
-    row[COL_SENT] = cell_scaled(t->bytes_sent, MIB);
+    row[COL_SENT] = cell_scaled(t->bytes_sent, VMM_MIB);
     row[COL_HASHES] = cell_int(t->hashes_sent);
     row[COL_HITS] = cell_int(t->resolved);
     row[COL_MISSES] = cell_int(t->misses);
     row[COL_FULL] = cell_int(t->normal_pages);
-    row[COL_SAVED] = cell_scaled(t->bytes_saved, MIB);
+    row[COL_SAVED] = cell_scaled(t->bytes_saved, VMM_MIB);
 }
 
 static void

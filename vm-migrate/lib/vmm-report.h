@@ -11,6 +11,8 @@
 
 #define VMM_UNKNOWN ((gint64)-1)
 
+#define VMM_MIB (1024.0 * 1024.0)
+
 typedef enum {
     VMM_STATUS_QUEUED,   /* not started yet */
     VMM_STATUS_RUNNING,  /* migration under way */
