@@ -362,14 +362,24 @@ vmm_outcome_collect(const VmmPlanItem *item, gboolean migrated,
                     VmmOutcome *out)
 {
     g_autoptr(GError) error = NULL;
+    virConnectPtr dest = NULL;
     virDomainPtr dest_dom = NULL;
 
     out->have_stats = FALSE;
     vmm_job_stats_init(&out->stats);
     out->dest_page_hash = (VmmPageHash){.state = VMM_PAGE_HASH_UNKNOWN};
 
+    /* A fresh connection: the one opened for the checks may have sat idle
+     * through a long migration, and no keepalive guards it. */
     if (migrated) {
-        dest_dom = virDomainLookupByName(item->dest, item->entry->domain);
+        dest = vmm_connect(item->entry->dest_uri, &error);
+        if (!dest) {
+            g_debug("%s", error->message);
+            g_clear_error(&error);
+        }
+    }
+    if (dest) {
+        dest_dom = virDomainLookupByName(dest, item->entry->domain);
     }
     if (dest_dom) {
         /* libvirt hands the source's statistics to the destination at
@@ -379,6 +389,9 @@ vmm_outcome_collect(const VmmPlanItem *item, gboolean migrated,
             g_debug("%s", error->message);
         }
         virDomainFree(dest_dom);
+    }
+    if (dest) {
+        virConnectClose(dest);
     }
     /* After a success the source domain is gone (undefined if it was
      * persistent, shut off if transient); after a failure it is there. */

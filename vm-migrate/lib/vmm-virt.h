@@ -28,7 +28,7 @@ typedef struct {
     const VmmPlacementEntry *entry;
     const char *source_uri; /* the entry's, else the default */
     virConnectPtr source;   /* shared, owned by the plan */
-    virConnectPtr dest;     /* shared, owned by the plan */
+    virConnectPtr dest;     /* shared, owned by the plan; for the checks */
     virDomainPtr dom;       /* on @source, owned */
     gboolean persistent;
 } VmmPlanItem;
@@ -72,9 +72,10 @@ typedef struct {
 
 /*
  * After a migration call returned (@migrated: it succeeded): completed
- * job statistics from the destination domain, else from the source
- * domain if it still exists; page-hash counters from the destination's
- * QEMU. Nothing here fails: what cannot be read stays unknown.
+ * job statistics from the destination domain (through a new connection),
+ * else from the source domain if it still exists; page-hash counters
+ * from the destination's QEMU. Nothing here fails: what cannot be read
+ * stays unknown.
  */
 void vmm_outcome_collect(const VmmPlanItem *item, gboolean migrated,
                          VmmOutcome *outcome);
