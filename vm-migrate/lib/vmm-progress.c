@@ -115,9 +115,9 @@ static void
 append_mib(GString *out, gint64 bytes, const char *suffix)
 {
     if (bytes < 0) {
-        g_string_append_printf(out, "  %9s %s", "-", suffix);
+        g_string_append_printf(out, "  %7s %s", "-", suffix);
     } else {
-        g_string_append_printf(out, "  %9.1f %s", (double)bytes / VMM_MIB,
+        g_string_append_printf(out, "  %7.1f %s", (double)bytes / VMM_MIB,
                                suffix);
     }
 }
@@ -146,7 +146,7 @@ vmm_progress_format(const char *domain, VmmStatus status,
                                   s->memory_iteration)
                 : g_strdup("copying");
     pct = vmm_progress_percent(p);
-    g_string_append_printf(out, "  %-8s", phase);
+    g_string_append_printf(out, "  %-7s", phase);
     if (pct < 0) {
         g_string_append(out, "     -");
     } else {
@@ -154,9 +154,9 @@ vmm_progress_format(const char *domain, VmmStatus status,
     }
     append_mib(out, stats_sent(s), "MiB sent");
     if (p->rate_bps < 0) {
-        g_string_append_printf(out, "  %7s MiB/s", "-");
+        g_string_append_printf(out, "  %6s MiB/s", "-");
     } else {
-        g_string_append_printf(out, "  %7.1f MiB/s", p->rate_bps / VMM_MIB);
+        g_string_append_printf(out, "  %6.1f MiB/s", p->rate_bps / VMM_MIB);
     }
     left = s->data_remaining != VMM_UNKNOWN ? s->data_remaining
                                             : s->memory_remaining;

@@ -123,8 +123,8 @@ test_format(void)
     vmm_progress_update(&p, &s, 1000000);
     running = vmm_progress_format("web1", VMM_STATUS_RUNNING, &p, 6);
     g_assert_cmpstr(running, ==,
-                    "web1    pass 2     25%       65.0 MiB sent     16.0 "
-                    "MiB/s      192.0 MiB left  ~12 s");
+                    "web1    pass 2    25%     65.0 MiB sent    16.0 MiB/s    "
+                    "192.0 MiB left  ~12 s");
 
     vmm_progress_init(&p);
     vmm_job_stats_init(&s);
@@ -132,8 +132,8 @@ test_format(void)
     vmm_progress_update(&p, &s, 1000000);
     unknown = vmm_progress_format("db", VMM_STATUS_RUNNING, &p, 0);
     g_assert_cmpstr(unknown, ==,
-                    "db  copying      -          - MiB sent        - "
-                    "MiB/s          - MiB left");
+                    "db  copying     -        - MiB sent       - MiB/s        "
+                    "- MiB left");
 
     done = vmm_progress_format("db", VMM_STATUS_FAILED, &p, 0);
     g_assert_cmpstr(done, ==, "db  failed");
