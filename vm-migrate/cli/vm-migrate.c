@@ -176,12 +176,10 @@ static gboolean
 parse_uint(const char *name, const char *text, guint64 min, guint64 max,
            guint64 *out, GError **error)
 {
-    g_autoptr(GError) local = NULL;
-
-    if (!g_ascii_string_to_unsigned(text, 10, min, max, out, &local)) {
+    if (!g_ascii_string_to_unsigned(text, 10, min, max, out, NULL)) {
         g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                    "invalid %s '%s': expected a whole number from %" G_GUINT64_FORMAT
-                    " to %" G_GUINT64_FORMAT,
+                    "invalid %s '%s': expected a whole number from "
+                    "%" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
                     name, text, min, max);
         return FALSE;
     }
