@@ -292,7 +292,9 @@ draw_tty(Run *run)
     for (guint i = 0; i < run->n_jobs; i++) {
         const Job *job = &run->jobs[i];
 
-        if (all || job->vm->status == VMM_STATUS_RUNNING) {
+        /* Short of room, the running ones, and room for the count. */
+        if (all || (job->vm->status == VMM_STATUS_RUNNING &&
+                    lines->len + 2 < rows)) {
             g_ptr_array_add(lines, job_line(job, run->name_width));
         }
     }
@@ -392,23 +394,6 @@ job_poll(Job *job, gint64 now)
     }
 }
 
-/* Destination counters are final; a source sample is the next best. */
-static VmmPageHash
-merge_page_hash(const VmmPageHash *dest, const VmmPageHash *sample)
-{
-    if (dest->state == VMM_PAGE_HASH_PRESENT) {
-        return *dest;
-    }
-    if (sample->state == VMM_PAGE_HASH_PRESENT) {
-        return *sample;
-    }
-    if (dest->state == VMM_PAGE_HASH_ABSENT ||
-        sample->state == VMM_PAGE_HASH_ABSENT) {
-        return (VmmPageHash){.state = VMM_PAGE_HASH_ABSENT};
-    }
-    return (VmmPageHash){.state = VMM_PAGE_HASH_UNKNOWN};
-}
-
 static void schedule(Run *run);
 
 static gboolean
@@ -431,8 +416,8 @@ job_done(gpointer data)
     if (job->outcome.have_stats) {
         vmm_job_stats_to_report(&job->outcome.stats, vm);
     }
-    vm->page_hash = merge_page_hash(&job->outcome.dest_page_hash,
-                                    &job->sample);
+    vm->page_hash = vmm_page_hash_merge(&job->outcome.dest_page_hash,
+                                        &job->sample);
     if (run->plain) {
         if (vm->error) {
             g_printerr("vm-migrate: %s: %s: %s\n", vm->domain,

@@ -246,3 +246,19 @@ vmm_page_hash_parse(const char *reply, VmmPageHash *ph, GError **error)
     *ph = out;
     return TRUE;
 }
+
+VmmPageHash
+vmm_page_hash_merge(const VmmPageHash *dest, const VmmPageHash *sample)
+{
+    if (dest->state == VMM_PAGE_HASH_PRESENT) {
+        return *dest;
+    }
+    if (sample->state == VMM_PAGE_HASH_PRESENT) {
+        return *sample;
+    }
+    if (dest->state == VMM_PAGE_HASH_ABSENT ||
+        sample->state == VMM_PAGE_HASH_ABSENT) {
+        return (VmmPageHash){.state = VMM_PAGE_HASH_ABSENT};
+    }
+    return (VmmPageHash){.state = VMM_PAGE_HASH_UNKNOWN};
+}

@@ -63,3 +63,11 @@ char *vmm_progress_format(const char *domain, VmmStatus status,
 #define VMM_QMP_REPLY_MAX (1024 * 1024)
 gboolean vmm_page_hash_parse(const char *reply, VmmPageHash *ph,
                              GError **error);
+
+/*
+ * The page-hash counters to report: the destination's if it has them
+ * (final), else the last sample taken at the source during the migration,
+ * else ABSENT if either side answered without any, else UNKNOWN.
+ */
+VmmPageHash vmm_page_hash_merge(const VmmPageHash *dest,
+                                const VmmPageHash *sample);

@@ -239,6 +239,36 @@ test_page_hash_not_json(void)
     g_assert_error(error, VMM_ERROR, VMM_ERROR_TOO_LARGE);
 }
 
+static void
+test_page_hash_merge(void)
+{
+    const VmmPageHash unknown = {.state = VMM_PAGE_HASH_UNKNOWN};
+    const VmmPageHash absent = {.state = VMM_PAGE_HASH_ABSENT};
+    const VmmPageHash dest = {.state = VMM_PAGE_HASH_PRESENT,
+                              .hashes_sent = 10};
+    const VmmPageHash sample = {.state = VMM_PAGE_HASH_PRESENT,
+                                .sampled = TRUE,
+                                .hashes_sent = 7};
+    VmmPageHash m;
+
+    /* Final counters beat a sample; a sample beats none. */
+    m = vmm_page_hash_merge(&dest, &sample);
+    g_assert_false(m.sampled);
+    g_assert_cmpuint(m.hashes_sent, ==, 10);
+    m = vmm_page_hash_merge(&absent, &sample);
+    g_assert_true(m.sampled);
+    g_assert_cmpuint(m.hashes_sent, ==, 7);
+    m = vmm_page_hash_merge(&unknown, &sample);
+    g_assert_cmpint(m.state, ==, VMM_PAGE_HASH_PRESENT);
+    /* Either side saying "none" makes a stock QEMU n/a, not unknown. */
+    m = vmm_page_hash_merge(&absent, &unknown);
+    g_assert_cmpint(m.state, ==, VMM_PAGE_HASH_ABSENT);
+    m = vmm_page_hash_merge(&unknown, &absent);
+    g_assert_cmpint(m.state, ==, VMM_PAGE_HASH_ABSENT);
+    m = vmm_page_hash_merge(&unknown, &unknown);
+    g_assert_cmpint(m.state, ==, VMM_PAGE_HASH_UNKNOWN);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -252,5 +282,6 @@ main(int argc, char **argv)
     g_test_add_func("/progress/page-hash/absent", test_page_hash_absent);
     g_test_add_func("/progress/page-hash/bad", test_page_hash_bad);
     g_test_add_func("/progress/page-hash/not-json", test_page_hash_not_json);
+    g_test_add_func("/progress/page-hash/merge", test_page_hash_merge);
     return g_test_run();
 }
