@@ -2,6 +2,7 @@
 
 #include "sal-job.h"
 #include "sal-node.h"
+#include "sal-test.h"
 
 /* The table of sal-job.h, written out again so that a change to the
  * implementation's table shows here. */
@@ -47,19 +48,9 @@ is_legal(SalJobState from, SalJobState to)
 static SalJob *
 make_job(void)
 {
-    SalJob *job = sal_job_new();
-    const char *argv[] = {"/bin/echo", "hello world", NULL};
+    SalJob *job = sal_test_job(4, NULL);
 
     job->id = 7;
-    job->owner_uid = 1000;
-    job->name = g_strdup("mpi-run");
-    job->n_vms = 4;
-    job->cpus = 2;
-    job->mem_mib = 2048;
-    job->image = g_strdup("debian-12.qcow2");
-    job->walltime_s = 3600;
-    job->command = g_strdupv((char **)argv);
-    job->submit_time = 1000;
     return job;
 }
 

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "sal-sched.h"
+#include "sal-test.h"
 
 /* A grid and its jobs, as the daemon would pass them. */
 typedef struct {
@@ -45,16 +46,11 @@ world_node(World *w, const char *name, const char *site, guint cpus,
 static SalJob *
 world_job(World *w, guint n_vms, guint cpus, gint64 walltime_s)
 {
-    SalJob *job = sal_job_new();
+    SalJob *job = sal_test_job(n_vms, NULL);
 
     job->id = ++w->next_id;
-    job->name = g_strdup_printf("job%" G_GINT64_FORMAT, job->id);
-    job->n_vms = n_vms;
     job->cpus = cpus;
-    job->mem_mib = 1024;
-    job->image = g_strdup("img");
     job->walltime_s = walltime_s;
-    job->command = g_strsplit("true", " ", 0);
     job->submit_time = job->id;
     g_ptr_array_add(w->jobs, job);
     return job;
