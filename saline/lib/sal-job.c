@@ -10,24 +10,17 @@
 #define NUMBER_MAX_DIGITS 12
 
 static const char *const job_state_names[SAL_JOB_N_STATES] = {
-    [SAL_JOB_PENDING] = "pending",
-    [SAL_JOB_STARTING] = "starting",
-    [SAL_JOB_RUNNING] = "running",
-    [SAL_JOB_SUSPENDING] = "suspending",
-    [SAL_JOB_SUSPENDED] = "suspended",
-    [SAL_JOB_RESUMING] = "resuming",
-    [SAL_JOB_DONE] = "done",
-    [SAL_JOB_FAILED] = "failed",
+    [SAL_JOB_PENDING] = "pending",     [SAL_JOB_STARTING] = "starting",
+    [SAL_JOB_RUNNING] = "running",     [SAL_JOB_SUSPENDING] = "suspending",
+    [SAL_JOB_SUSPENDED] = "suspended", [SAL_JOB_RESUMING] = "resuming",
+    [SAL_JOB_DONE] = "done",           [SAL_JOB_FAILED] = "failed",
     [SAL_JOB_CANCELLED] = "cancelled",
 };
 
 static const char *const vm_state_names[SAL_VM_N_STATES] = {
-    [SAL_VM_PLACED] = "placed",
-    [SAL_VM_STARTING] = "starting",
-    [SAL_VM_RUNNING] = "running",
-    [SAL_VM_SUSPENDED] = "suspended",
-    [SAL_VM_STOPPED] = "stopped",
-    [SAL_VM_DEAD] = "dead",
+    [SAL_VM_PLACED] = "placed",   [SAL_VM_STARTING] = "starting",
+    [SAL_VM_RUNNING] = "running", [SAL_VM_SUSPENDED] = "suspended",
+    [SAL_VM_STOPPED] = "stopped", [SAL_VM_DEAD] = "dead",
 };
 
 #define TO(s) (1u << (s))
@@ -72,13 +65,12 @@ sal_job_state_to_string(SalJobState state)
 }
 
 gboolean
-sal_job_state_from_string(const char *text, SalJobState *state,
-                          GError **error)
+sal_job_state_from_string(const char *text, SalJobState *state, GError **error)
 {
     guint s;
 
-    if (!state_from_string(job_state_names, SAL_JOB_N_STATES, "job", text,
-                           &s, error)) {
+    if (!state_from_string(job_state_names, SAL_JOB_N_STATES, "job", text, &s,
+                           error)) {
         return FALSE;
     }
     *state = s;
@@ -183,8 +175,7 @@ command_validate(char **command, GError **error)
         total += strnlen(command[i], SAL_MAX_COMMAND_LEN + 1) + 1;
         if (total > SAL_MAX_COMMAND_LEN) {
             g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "command is longer than %d bytes",
-                        SAL_MAX_COMMAND_LEN);
+                        "command is longer than %d bytes", SAL_MAX_COMMAND_LEN);
             return FALSE;
         }
     }
@@ -198,15 +189,15 @@ sal_job_validate(const SalJob *job, GError **error)
            sal_range_validate("VM count", job->n_vms, 1, SAL_MAX_VMS, error) &&
            sal_range_validate("CPU count", job->cpus, 1, SAL_MAX_CPUS, error) &&
            sal_range_validate("memory (MiB)",
-                          (gint64)MIN(job->mem_mib, (guint64)G_MAXINT64), 1,
-                          (gint64)SAL_MAX_MEM_MIB, error) &&
+                              (gint64)MIN(job->mem_mib, (guint64)G_MAXINT64), 1,
+                              (gint64)SAL_MAX_MEM_MIB, error) &&
            sal_text_validate("image", job->image, SAL_MAX_IMAGE_LEN, error) &&
            sal_range_validate("walltime (s)", job->walltime_s, 1,
-                          SAL_MAX_WALLTIME_S, error) &&
+                              SAL_MAX_WALLTIME_S, error) &&
            (!job->site || sal_name_validate("site", job->site, error)) &&
            command_validate(job->command, error) &&
            sal_range_validate("priority", job->priority, SAL_PRIORITY_MIN,
-                          SAL_PRIORITY_MAX, error);
+                              SAL_PRIORITY_MAX, error);
 }
 
 gboolean
@@ -347,8 +338,7 @@ quantity_check(const char *what, const char *text, GError **error)
     }
     if (len > QUANTITY_MAX_LEN) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "%s is longer than %d characters", what,
-                    QUANTITY_MAX_LEN);
+                    "%s is longer than %d characters", what, QUANTITY_MAX_LEN);
         return FALSE;
     }
     return TRUE;
@@ -448,7 +438,7 @@ sal_mem_parse(const char *text, guint64 *mib, GError **error)
         const char *suffix;
         guint shift;
     } units[] = {
-        {"", 0},    {"M", 0},  {"MB", 0},  {"MiB", 0},  {"G", 10},
+        {"", 0},    {"M", 0},    {"MB", 0}, {"MiB", 0}, {"G", 10},
         {"GB", 10}, {"GiB", 10}, {"T", 20}, {"TB", 20}, {"TiB", 20},
     };
     const char *p = text;

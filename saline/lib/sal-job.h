@@ -64,7 +64,7 @@ typedef enum {
 } SalJobState;
 
 typedef struct {
-    gint64 id;           /* 0 until the store assigns one */
+    gint64 id; /* 0 until the store assigns one */
     guint32 owner_uid;
     char *name;
     SalJobState state;
@@ -72,22 +72,22 @@ typedef struct {
     gboolean idempotent; /* may be requeued once it has run */
     gint priority;       /* higher first */
     guint n_vms;
-    guint cpus;          /* per VM */
-    guint64 mem_mib;     /* per VM */
+    guint cpus;      /* per VM */
+    guint64 mem_mib; /* per VM */
     char *image;
     gint64 walltime_s;
-    char *site;          /* NULL: any site */
-    char **command;      /* argv, NULL-terminated */
+    char *site;     /* NULL: any site */
+    char **command; /* argv, NULL-terminated */
     gint64 submit_time;
-    gint64 start_time;   /* start of the current running stretch */
+    gint64 start_time; /* start of the current running stretch */
     gint64 end_time;
-    gint64 elapsed_s;    /* running time before start_time */
-    gint exit_status;    /* -1: none */
-    char *failure;       /* why it failed, or NULL */
+    gint64 elapsed_s; /* running time before start_time */
+    gint exit_status; /* -1: none */
+    char *failure;    /* why it failed, or NULL */
 } SalJob;
 
 typedef enum {
-    SAL_VM_PLACED,    /* assigned to a node, no domain yet */
+    SAL_VM_PLACED, /* assigned to a node, no domain yet */
     SAL_VM_STARTING,
     SAL_VM_RUNNING,
     SAL_VM_SUSPENDED, /* state stored, domain gone */
@@ -98,10 +98,10 @@ typedef enum {
 
 typedef struct {
     gint64 job_id;
-    guint index;  /* 0 .. n_vms - 1 */
-    char *node;   /* NULL until placed */
+    guint index; /* 0 .. n_vms - 1 */
+    char *node;  /* NULL until placed */
     char *site;
-    char *mac;    /* set by the address manager (sal-addr.h) */
+    char *mac; /* set by the address manager (sal-addr.h) */
     char *ip;
     char *domain; /* libvirt domain name */
     SalVmState state;
@@ -154,8 +154,7 @@ char *sal_vm_domain_name(gint64 job_id, guint index);
  * hours, as in oarsub), or a number with a unit: "90s", "15m", "2h",
  * "3d". M and S below 60. Zero and more than 30 days are refused.
  */
-gboolean sal_walltime_parse(const char *text, gint64 *seconds,
-                            GError **error);
+gboolean sal_walltime_parse(const char *text, gint64 *seconds, GError **error);
 /* "H:MM:SS", the form oarstat shows. */
 char *sal_walltime_format(gint64 seconds);
 

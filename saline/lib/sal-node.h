@@ -11,7 +11,7 @@
 typedef struct {
     char *name; /* unique grid-wide */
     char *site;
-    char *uri;  /* libvirt connection URI */
+    char *uri; /* libvirt connection URI */
     guint cpus;
     guint64 mem_mib;
 } SalNode;

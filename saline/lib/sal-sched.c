@@ -12,11 +12,11 @@ typedef struct {
 } Cap;
 
 typedef struct {
-    GPtrArray *nodes;   /* SalNode * */
+    GPtrArray *nodes; /* SalNode * */
     guint n;
-    GHashTable *index;  /* node name -> index + 1 */
-    GPtrArray *sites;   /* site names (borrowed), in order of appearance */
-    guint *site_of;     /* node index -> site index */
+    GHashTable *index; /* node name -> index + 1 */
+    GPtrArray *sites;  /* site names (borrowed), in order of appearance */
+    guint *site_of;    /* node index -> site index */
     Cap *total;
 } Grid;
 
@@ -37,7 +37,7 @@ typedef struct {
                               preemptible, newest first */
     const SalJob *reserved;
     gint64 reserved_at;
-    Cap *reserved_cap;     /* room for regular jobs at reserved_at */
+    Cap *reserved_cap; /* room for regular jobs at reserved_at */
     SalSchedResult *result;
 } Sched;
 
@@ -202,9 +202,10 @@ unschedulable_reason(const Grid *g, const SalJob *job)
                       : g_strdup("the grid");
     fit = fill(g, job, g->total, site, NULL);
     if (fit == 0) {
-        return g_strdup_printf("no node of %s has %u CPUs and %" G_GUINT64_FORMAT
-                               " MiB for one VM",
-                               where, job->cpus, job->mem_mib);
+        return g_strdup_printf(
+            "no node of %s has %u CPUs and %" G_GUINT64_FORMAT
+            " MiB for one VM",
+            where, job->cpus, job->mem_mib);
     }
     return g_strdup_printf("%u VMs of %u CPUs and %" G_GUINT64_FORMAT
                            " MiB do not fit in %s, which holds %u",
@@ -308,9 +309,9 @@ sched_load(Sched *s, GPtrArray *jobs, GPtrArray *vms)
         guint node;
 
         h = g_hash_table_lookup(active, &vm->job_id);
-        node = vm->node ? GPOINTER_TO_UINT(
-                              g_hash_table_lookup(g->index, vm->node))
-                        : 0;
+        node = vm->node
+                   ? GPOINTER_TO_UINT(g_hash_table_lookup(g->index, vm->node))
+                   : 0;
         if (h && node > 0) {
             h->counts[node - 1]++;
         }
@@ -369,8 +370,7 @@ backfill_ok(Sched *s, const SalJob *job, const guint *counts)
 {
     g_autofree Cap *left = NULL;
 
-    if (!s->reserved ||
-        sal_job_expected_end(job, s->now) <= s->reserved_at) {
+    if (!s->reserved || sal_job_expected_end(job, s->now) <= s->reserved_at) {
         return TRUE;
     }
     left = cap_dup(s->g, s->reserved_cap);
@@ -533,8 +533,7 @@ sal_sched_run(GPtrArray *nodes, GPtrArray *jobs, GPtrArray *vms, gint64 now)
         .g = &g,
         .now = now,
         .holds = g_ptr_array_new_with_free_func((GDestroyNotify)hold_free),
-        .besteffort =
-            g_ptr_array_new_with_free_func((GDestroyNotify)hold_free),
+        .besteffort = g_ptr_array_new_with_free_func((GDestroyNotify)hold_free),
         .result = result,
     };
 
@@ -552,8 +551,7 @@ sal_sched_run(GPtrArray *nodes, GPtrArray *jobs, GPtrArray *vms, gint64 now)
         SalJob *job = jobs->pdata[i];
         char *reason;
 
-        if (job->state != SAL_JOB_PENDING &&
-            job->state != SAL_JOB_SUSPENDED) {
+        if (job->state != SAL_JOB_PENDING && job->state != SAL_JOB_SUSPENDED) {
             continue;
         }
         reason = unschedulable_reason(&g, job);

@@ -75,8 +75,8 @@ typedef struct {
 } SalSchedResult;
 
 /* @nodes: SalNode *; @jobs: SalJob *; @vms: SalVm *. Never fails. */
-SalSchedResult *sal_sched_run(GPtrArray *nodes, GPtrArray *jobs,
-                              GPtrArray *vms, gint64 now);
+SalSchedResult *sal_sched_run(GPtrArray *nodes, GPtrArray *jobs, GPtrArray *vms,
+                              gint64 now);
 void sal_sched_result_free(SalSchedResult *result);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalSchedResult, sal_sched_result_free)
 

@@ -98,7 +98,7 @@ struct SalStore {
 /* Sets @error from the last SQLite failure. Constraint violations are
  * SAL_ERROR_CONFLICT: the caller tried to break a rule of the schema. */
 static gboolean G_GNUC_PRINTF(3, 4)
-db_error(SalStore *store, GError **error, const char *format, ...)
+    db_error(SalStore *store, GError **error, const char *format, ...)
 {
     int code = sqlite3_extended_errcode(store->db) & 0xff;
     g_autofree char *what = NULL;
@@ -224,8 +224,9 @@ sal_store_commit(SalStore *store, GError **error)
                     "cannot commit: SQLite rolled the transaction back");
         return FALSE;
     }
-    sql = store->depth == 1 ? g_strdup("COMMIT")
-                            : g_strdup_printf("RELEASE sal_%u", store->depth - 1);
+    sql = store->depth == 1
+              ? g_strdup("COMMIT")
+              : g_strdup_printf("RELEASE sal_%u", store->depth - 1);
     if (!exec(store, sql, "commit", error)) {
         sal_store_rollback(store);
         return FALSE;
@@ -312,8 +313,8 @@ migrate_locked(SalStore *store, GError **error)
         return FALSE;
     }
     /* Rows moved by a step must still point at rows that exist. */
-    check = prepare(store, "PRAGMA foreign_key_check", "check foreign keys",
-                    error);
+    check =
+        prepare(store, "PRAGMA foreign_key_check", "check foreign keys", error);
     if (!check) {
         return FALSE;
     }
@@ -454,9 +455,9 @@ column_text(sqlite3_stmt *stmt, int col)
 
 /* ---- jobs ---- */
 
-#define JOB_COLUMNS                                                          \
-    "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "  \
-    "cpus, mem_mib, image, walltime_s, site, command, submit_time, "         \
+#define JOB_COLUMNS                                                            \
+    "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "    \
+    "cpus, mem_mib, image, walltime_s, site, command, submit_time, "           \
     "start_time, end_time, elapsed_s, exit_status, failure"
 
 static GBytes *
@@ -465,8 +466,7 @@ command_pack(char **argv)
     GByteArray *blob = g_byte_array_new();
 
     for (guint i = 0; argv && argv[i]; i++) {
-        g_byte_array_append(blob, (const guint8 *)argv[i],
-                            strlen(argv[i]) + 1);
+        g_byte_array_append(blob, (const guint8 *)argv[i], strlen(argv[i]) + 1);
     }
     return g_byte_array_free_to_bytes(blob);
 }
@@ -567,8 +567,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
     sqlite3_bind_text(stmt, 11, job->image, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 12, job->walltime_s);
     sqlite3_bind_text(stmt, 13, job->site, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(stmt, 14, command_data, (int)command_len,
-                      SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 14, command_data, (int)command_len, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 15, job->submit_time);
     sqlite3_bind_int64(stmt, 16, job->start_time);
     sqlite3_bind_int64(stmt, 17, job->end_time);
@@ -626,8 +625,7 @@ vm_write(SalStore *store, const SalJob *job, SalVm *vm, GError **error)
 }
 
 gboolean
-sal_store_save_job(SalStore *store, SalJob *job, GPtrArray *vms,
-                   GError **error)
+sal_store_save_job(SalStore *store, SalJob *job, GPtrArray *vms, GError **error)
 {
     gboolean is_new = job->id == 0;
     gboolean ok;
@@ -673,9 +671,9 @@ sal_store_delete_vms(SalStore *store, gint64 job_id, GError **error)
 
 /* ---- VMs ---- */
 
-#define VM_SELECT                                                            \
-    "SELECT v.job_id, v.idx, v.node, v.site, v.domain, v.state, a.ip, "     \
-    "a.mac FROM vms v LEFT JOIN addresses a "                                \
+#define VM_SELECT                                                              \
+    "SELECT v.job_id, v.idx, v.node, v.site, v.domain, v.state, a.ip, "        \
+    "a.mac FROM vms v LEFT JOIN addresses a "                                  \
     "ON a.job_id = v.job_id AND a.vm_index = v.idx "
 
 static gpointer
@@ -686,8 +684,8 @@ vm_from_row(sqlite3_stmt *stmt, GError **error)
     const char *state = (const char *)sqlite3_column_text(stmt, 5);
 
     if (!sal_vm_state_from_string(state ? state : "", &vm->state, error)) {
-        g_prefix_error(error, "VM %u of job %" G_GINT64_FORMAT ": ",
-                       vm->index, vm->job_id);
+        g_prefix_error(error, "VM %u of job %" G_GINT64_FORMAT ": ", vm->index,
+                       vm->job_id);
         return NULL;
     }
     vm->node = column_text(stmt, 2);
@@ -699,13 +697,11 @@ vm_from_row(sqlite3_stmt *stmt, GError **error)
 }
 
 SalJob *
-sal_store_load_job(SalStore *store, gint64 id, GPtrArray **vms,
-                   GError **error)
+sal_store_load_job(SalStore *store, gint64 id, GPtrArray **vms, GError **error)
 {
-    g_autoptr(GPtrArray) jobs =
-        load_rows(store, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &id,
-                  job_from_row, (GDestroyNotify)sal_job_free, "load a job",
-                  error);
+    g_autoptr(GPtrArray) jobs = load_rows(
+        store, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?1", &id,
+        job_from_row, (GDestroyNotify)sal_job_free, "load a job", error);
 
     if (vms) {
         *vms = NULL;
@@ -742,11 +738,11 @@ sal_store_load_active(SalStore *store, GPtrArray **vms, GError **error)
     if (!sal_store_begin(store, error)) {
         return NULL;
     }
-    jobs = load_rows(store,
-                     "SELECT " JOB_COLUMNS " FROM jobs WHERE state NOT IN "
-                     TERMINAL_STATES " ORDER BY id",
-                     NULL, job_from_row, (GDestroyNotify)sal_job_free,
-                     "load jobs", error);
+    jobs = load_rows(
+        store,
+        "SELECT " JOB_COLUMNS " FROM jobs WHERE state NOT IN " TERMINAL_STATES
+        " ORDER BY id",
+        NULL, job_from_row, (GDestroyNotify)sal_job_free, "load jobs", error);
     ok = jobs != NULL;
     if (ok && vms) {
         *vms = load_rows(store,

@@ -74,8 +74,7 @@ gboolean sal_store_save_job(SalStore *store, SalJob *job, GPtrArray *vms,
                             GError **error);
 /* The VMs' addresses must have been released (SAL_ERROR_CONFLICT
  * otherwise): used when a job is requeued and placed anew. */
-gboolean sal_store_delete_vms(SalStore *store, gint64 job_id,
-                              GError **error);
+gboolean sal_store_delete_vms(SalStore *store, gint64 job_id, GError **error);
 /* SAL_ERROR_NOT_FOUND if there is no such job. @vms (may be NULL) gets
  * its VMs by index. */
 SalJob *sal_store_load_job(SalStore *store, gint64 id, GPtrArray **vms,
@@ -101,8 +100,8 @@ GPtrArray *sal_store_load_nodes(SalStore *store, GError **error);
 gboolean sal_store_add_lease(SalStore *store, const SalLease *lease,
                              GError **error);
 /* The leases of job @job_id: all if @vm_index < 0, else that VM's. */
-gboolean sal_store_remove_leases(SalStore *store, gint64 job_id,
-                                 gint vm_index, GError **error);
+gboolean sal_store_remove_leases(SalStore *store, gint64 job_id, gint vm_index,
+                                 GError **error);
 GPtrArray *sal_store_load_leases(SalStore *store, GError **error);
 
 SalLease *sal_lease_copy(const SalLease *lease);

@@ -19,5 +19,4 @@ gboolean sal_range_validate(const char *what, gint64 value, gint64 min,
 
 /* Site and node names: 1..SAL_MAX_NAME_LEN of [A-Za-z0-9._-]. @what
  * names the value in the error ("site", "node"). */
-gboolean sal_name_validate(const char *what, const char *name,
-                           GError **error);
+gboolean sal_name_validate(const char *what, const char *name, GError **error);

@@ -24,7 +24,8 @@ sal_test_job(guint n_vms, const char *site)
 GPtrArray *
 sal_test_vms(const SalJob *job, const char *site)
 {
-    GPtrArray *vms = g_ptr_array_new_with_free_func((GDestroyNotify)sal_vm_free);
+    GPtrArray *vms =
+        g_ptr_array_new_with_free_func((GDestroyNotify)sal_vm_free);
 
     for (guint i = 0; i < job->n_vms; i++) {
         SalVm *vm = sal_vm_new(job->id, i);

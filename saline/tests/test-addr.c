@@ -60,7 +60,6 @@ saved_vms(SalStore *store, guint n_vms, const char *site)
     g_autoptr(SalJob) job = sal_test_job(n_vms, site);
     GPtrArray *vms;
 
-    g_assert_true(sal_store_save_job(store, job, NULL, NULL));
     vms = sal_test_vms(job, site);
     g_assert_true(sal_store_save_job(store, job, vms, NULL));
     return vms;

@@ -62,8 +62,8 @@ test_state_names(void)
     SalVmState v;
 
     for (guint i = 0; i < SAL_JOB_N_STATES; i++) {
-        g_assert_true(sal_job_state_from_string(sal_job_state_to_string(i),
-                                                &s, NULL));
+        g_assert_true(
+            sal_job_state_from_string(sal_job_state_to_string(i), &s, NULL));
         g_assert_cmpint(s, ==, i);
     }
     for (guint i = 0; i < SAL_VM_N_STATES; i++) {
@@ -205,18 +205,36 @@ test_walltime(void)
         const char *text;
         gint64 seconds;
     } good[] = {
-        {"1:30:00", 5400}, {"0:0:1", 1},     {"2:00", 7200},
-        {"2", 7200},       {"0:01", 60},     {"90s", 90},
-        {"15m", 900},      {"2h", 7200},     {"3d", 3 * 86400},
-        {"30d", 2592000},  {"720:00:00", 2592000},
-        {"001:02:03", 3723},
+        {"1:30:00", 5400}, {"0:0:1", 1},           {"2:00", 7200},
+        {"2", 7200},       {"0:01", 60},           {"90s", 90},
+        {"15m", 900},      {"2h", 7200},           {"3d", 3 * 86400},
+        {"30d", 2592000},  {"720:00:00", 2592000}, {"001:02:03", 3723},
     };
     static const char *const bad[] = {
-        "",         "0",          "0:00:00",    "0s",      "1:60:00",
-        "1:00:60",  "1:2:3:4",    "-1",         "+1",      " 1",
-        "1 ",       "1h30m",      "abc",        "1.5h",    "2H",
-        "721:00:00", "31d",       "2592001s",   "1:",      ":30",
-        "5x",       "h",          "1::0",       "99999999999999999999",
+        "",
+        "0",
+        "0:00:00",
+        "0s",
+        "1:60:00",
+        "1:00:60",
+        "1:2:3:4",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1h30m",
+        "abc",
+        "1.5h",
+        "2H",
+        "721:00:00",
+        "31d",
+        "2592001s",
+        "1:",
+        ":30",
+        "5x",
+        "h",
+        "1::0",
+        "99999999999999999999",
         "1234567890123d",
         "0000000000000000000000000000000001",
     };
@@ -256,7 +274,7 @@ test_walltime_format(void)
         gint64 seconds;
         const char *text;
     } cases[] = {
-        {0, "0:00:00"}, {59, "0:00:59"}, {5400, "1:30:00"},
+        {0, "0:00:00"},    {59, "0:00:59"},        {5400, "1:30:00"},
         {3723, "1:02:03"}, {2592000, "720:00:00"},
     };
 
@@ -279,15 +297,16 @@ test_mem(void)
         const char *text;
         guint64 mib;
     } good[] = {
-        {"1024", 1024},     {"1", 1},         {"512M", 512},
-        {"512m", 512},      {"512MiB", 512},  {"2G", 2048},
-        {"2g", 2048},       {"2GiB", 2048},   {"2GB", 2048},
-        {"1T", 1048576},    {"16T", 16777216}, {"16777216", 16777216},
+        {"1024", 1024},  {"1", 1},          {"512M", 512},
+        {"512m", 512},   {"512MiB", 512},   {"2G", 2048},
+        {"2g", 2048},    {"2GiB", 2048},    {"2GB", 2048},
+        {"1T", 1048576}, {"16T", 16777216}, {"16777216", 16777216},
     };
     static const char *const bad[] = {
-        "",     "0",     "0G",     "17T",   "16777217", "1.5G", "2K",
-        "G",    "-1",    " 512",   "512 M", "512Mi",    "2GiBs", "0x10",
-        "1e3",  "99999999999999999999G",
+        "",         "0",    "0G",    "17T",
+        "16777217", "1.5G", "2K",    "G",
+        "-1",       " 512", "512 M", "512Mi",
+        "2GiBs",    "0x10", "1e3",   "99999999999999999999G",
     };
     guint64 mib;
 
@@ -425,11 +444,11 @@ static void
 test_validate(void)
 {
     static const Spoil spoils[] = {
-        spoil_name_empty,    spoil_name_control, spoil_name_utf8,
-        spoil_name_long,     spoil_vms_zero,     spoil_vms_many,
-        spoil_cpus,          spoil_mem,          spoil_image,
-        spoil_walltime,      spoil_site,         spoil_command_empty,
-        spoil_command_args,  spoil_command_long, spoil_priority,
+        spoil_name_empty,   spoil_name_control, spoil_name_utf8,
+        spoil_name_long,    spoil_vms_zero,     spoil_vms_many,
+        spoil_cpus,         spoil_mem,          spoil_image,
+        spoil_walltime,     spoil_site,         spoil_command_empty,
+        spoil_command_args, spoil_command_long, spoil_priority,
     };
     g_autoptr(SalJob) good = make_job();
     g_autoptr(GError) error = NULL;
@@ -448,8 +467,9 @@ test_validate(void)
         g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
         g_test_message("%s", error->message);
     }
-    g_assert_cmpstr(error->message, ==, "priority 1001 is out of range "
-                                        "-1000..1000");
+    g_assert_cmpstr(error->message, ==,
+                    "priority 1001 is out of range "
+                    "-1000..1000");
 }
 
 static void

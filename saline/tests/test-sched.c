@@ -185,22 +185,30 @@ run(World *w, gint64 now)
     return sal_sched_run(w->nodes, w->jobs, w->vms, now);
 }
 
-#define assert_started(r, expected)                                         \
-    do {                                                                     \
-        g_autofree char *got_ = started(r);                                  \
-        g_assert_cmpstr(got_, ==, expected);                                 \
+/* Runs the scheduler again, after the world changed. */
+static void
+rerun(SalSchedResult **r, World *w, gint64 now)
+{
+    sal_sched_result_free(*r);
+    *r = run(w, now);
+}
+
+#define assert_started(r, expected)                                            \
+    do {                                                                       \
+        g_autofree char *got_ = started(r);                                    \
+        g_assert_cmpstr(got_, ==, expected);                                   \
     } while (0)
 
-#define assert_ids(a, expected)                                              \
-    do {                                                                     \
-        g_autofree char *got_ = ids(a);                                      \
-        g_assert_cmpstr(got_, ==, expected);                                 \
+#define assert_ids(a, expected)                                                \
+    do {                                                                       \
+        g_autofree char *got_ = ids(a);                                        \
+        g_assert_cmpstr(got_, ==, expected);                                   \
     } while (0)
 
-#define assert_placed(r, id, expected)                                       \
-    do {                                                                     \
-        g_autofree char *got_ = placed_on(r, id);                            \
-        g_assert_cmpstr(got_, ==, expected);                                 \
+#define assert_placed(r, id, expected)                                         \
+    do {                                                                       \
+        g_autofree char *got_ = placed_on(r, id);                              \
+        g_assert_cmpstr(got_, ==, expected);                                   \
     } while (0)
 
 static void
@@ -271,15 +279,13 @@ test_capacity(void)
     world_apply(w, r, 0);
 
     /* Nothing more fits until something ends. */
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 10);
+    rerun(&r, w, 10);
     assert_started(r, "");
     g_assert_cmpint(r->reserved_job, ==, mem2->id);
     g_assert_cmpint(r->reserved_start, ==, 600);
 
     world_end(w, packed);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 20);
+    rerun(&r, w, 20);
     assert_placed(r, mem2->id, "a1,a3");
     world_apply(w, r, 20);
 }
@@ -302,22 +308,19 @@ test_sites(void)
 
     /* No site holds 3 VMs of 4 CPUs: the job spans sites. */
     span = world_job(w, 3, 4, 600);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 0);
+    rerun(&r, w, 0);
     assert_placed(r, span->id, "a1,a2,b1");
     span->state = SAL_JOB_DONE;
 
     /* One that fits in a site stays in the first that has room. */
     first_site = world_job(w, 2, 4, 600);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 0);
+    rerun(&r, w, 0);
     assert_placed(r, first_site->id, "a1,a2");
     world_apply(w, r, 0);
 
     /* Site a is full now, so the next goes to b whole, not split. */
-    g_clear_pointer(&r, sal_sched_result_free);
     first_site = world_job(w, 2, 4, 600);
-    r = run(w, 0);
+    rerun(&r, w, 0);
     assert_placed(r, first_site->id, "b1,b1");
 }
 
@@ -376,8 +379,7 @@ test_backfill_long(void)
 
     /* At 100 the reserved job starts, as promised. */
     world_end(w, world_find(w, 1));
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 100);
+    rerun(&r, w, 100);
     assert_started(r, "2");
     (void)longer;
 }
@@ -420,8 +422,7 @@ test_besteffort_idle(void)
 
     /* On an idle node it runs. */
     world_node(w, "a2", "a", 4, 8192);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 10);
+    rerun(&r, w, 10);
     assert_placed(r, be->id, "a2");
     world_apply(w, r, 10);
 
@@ -431,8 +432,7 @@ test_besteffort_idle(void)
     reg = world_job(w, 2, 4, 600);
     be2 = world_job(w, 1, 2, 600);
     be2->besteffort = TRUE;
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 20);
+    rerun(&r, w, 20);
     g_assert_cmpint(r->reserved_job, ==, reg->id);
     assert_placed(r, be2->id, "a2");
     g_assert_cmpuint(r->preempt->len, ==, 0);
@@ -440,8 +440,7 @@ test_besteffort_idle(void)
 
     /* At 600 the first job ends: the regular job preempts be2. */
     world_end(w, world_find(w, 2));
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 600);
+    rerun(&r, w, 600);
     assert_ids(r->preempt, "4");
     assert_ids(r->held, "3");
     assert_started(r, "");
@@ -480,8 +479,7 @@ test_preempt_prune(void)
 
     /* While old is suspending, the job stays held and nothing more is
      * preempted. */
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 55);
+    rerun(&r, w, 55);
     assert_ids(r->preempt, "");
     assert_ids(r->held, "4");
 
@@ -492,16 +490,14 @@ test_preempt_prune(void)
             g_ptr_array_remove_index(w->vms, i);
         }
     }
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 60);
+    rerun(&r, w, 60);
     assert_placed(r, wanted->id, "a1");
     assert_placed(r, old->id, "-");
     world_apply(w, r, 60);
 
     /* When it ends, old resumes. */
     world_end(w, wanted);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 160);
+    rerun(&r, w, 160);
     assert_placed(r, old->id, "a1");
 }
 
@@ -535,8 +531,7 @@ test_preempt_newest(void)
     /* A whole node: the two newest, both on a2, not the older pair. */
     need4->state = SAL_JOB_CANCELLED;
     need8 = world_job(w, 1, 8, 100);
-    g_clear_pointer(&r, sal_sched_result_free);
-    r = run(w, 50);
+    rerun(&r, w, 50);
     assert_ids(r->preempt, "4,3");
     assert_ids(r->held, "6");
     (void)need8;
@@ -650,8 +645,8 @@ test_random(void)
             world_apply(w, r, now);
             /* Preempted jobs are suspended at once. */
             for (guint i = 0; i < r->preempt->len; i++) {
-                SalJob *job = world_find(w, g_array_index(r->preempt, gint64,
-                                                          i));
+                SalJob *job =
+                    world_find(w, g_array_index(r->preempt, gint64, i));
 
                 job->elapsed_s += now - job->start_time;
                 world_end(w, job);
@@ -668,8 +663,7 @@ test_random(void)
             if (next == G_MAXINT64) {
                 /* Nothing runs: whatever waits must be unschedulable,
                  * or held (it will fit on the next call). */
-                g_assert_cmpuint(r->start->len + r->held->len +
-                                     r->preempt->len,
+                g_assert_cmpuint(r->start->len + r->held->len + r->preempt->len,
                                  >, 0);
                 continue;
             }

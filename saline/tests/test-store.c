@@ -161,9 +161,9 @@ test_load_active(Fixture *f, gconstpointer data)
         g_autoptr(SalJob) job = sal_test_job(2, "a");
         g_autoptr(GPtrArray) job_vms = NULL;
 
-        save_job(f->store, job, NULL);
-        job_vms = sal_test_vms(job, "a");
+        /* A new job and its VMs are saved in one call. */
         job->state = s;
+        job_vms = sal_test_vms(job, "a");
         save_job(f->store, job, job_vms);
         n_expected += !sal_job_state_is_terminal(s);
     }
@@ -176,8 +176,7 @@ test_load_active(Fixture *f, gconstpointer data)
 
         g_assert_false(sal_job_state_is_terminal(job->state));
         g_assert_cmpint(((SalVm *)vms->pdata[2 * i])->job_id, ==, job->id);
-        g_assert_cmpint(((SalVm *)vms->pdata[2 * i + 1])->job_id, ==,
-                        job->id);
+        g_assert_cmpint(((SalVm *)vms->pdata[2 * i + 1])->job_id, ==, job->id);
         if (i > 0) {
             g_assert_cmpint(job->id, >, ((SalJob *)jobs->pdata[i - 1])->id);
         }
@@ -241,7 +240,6 @@ test_atomic_start(Fixture *f, gconstpointer data)
     SalLease lease = {.site = "a", .ip = "10.0.0.1", .mac = "m1"};
 
     f->store = open_store(f->path);
-    save_job(f->store, holder, NULL);
     holder_vms = sal_test_vms(holder, "a");
     save_job(f->store, holder, holder_vms);
     lease.job_id = holder->id;
@@ -416,8 +414,8 @@ test_leases(Fixture *f, gconstpointer data)
     g_autoptr(GPtrArray) loaded_vms = NULL;
     g_autoptr(SalJob) loaded = NULL;
     g_autoptr(GError) error = NULL;
-    SalLease lease = {.site = "a", .ip = "10.77.1.2",
-                      .mac = "52:54:00:4d:01:02"};
+    SalLease lease = {
+        .site = "a", .ip = "10.77.1.2", .mac = "52:54:00:4d:01:02"};
 
     f->store = open_store(f->path);
     save_job(f->store, job, NULL);
@@ -588,11 +586,12 @@ column_count(const char *path, const char *table, const char *column)
     guint n;
 
     g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
-    g_assert_cmpint(sqlite3_prepare_v2(db,
-                                       "SELECT count(*) FROM pragma_table_info(?1) "
-                                       "WHERE name = ?2",
-                                       -1, &stmt, NULL),
-                    ==, SQLITE_OK);
+    g_assert_cmpint(
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM pragma_table_info(?1) "
+                           "WHERE name = ?2",
+                           -1, &stmt, NULL),
+        ==, SQLITE_OK);
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 2, column, -1, SQLITE_STATIC);
     g_assert_cmpint(sqlite3_step(stmt), ==, SQLITE_ROW);
