@@ -604,6 +604,18 @@ sal_sched_result_free(SalSchedResult *result)
     g_free(result);
 }
 
+char *
+sal_sched_unschedulable(GPtrArray *nodes, const SalJob *job)
+{
+    Grid g;
+    char *reason;
+
+    grid_init(&g, nodes);
+    reason = unschedulable_reason(&g, job);
+    grid_clear(&g);
+    return reason;
+}
+
 const SalPlacement *
 sal_sched_result_placement(const SalSchedResult *result, gint64 job_id)
 {

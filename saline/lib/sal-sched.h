@@ -28,9 +28,10 @@
  * the first that does not; that one gets a reservation (the earliest
  * expected end of running work after which it fits). A later job then
  * starts now only if it ends before the reservation or leaves the
- * reserved job room at the reservation; so backfilling never delays the
- * first job in the queue. Running best-effort jobs count as free
- * capacity for all of this.
+ * reserved job room at the reservation (if first fit would put it where
+ * the reserved job will go, it tries the room the reserved job does not
+ * need); so backfilling never delays the first job in the queue. Running
+ * best-effort jobs count as free capacity for all of this.
  *
  * Preemption. A regular job that fits now only with capacity held by
  * running best-effort jobs gets it: the scheduler picks the jobs to
@@ -47,7 +48,8 @@
  *
  * A queued job that could not fit even on an empty grid (its site, or
  * the whole grid if it has none) is reported unschedulable with a reason
- * and otherwise ignored; the CLI uses this to reject it at submission.
+ * and otherwise ignored. sal_sched_unschedulable() is the same check for
+ * one job, to reject it at submission.
  */
 #pragma once
 
@@ -79,6 +81,9 @@ SalSchedResult *sal_sched_run(GPtrArray *nodes, GPtrArray *jobs, GPtrArray *vms,
                               gint64 now);
 void sal_sched_result_free(SalSchedResult *result);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalSchedResult, sal_sched_result_free)
+
+/* Why @job could never run on @nodes, even all free, or NULL if it can. */
+char *sal_sched_unschedulable(GPtrArray *nodes, const SalJob *job);
 
 /* The placement of job @job_id in @result->start, or NULL. */
 const SalPlacement *sal_sched_result_placement(const SalSchedResult *result,

@@ -372,7 +372,9 @@ test_backfill_long(void)
     g_autoptr(SalSchedResult) r = NULL;
     SalJob *longer = world_job(w, 1, 2, 81);
 
+    /* It would end at 101, on a2: refused. */
     r = run(w, 20);
+    assert_placed(r, longer->id, "-");
     assert_started(r, "");
     g_assert_cmpint(r->reserved_job, ==, 2);
     g_assert_cmpint(r->reserved_start, ==, 100);
@@ -381,7 +383,6 @@ test_backfill_long(void)
     world_end(w, world_find(w, 1));
     rerun(&r, w, 100);
     assert_started(r, "2");
-    (void)longer;
 }
 
 static void
@@ -510,11 +511,12 @@ test_preempt_newest(void)
     g_autoptr(SalSchedResult) r = NULL;
     SalJob *b[4];
     SalJob *need4, *need8;
+    static const guint cpus[] = {4, 4, 4, 2};
 
     world_node(w, "a1", "a", 8, 16384);
     world_node(w, "a2", "a", 8, 16384);
     for (guint i = 0; i < 4; i++) {
-        b[i] = world_job(w, 1, i < 2 ? 4 : (i == 2 ? 4 : 2), 1000);
+        b[i] = world_job(w, 1, cpus[i], 1000);
         b[i]->besteffort = TRUE;
     }
     /* a1: b1 (10), b2 (20); a2: b3 (30), b4 (40); a2 has 2 CPUs free. */
@@ -534,7 +536,7 @@ test_preempt_newest(void)
     rerun(&r, w, 50);
     assert_ids(r->preempt, "4,3");
     assert_ids(r->held, "6");
-    (void)need8;
+    g_assert_cmpint(need8->id, ==, 6);
 }
 
 static void
@@ -576,6 +578,16 @@ test_unschedulable(void)
     g_assert_cmpint(u->job_id, ==, mem->id);
     g_assert_cmpstr(u->reason, ==,
                     "no node of site 'b' has 1 CPUs and 9000 MiB for one VM");
+    /* The same check, one job at a time, as at submission. */
+    for (guint i = 0; i < r->unschedulable->len; i++) {
+        g_autofree char *reason = NULL;
+
+        u = r->unschedulable->pdata[i];
+        reason = sal_sched_unschedulable(w->nodes, world_find(w, u->job_id));
+        g_assert_cmpstr(reason, ==, u->reason);
+    }
+    g_assert_null(sal_sched_unschedulable(w->nodes, spans));
+
     /* A job that fits only across sites is fine, and starts. */
     assert_started(r, "4");
     assert_placed(r, spans->id, "a1,a2,b1,b1");
