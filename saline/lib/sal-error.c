@@ -1,0 +1,3 @@
+#include "sal-error.h"
+
+G_DEFINE_QUARK(sal-error-quark, sal_error)
