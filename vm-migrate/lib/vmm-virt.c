@@ -14,11 +14,38 @@ silent_error(void *opaque, virErrorPtr error)
 {
 }
 
+/*
+ * Keepalive: a peer behind a cut WAN link must not hang a call (not even
+ * virConnectClose at exit) forever. Keepalive needs libvirt's event loop
+ * running; it runs in its own thread for the life of the process.
+ */
+#define KEEPALIVE_INTERVAL_S 5
+#define KEEPALIVE_COUNT 3
+
+static gpointer
+event_thread(gpointer data)
+{
+    for (;;) {
+        virEventRunDefaultImpl();
+    }
+    return NULL;
+}
+
+static void
+event_tick(int timer, void *opaque)
+{
+}
+
 void
 vmm_virt_init(void)
 {
     virInitialize();
     virSetErrorFunc(NULL, silent_error);
+    if (virEventRegisterDefaultImpl() == 0) {
+        /* Without a pending timer the loop sleeps through new sources. */
+        virEventAddTimeout(1000, event_tick, NULL, NULL);
+        g_thread_unref(g_thread_new("virt-events", event_thread, NULL));
+    }
 }
 
 static const char *
@@ -35,7 +62,10 @@ vmm_connect(const char *uri, GError **error)
     if (!conn) {
         g_set_error(error, VMM_ERROR, VMM_ERROR_LIBVIRT,
                     "cannot connect to '%s': %s", uri, last_error());
+        return NULL;
     }
+    /* Local drivers have no keepalive; that is fine. */
+    virConnectSetKeepAlive(conn, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT);
     return conn;
 }
 
