@@ -5,8 +5,9 @@
 # x-page-hash, another stock (capability off) a2 -> b1, both in this run.
 # The page-hash destination's RAM equals the source's bit for bit, most
 # non-zero pages resolve on site B, the WAN carries less than half the
-# bytes of the stock migration, and the guest runs on with its memory
-# intact. Patched <-> stock Debian QEMU without the capability migrate too.
+# bytes of the stock migration, the destination reports the same counters
+# as the source, and the guest runs on with its memory intact. Patched <->
+# stock Debian QEMU without the capability migrate too.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -40,6 +41,8 @@ vm_migrate g0 g0b || fail "stock migration failed"
 stock=$(($(wan_bytes a) - w0))
 log "stock: WAN $stock bytes, $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms"
 assert_eq "stock migration reports no page-hash" "" "$(vm_migration_info g0 page-hash)"
+vm_qmp g0b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g0b/migrate.json"
+assert_eq "stock destination reports no page-hash" "" "$(vm_migration_info g0b page-hash)"
 
 # Page-hash migration a1 -> b2, destination resolving through b2.
 vm_start g1b b 2 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 \
@@ -69,6 +72,16 @@ log "ok: destination RAM identical to source RAM"
 log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on site B"
 ((hashed * 2 < stock)) || fail "page-hash WAN bytes $hashed not below half of stock $stock"
 ((resolved > 0 && $(pages_stat b 2 lookups) >= sent)) || fail "b2 saw too few lookups"
+
+# Once the source is gone (as after virsh migrate), the destination still
+# reports the counters, equal to the source's: it counts what it reported.
+vm_kill g1
+vm_qmp g1b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g1b/migrate.json"
+assert_eq "destination: status" completed "$(vm_migration_info g1b status)"
+assert_eq "destination: hash records received" "$sent" "$(vm_migration_info g1b page-hash hashes-sent)"
+assert_eq "destination: resolved" "$resolved" "$(vm_migration_info g1b page-hash resolved)"
+assert_eq "destination: misses" "$misses" "$(vm_migration_info g1b page-hash misses)"
+assert_eq "destination: outstanding" 0 "$(vm_migration_info g1b page-hash outstanding)"
 
 # The guest runs on at site B with its memory intact.
 vm_qmp g1b '{"execute":"cont"}' >/dev/null
