@@ -5,9 +5,10 @@
 # x-page-hash, another stock (capability off) a2 -> b1, both in this run.
 # The page-hash destination's RAM equals the source's bit for bit, most
 # non-zero pages resolve on site B, the WAN carries less than half the
-# bytes of the stock migration, the destination reports the same counters
-# as the source, and the guest runs on with its memory intact. Patched <->
-# stock Debian QEMU without the capability migrate too.
+# bytes of the stock migration, no lookup is left when the source pauses,
+# the destination reports the same counters as the source, and the guest
+# runs on with its memory intact. Patched <-> stock Debian QEMU without
+# the capability migrate too.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -59,6 +60,11 @@ full=$(vm_migration_info g1 ram normal)
 nonzero=$((sent + full - $(vm_migration_info g1 page-hash miss-pages-sent)))
 log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms"
 log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages, $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
+log "page-hash: drained for $(vm_migration_info g1 page-hash drain-time) ms with the guest running before the pause"
+# The source paused the guest only once the destination had resolved
+# every hash and received every page it asked for: nothing waits on the
+# WAN or on site B while the guest is stopped.
+assert_eq "hashes outstanding at pause" 0 "$(vm_migration_info g1 page-hash outstanding-at-pause)"
 
 # Bit for bit: the destination is paused (-S), the source stopped.
 if [[ -n ${VC_KEEP:-} ]] && ! cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)"; then
@@ -81,6 +87,9 @@ assert_eq "destination: status" completed "$(vm_migration_info g1b status)"
 assert_eq "destination: hash records received" "$sent" "$(vm_migration_info g1b page-hash hashes-sent)"
 assert_eq "destination: resolved" "$resolved" "$(vm_migration_info g1b page-hash resolved)"
 assert_eq "destination: misses" "$misses" "$(vm_migration_info g1b page-hash misses)"
+assert_eq "destination: requested pages received" \
+    "$(vm_migration_info g1 page-hash miss-pages-sent)" \
+    "$(vm_migration_info g1b page-hash miss-pages-sent)"
 assert_eq "destination: outstanding" 0 "$(vm_migration_info g1b page-hash outstanding)"
 
 # The guest runs on at site B with its memory intact.
@@ -103,7 +112,9 @@ vm_start g4b b 2 10.77.1.105 --qemu "$qemu" --unique-mb 4 --seed 14 \
     --dirty-mb 8 --dirty-rate 2000 --page-hash on \
     --resolver "$(pages_sock b 2)" --incoming 4448
 vm_migrate g4 g4b || fail "page-hash migration of a dirtying guest failed"
-log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, downtime $(vm_migration_info g4 downtime) ms"
+log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, drained for $(vm_migration_info g4 page-hash drain-time) ms, downtime $(vm_migration_info g4 downtime) ms"
+assert_eq "dirtying guest: hashes outstanding at pause" 0 \
+    "$(vm_migration_info g4 page-hash outstanding-at-pause)"
 cmp -s "$(vm_ram_file g4)" "$(vm_ram_file g4b)" || fail "dirtying guest: RAM differs"
 vm_qmp g4b '{"execute":"cont"}' >/dev/null
 vm_adopt g4b
