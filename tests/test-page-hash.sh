@@ -225,6 +225,21 @@ if vm_migrate g3 g3b 60 2>"$VC_TESTDIR/err"; then
     fail "migration with x-page-hash on one end only succeeded"
 fi
 log "one-sided capability: $(cat "$VC_TESTDIR/err")"
+# The source's error says why, not only that its socket broke.
+desc=$(vm_migration_info g3 error-desc)
+[[ $desc == *x-page-hash* ]] || fail "source error does not name x-page-hash: $desc"
 status=$(vm_qmp g3 '{"execute":"query-status"}' | tail -n 1)
 [[ $status == *'"running"'* ]] || fail "source not running after the failed migration: $status"
 log "ok: source still running after the refused migration"
+
+# A stock Debian QEMU destination does not know x-page-hash: it drops
+# the stream, and the source's error still names the likely cause.
+vm_kill g3b
+vm_start g3s b 1 10.77.1.104 --qemu qemu-system-x86_64 --unique-mb 4 --seed 13 --incoming 4454
+if vm_migrate g3 g3s 60 2>"$VC_TESTDIR/err"; then
+    fail "migration with x-page-hash to a stock QEMU succeeded"
+fi
+log "x-page-hash to a stock QEMU: $(cat "$VC_TESTDIR/err")"
+desc=$(vm_migration_info g3 error-desc)
+[[ $desc == *x-page-hash* ]] || fail "source error does not name x-page-hash: $desc"
+assert_eq "source after the stock QEMU refused" running "$(vm_status g3)"
