@@ -5,8 +5,10 @@
 # x-page-hash, another stock (capability off) a2 -> b1, both in this run.
 # The page-hash destination's RAM equals the source's bit for bit, most
 # non-zero pages resolve on site B, the WAN carries less than half the
-# bytes of the stock migration, and the guest runs on with its memory
-# intact. Patched <-> stock Debian QEMU without the capability migrate too.
+# bytes of the stock migration, no lookup is left when the source pauses,
+# the destination reports the same counters as the source, and the guest
+# runs on with its memory intact. Patched <-> stock Debian QEMU without
+# the capability migrate too.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -40,6 +42,8 @@ vm_migrate g0 g0b || fail "stock migration failed"
 stock=$(($(wan_bytes a) - w0))
 log "stock: WAN $stock bytes, $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms"
 assert_eq "stock migration reports no page-hash" "" "$(vm_migration_info g0 page-hash)"
+vm_qmp g0b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g0b/migrate.json"
+assert_eq "stock destination reports no page-hash" "" "$(vm_migration_info g0b page-hash)"
 
 # Page-hash migration a1 -> b2, destination resolving through b2.
 vm_start g1b b 2 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 \
@@ -56,6 +60,11 @@ full=$(vm_migration_info g1 ram normal)
 nonzero=$((sent + full - $(vm_migration_info g1 page-hash miss-pages-sent)))
 log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms"
 log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages, $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
+log "page-hash: drained for $(vm_migration_info g1 page-hash drain-time) ms with the guest running before the pause"
+# The source paused the guest only once the destination had resolved
+# every hash and received every page it asked for: nothing waits on the
+# WAN or on site B while the guest is stopped.
+assert_eq "hashes outstanding at pause" 0 "$(vm_migration_info g1 page-hash outstanding-at-pause)"
 
 # Bit for bit: the destination is paused (-S), the source stopped.
 if [[ -n ${VC_KEEP:-} ]] && ! cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)"; then
@@ -69,6 +78,19 @@ log "ok: destination RAM identical to source RAM"
 log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on site B"
 ((hashed * 2 < stock)) || fail "page-hash WAN bytes $hashed not below half of stock $stock"
 ((resolved > 0 && $(pages_stat b 2 lookups) >= sent)) || fail "b2 saw too few lookups"
+
+# Once the source is gone (as after virsh migrate), the destination still
+# reports the counters, equal to the source's: it counts what it reported.
+vm_kill g1
+vm_qmp g1b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g1b/migrate.json"
+assert_eq "destination: status" completed "$(vm_migration_info g1b status)"
+assert_eq "destination: hash records received" "$sent" "$(vm_migration_info g1b page-hash hashes-sent)"
+assert_eq "destination: resolved" "$resolved" "$(vm_migration_info g1b page-hash resolved)"
+assert_eq "destination: misses" "$misses" "$(vm_migration_info g1b page-hash misses)"
+assert_eq "destination: requested pages received" \
+    "$(vm_migration_info g1 page-hash miss-pages-sent)" \
+    "$(vm_migration_info g1b page-hash miss-pages-sent)"
+assert_eq "destination: outstanding" 0 "$(vm_migration_info g1b page-hash outstanding)"
 
 # The guest runs on at site B with its memory intact.
 vm_qmp g1b '{"execute":"cont"}' >/dev/null
@@ -90,7 +112,9 @@ vm_start g4b b 2 10.77.1.105 --qemu "$qemu" --unique-mb 4 --seed 14 \
     --dirty-mb 8 --dirty-rate 2000 --page-hash on \
     --resolver "$(pages_sock b 2)" --incoming 4448
 vm_migrate g4 g4b || fail "page-hash migration of a dirtying guest failed"
-log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, downtime $(vm_migration_info g4 downtime) ms"
+log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, drained for $(vm_migration_info g4 page-hash drain-time) ms, downtime $(vm_migration_info g4 downtime) ms"
+assert_eq "dirtying guest: hashes outstanding at pause" 0 \
+    "$(vm_migration_info g4 page-hash outstanding-at-pause)"
 cmp -s "$(vm_ram_file g4)" "$(vm_ram_file g4b)" || fail "dirtying guest: RAM differs"
 vm_qmp g4b '{"execute":"cont"}' >/dev/null
 vm_adopt g4b
@@ -201,6 +225,21 @@ if vm_migrate g3 g3b 60 2>"$VC_TESTDIR/err"; then
     fail "migration with x-page-hash on one end only succeeded"
 fi
 log "one-sided capability: $(cat "$VC_TESTDIR/err")"
+# The source's error says why, not only that its socket broke.
+desc=$(vm_migration_info g3 error-desc)
+[[ $desc == *x-page-hash* ]] || fail "source error does not name x-page-hash: $desc"
 status=$(vm_qmp g3 '{"execute":"query-status"}' | tail -n 1)
 [[ $status == *'"running"'* ]] || fail "source not running after the failed migration: $status"
 log "ok: source still running after the refused migration"
+
+# A stock Debian QEMU destination does not know x-page-hash: it drops
+# the stream, and the source's error still names the likely cause.
+vm_kill g3b
+vm_start g3s b 1 10.77.1.104 --qemu qemu-system-x86_64 --unique-mb 4 --seed 13 --incoming 4454
+if vm_migrate g3 g3s 60 2>"$VC_TESTDIR/err"; then
+    fail "migration with x-page-hash to a stock QEMU succeeded"
+fi
+log "x-page-hash to a stock QEMU: $(cat "$VC_TESTDIR/err")"
+desc=$(vm_migration_info g3 error-desc)
+[[ $desc == *x-page-hash* ]] || fail "source error does not name x-page-hash: $desc"
+assert_eq "source after the stock QEMU refused" running "$(vm_status g3)"

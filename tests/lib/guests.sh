@@ -112,6 +112,11 @@ vm_start() {
     vm_ram_dir_create "$site" "$node"
     tap="vm${name:0:12}"
     ip -n "$ns" tuntap add dev "$tap" mode tap
+    # A bridge takes the lowest address of its ports: a TAP with a random
+    # one would change the node's address when it comes and goes, and the
+    # gateway would send to the old one until its ARP entry expires. fe:ff
+    # is above any other port's (what libvirt does with fe:).
+    ip -n "$ns" link set "$tap" address "fe:ff:${mac#52:54:}"
     ip -n "$ns" link set "$tap" master br0 up
     echo "$site" >"$dir/site"
     echo "$node" >"$dir/node"
