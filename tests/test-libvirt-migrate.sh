@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Plain `virsh migrate --live` between sites uses page hashes. Two sites
+# joined by a 20 ms / 100 Mbit/s WAN; every node runs its own libvirtd
+# (own mount namespace, patched QEMU as the emulator) and dht-pagesd
+# (at /run/dht-pages/resolver.sock, where the domains' QEMU looks). Site B
+# already runs a guest of the same image. In the same run a stock guest
+# (x-page-hash off) and a page-hash guest migrate A -> B, then a guest
+# whose memory writer keeps dirtying pages. Checked: memory checksums
+# after equal before, most non-zero pages resolved on site B (read from
+# the destination QEMU after libvirt is done), fewer than half the WAN
+# bytes of the stock migration, the guests run on at site B, and nothing
+# is left behind at site A.
+source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/sites.sh"
+source "$(dirname "$0")/lib/guests.sh"
+source "$(dirname "$0")/lib/pages.sh"
+source "$(dirname "$0")/lib/libvirt.sh"
+requires_root
+needs virsh nsenter unshare python3
+
+qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
+sites_create 2 2 --delay 20 --rate 100
+for n in a1 a2 b1 b2; do
+    lv_start "${n:0:1}" "${n:1}" || fail "libvirtd on $n did not start"
+done
+pids=()
+for n in a1 a2 b1 b2; do
+    lv_virsh "${n:0:1}" "${n:1}" domcapabilities --virttype qemu --emulatorbin "$qemu" >/dev/null &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do
+    wait "$p" || fail "libvirtd cannot probe the patched QEMU"
+done
+log "libvirtd on a1 a2 b1 b2, emulator $qemu"
+
+opts=(--qemu "$qemu" --unique-mb 4)
+lv_vm_start gb b 1 10.77.2.101 "${opts[@]}" --page-hash on || fail "cannot start gb"
+lv_vm_start g0 a 2 10.77.1.102 "${opts[@]}" --seed 10 || fail "cannot start g0"
+lv_vm_start g1 a 1 10.77.1.101 "${opts[@]}" --seed 11 --page-hash on || fail "cannot start g1"
+lv_vm_start g2 a 1 10.77.1.103 "${opts[@]}" --seed 12 --page-hash on \
+    --dirty-mb 8 --dirty-rate 2000 || fail "cannot start g2"
+for n in a1 a2 b1 b2; do
+    pages_start "${n:0:1}" "${n:1}" --hash-rate 0 || fail "dht-pagesd on $n did not start"
+done
+for g in gb g0 g1 g2; do
+    vm_wait_ready "$g" 120 || fail "guest $g did not boot"
+done
+for n in b1 b2; do
+    pages_wait_members "${n:0:1}" "${n:1}" 1 60 || fail "site B did not form"
+done
+pages_wait_indexed b 1 1 || fail "b1 did not index gb"
+log "site B indexed $(pages_stat b 1 ram_pages) distinct pages of gb"
+
+declare -A before
+for g in g0 g1 g2; do
+    before[$g]=$(vm_sums "$g") || fail "$g does not answer"
+done
+
+# migrate NAME SRC_SITE SRC_NODE DST_SITE DST_NODE: virsh migrate --live,
+# run on the source node as an operator would; prints the WAN bytes.
+migrate() {
+    local name=$1 w0
+    w0=$(wan_bytes a)
+    lv_virsh "$2" "$3" migrate --live "$name" "$(lv_uri "$4" "$5")" >&2 ||
+        fail "virsh migrate $name $2$3 -> $4$5 failed"
+    echo $(($(wan_bytes a) - w0))
+    lv_vm_moved "$name" "$4" "$5" || fail "$name is not running on $4$5"
+}
+
+# migrated NAME SRC_SITE SRC_NODE: the guest's memory as before, and
+# nothing left of it at the source.
+migrated() {
+    local name=$1 sums
+    sums=$(vm_sums "$name") || fail "$name does not answer after migration"
+    assert_eq "$name: checksums after migration" "${before[$name]}" "$sums"
+    [[ -z $(lv_domains "$2" "$3" | grep -x "$name") ]] ||
+        fail "$name still running on $2$3"
+    [[ -z $(ls "$(vm_ram_dir "$2" "$3")"/libvirt/qemu/ 2>/dev/null | grep -- "-$name\$") ]] ||
+        fail "$name's RAM left behind on $2$3"
+}
+
+# info NAME KEY...: a value of query-migrate on the domain's QEMU now.
+info() {
+    local name=$1 dir
+    shift
+    dir=$(_vm_dir "$name")
+    lv_virsh "$(cat "$dir/site")" "$(cat "$dir/node")" qemu-monitor-command "$name" \
+        '{"execute":"query-migrate"}' >"$dir/migrate.json" || return 1
+    vm_migration_info "$name" "$@"
+}
+
+# jobinfo NAME FIELD: libvirt's completed job statistics, on the
+# destination (the source sends them with the migration).
+jobinfo() {
+    local dir
+    dir=$(_vm_dir "$1")
+    lv_virsh "$(cat "$dir/site")" "$(cat "$dir/node")" domjobinfo --completed --keep-completed "$1" |
+        awk -F': *' -v k="$2" '$1 == k { print $2 }' | awk '{print $1}'
+}
+
+stock=$(migrate g0 a 2 b 1)
+log "stock: WAN $stock bytes, $(jobinfo g0 'Time elapsed') ms, downtime $(jobinfo g0 'Total downtime') ms"
+migrated g0 a 2
+assert_eq "stock QEMU reports no page-hash" "" "$(info g0 page-hash)"
+
+hashed=$(migrate g1 a 1 b 2)
+sent=$(info g1 page-hash hashes-sent) || fail "cannot query g1 on b2"
+resolved=$(info g1 page-hash resolved)
+misses=$(info g1 page-hash misses)
+full=$(jobinfo g1 'Normal memory')
+log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(jobinfo g1 'Time elapsed') ms, downtime $(jobinfo g1 'Total downtime') ms"
+log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages"
+migrated g1 a 1
+[[ $sent =~ ^[0-9]+$ && $sent -gt 0 ]] || fail "destination QEMU reports no page-hash counters"
+nonzero=$((sent + full - $(info g1 page-hash miss-pages-sent)))
+((resolved * 100 > nonzero * 80)) || fail "only $resolved of $nonzero non-zero pages resolved on site B"
+log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on site B"
+((hashed * 2 < stock)) || fail "page-hash WAN bytes $hashed not below half of stock $stock"
+log "ok: WAN bytes $hashed < half of stock $stock"
+
+# A guest dirtying 2,000 pages/s: its stable regions survive, it runs on.
+w1=$(vm_agent g2 info | awk -F= '$1 == "dirty_pages_written" {print $2}')
+dirty=$(migrate g2 a 1 b 1)
+log "dirtying guest: WAN $dirty bytes, $(info g2 page-hash resolved) resolved, $(info g2 page-hash misses) misses, downtime $(jobinfo g2 'Total downtime') ms"
+sums=$(vm_sums g2) || fail "g2 does not answer after migration"
+assert_eq "g2: payload after migration" "$(grep '^payload' <<<"${before[g2]}")" "$(grep '^payload' <<<"$sums")"
+assert_eq "g2: unique region after migration" "$(grep '^unique' <<<"${before[g2]}")" "$(grep '^unique' <<<"$sums")"
+w2=$(vm_agent g2 info | awk -F= '$1 == "dirty_pages_written" {print $2}')
+sleep 1
+w3=$(vm_agent g2 info | awk -F= '$1 == "dirty_pages_written" {print $2}')
+((w2 > w1 && w3 > w2)) || fail "g2's writer stopped: $w1, $w2, $w3"
+log "ok: g2's writer runs on at site B ($w1 -> $w2 -> $w3 pages)"
+[[ $(lv_virsh b 1 domstate g2) == running ]] || fail "g2 not running on b1"
