@@ -107,7 +107,7 @@ hashed=$(migrate g1 a 1 b 2)
 sent=$(info g1 page-hash hashes-sent) || fail "cannot query g1 on b2"
 resolved=$(info g1 page-hash resolved)
 misses=$(info g1 page-hash misses)
-full=$(jobinfo g1 'Normal memory')
+full=$(jobinfo g1 'Normal pages')
 log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(jobinfo g1 'Time elapsed') ms, downtime $(jobinfo g1 'Total downtime') ms"
 log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages"
 migrated g1 a 1

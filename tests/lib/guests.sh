@@ -288,10 +288,20 @@ vm_adopt() {
     node_adopt_ip "$(_vm_get "$1" site)" "$(_vm_get "$1" node)" "$(vm_ip "$1")"
 }
 
-# node_adopt_ip SITE NODE IP: the same for an address.
+# node_adopt_ip SITE NODE IP: the same for an address. Several nodes of a
+# site may answer for the same old gateway, so a guest's packets may reach
+# another node than its own: nodes forward them on the site LAN, and talk
+# to adopted guests from their own address (not the gateway's, which
+# would come back to whichever node answers for it).
 node_adopt_ip() {
     local ns
     ns=$(node_ns "$1" "$2")
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     ip -n "$ns" addr add "${3%.*}.254/32" dev br0 2>/dev/null || true
-    ip -n "$ns" route replace "$3/32" dev br0
+    ip -n "$ns" route replace "$3/32" dev br0 src "$(node_ip "$1" "$2")"
+}
+
+# node_unadopt_ip SITE NODE IP: the guest left that node.
+node_unadopt_ip() {
+    ip -n "$(node_ns "$1" "$2")" route del "$3/32" 2>/dev/null || true
 }

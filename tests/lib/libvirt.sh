@@ -262,6 +262,8 @@ lv_vm_start() {
 lv_vm_moved() {
     local name=$1 site=$2 node=$3 dir root ram
     dir=$(_vm_dir "$name")
+    [[ ! -f $dir/site ]] ||
+        node_unadopt_ip "$(cat "$dir/site")" "$(cat "$dir/node")" "$(cat "$dir/ip")"
     echo "$site" >"$dir/site"
     echo "$node" >"$dir/node"
     root=$(lv_root "$site" "$node")
