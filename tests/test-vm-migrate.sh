@@ -18,17 +18,7 @@ needs virsh nsenter unshare python3
 VC_VM_MIGRATE=${VC_VM_MIGRATE:-$VC_BUILDDIR/vm-migrate/cli/vm-migrate}
 qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
 sites_create 2 2 --delay 20 --rate 100
-for n in a1 a2 b1 b2; do
-    lv_start "${n:0:1}" "${n:1}" || fail "libvirtd on $n did not start"
-done
-pids=()
-for n in a1 a2 b1 b2; do
-    lv_virsh "${n:0:1}" "${n:1}" domcapabilities --virttype qemu --emulatorbin "$qemu" >/dev/null &
-    pids+=($!)
-done
-for p in "${pids[@]}"; do
-    wait "$p" || fail "libvirtd cannot probe the patched QEMU"
-done
+lv_start_nodes "$qemu" a1 a2 b1 b2 || fail "libvirtd did not start on every node"
 
 # The cluster shares an 8 MiB region (same seed), which site B lacks.
 shared_mb=8

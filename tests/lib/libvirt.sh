@@ -3,6 +3,7 @@
 #
 #   lv_start SITE NODE [QEMU]        libvirtd on the node (QEMU: an emulator
 #                                    to probe now, so first use is fast)
+#   lv_start_nodes QEMU a1 b2 ...    the same on several nodes, probing at once
 #   lv_uri SITE NODE                 qemu+tcp://<node ip>/system
 #   lv_virsh SITE NODE ARGS...       virsh against that libvirtd, run on
 #                                    the node (the root namespace cannot
@@ -129,6 +130,23 @@ lv_start() {
         lv_virsh "$site" "$node" domcapabilities --virttype qemu --emulatorbin "$qemu" \
             >/dev/null || { echo "libvirt: $site$node cannot probe '$qemu'" >&2; return 1; }
     fi
+}
+
+# lv_start_nodes QEMU SITENODE...: libvirtd on each node (a1 b2 ...),
+# probing QEMU on all of them at once.
+lv_start_nodes() {
+    local qemu=$1 n p pids=()
+    shift
+    for n in "$@"; do
+        lv_start "${n:0:1}" "${n:1}" || return 1
+    done
+    for n in "$@"; do
+        lv_virsh "${n:0:1}" "${n:1}" domcapabilities --virttype qemu --emulatorbin "$qemu" >/dev/null &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || { echo "libvirt: cannot probe '$qemu'" >&2; return 1; }
+    done
 }
 
 lv_domains() { lv_virsh "$1" "$2" list --name | sed '/^$/d'; }
