@@ -21,7 +21,10 @@ site holds and the pages it misses; "missing_shared" counts distinct
 missing pages that more than one cluster guest holds (a method that
 coalesces equal misses sends them once); missing_random, _sparse and
 _other sort the distinct missing pages by what they look like: random
-bytes, at least 90% zero bytes, anything else.
+bytes, at least 90% zero bytes, anything else; zstd_random, _sparse and
+_other are each kind compressed alone; other_diff_bytes_median: in how
+many bytes an "other" page differs from the page at the same offset in
+the first --site guest (the median).
 """
 
 import argparse
@@ -53,6 +56,20 @@ def page_hashes(path):
                 mv.release()
 
 
+def zstd(data, level):
+    """Size of DATA compressed by the zstd CLI."""
+    return len(subprocess.run(["zstd", f"-{level}", "-q", "-c"], input=data,
+                              stdout=subprocess.PIPE, check=True).stdout)
+
+
+def differing(p, q):
+    """Bytes in which two pages differ."""
+    if len(q) != PAGE:
+        return PAGE
+    x = int.from_bytes(p, "little") ^ int.from_bytes(q, "little")
+    return PAGE - x.to_bytes(PAGE, "little").count(0)
+
+
 def kind(page):
     """What a missing page looks like: random bytes (what the unique
     regions hold), mostly zero (what a writer leaves in a zeroed page), or
@@ -78,14 +95,19 @@ def main():
             if digest != ZERO:
                 held.add(digest)
 
-    kinds = {"random": 0, "sparse": 0, "other": 0}
+    kinds = {"random": [], "sparse": [], "other": []}  # indexes in chunks
+    # The site's first guest, page by page: how much an "other" page
+    # differs from the page at the same offset there.
+    with open(a.site[0], "rb") as f:
+        ref = f.read()
+    diffs = []
     owners = {}  # digest of a missing page -> number of guests holding it
     chunks = []  # each distinct missing page once
     nonzero, on_site, missing = [], [], []
     for path in a.cluster:
         n = h = m = 0
         seen = set()
-        for digest, page in page_hashes(path):
+        for off, (digest, page) in enumerate(page_hashes(path)):
             if digest == ZERO:
                 continue
             n += 1
@@ -96,7 +118,11 @@ def main():
             if digest not in owners:
                 owners[digest] = 0
                 chunks.append(bytes(page))
-                kinds[kind(chunks[-1])] += 1
+                k = kind(chunks[-1])
+                kinds[k].append(len(chunks) - 1)
+                if k == "other":
+                    diffs.append(differing(chunks[-1],
+                                           ref[off * PAGE:(off + 1) * PAGE]))
             if digest not in seen:
                 seen.add(digest)
                 owners[digest] += 1
@@ -105,17 +131,20 @@ def main():
         missing.append(m)
 
     data = b"".join(chunks)
-    z = subprocess.run(["zstd", f"-{a.zstd_level}", "-q", "-c"], input=data,
-                       stdout=subprocess.PIPE, check=True).stdout
+    z = zstd(data, a.zstd_level)
     records = sum(nonzero)
-    bound = len(z) + a.record_bytes * records
-    print(f"lower_bound bytes={bound} zstd_bytes={len(z)}"
+    bound = z + a.record_bytes * records
+    by_kind = " ".join(
+        f"missing_{k}={len(ix)}"
+        f" zstd_{k}={zstd(b''.join(chunks[i] for i in ix), a.zstd_level)}"
+        for k, ix in kinds.items())
+    print(f"lower_bound bytes={bound} zstd_bytes={z}"
           f" record_bytes={a.record_bytes * records}"
           f" missing_distinct={len(chunks)} missing_raw_bytes={len(data)}"
           f" missing_shared={sum(1 for c in owners.values() if c > 1)}"
-          f" site_distinct={len(held)} zstd_level={a.zstd_level}"
-          f" missing_random={kinds['random']} missing_sparse={kinds['sparse']}"
-          f" missing_other={kinds['other']}"
+          f" site_distinct={len(held)} zstd_level={a.zstd_level} {by_kind}"
+          f" other_diff_bytes_median="
+          f"{sorted(diffs)[len(diffs) // 2] if diffs else 0}"
           f" nonzero={','.join(map(str, nonzero))}"
           f" on_site={','.join(map(str, on_site))}"
           f" missing={','.join(map(str, missing))}")

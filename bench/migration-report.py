@@ -316,15 +316,23 @@ def breakdown(v):
         out.append(f"| {name} | {fmt(b / MIB, 2)} | {note} |")
     out.append("")
     extra = misses - distinct
-    if "missing_random" in lb:
+    if "zstd_random" in lb:
+        def kind(k):
+            n = int(lb["missing_" + k])
+            return (f"{n:,} pages, {fmt(n * PAGE / MIB)} MiB raw, "
+                    f"{fmt(int(lb['zstd_' + k]) / MIB, 2)} MiB with zstd")
         out.append(
-            f"What the bound's {distinct:,} distinct missing pages look like: "
-            f"{int(lb['missing_random']):,} random bytes (the 4 unique "
-            f"regions are {4 * int(v.scen['unique_mib']) * 256:,} pages), "
-            f"{int(lb['missing_sparse']):,} at least 90% zero bytes (what "
-            f"the writer leaves in its pages), {int(lb['missing_other']):,} "
-            f"other (kernel and page-cache data that differs from guest to "
-            f"guest).")
+            f"What the bound's {distinct:,} distinct missing pages are, by "
+            f"their bytes: random: {kind('random')} (the 4 unique regions "
+            f"are {4 * int(v.scen['unique_mib']) * 256:,} pages); at least "
+            f"90% zero bytes: {kind('sparse')} (what the writer leaves in "
+            f"its pages); other: {kind('other')}; an *other* page differs "
+            f"from the page at the same offset in a site-B guest in "
+            f"{int(lb.get('other_diff_bytes_median', 0)):,} of 4,096 bytes "
+            f"(median): by their contents kernel data (pointers into the "
+            f"direct map), laid out alike in every guest but with other "
+            f"pointers and counters. "
+            f"Page-hash sends every page it is asked for raw.")
         out.append("")
     out.append(
         f"Misses against the bound: {misses:,} misses, {distinct:,} distinct "
@@ -332,7 +340,9 @@ def breakdown(v):
         f"({fmt(extra * PAGE / MIB, 2)} MiB as raw pages). Of the cluster's "
         f"{nonzero:,} non-zero pages {on_site:,} "
         f"({on_site / nonzero * 100:.1f}%) were on site B before the "
-        f"migration; QEMU reports {sum(s['ph-resolved']):,} resolved.")
+        f"migration; QEMU reports {sum(s['ph-resolved']):,} resolved. "
+        f"Hashes sent beyond one per non-zero page: {hashes - nonzero:+,} "
+        f"(pages hashed again after the guest wrote them).")
     if s["last-outstanding"] and any(x is not None
                                      for x in s["last-outstanding"]):
         out.append("")
