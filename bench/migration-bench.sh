@@ -24,7 +24,7 @@
 # (QEMU's, and the source's STOP to its destination's completion), CPU
 # seconds of the source QEMUs, the destination QEMUs and dht-pagesd; the
 # lower bound comes from the guests' RAM files (bench/lower-bound.py).
-# Takes about 20-40 minutes on 2 cores.
+# Takes 13-17 minutes on 2 shared cores here.
 #
 # Knobs (environment): BENCH_MEM (256 MiB per guest), BENCH_UNIQUE_MB
 # (16), BENCH_DIRTY_MB (8), BENCH_DIRTY_RATE (300 pages/s per guest),
