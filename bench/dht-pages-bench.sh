@@ -24,6 +24,7 @@ source "$(dirname "$0")/../tests/lib/functions.sh"
 source "$(dirname "$0")/../tests/lib/sites.sh"
 source "$(dirname "$0")/../tests/lib/guests.sh"
 source "$(dirname "$0")/../tests/lib/pages.sh"
+source "$(dirname "$0")/lib/bench.sh"
 
 requires_root
 needs ip shuf redis-server redis-cli redis-benchmark
@@ -41,15 +42,9 @@ for exe in "$DP_BENCH" "$VC_PAGESD" "$VC_PAGES_CLI" "$VC_WANEM"; do
     [[ -x $exe ]] || fail "'$exe' not built (ninja -C $VC_BUILDDIR)"
 done
 
-RAW=$VC_TESTDIR/raw.txt
+RAW=$BENCH_RAW
 : >"$RAW"
 declare -A R # results: R[key]=value
-
-# raw LINE: keep a result line for the report, and show it.
-raw() {
-    echo "$*" >>"$RAW"
-    echo "$*" >&2
-}
 
 # kv LINE KEY: value of KEY in a key=value line.
 kv() {
@@ -57,9 +52,6 @@ kv() {
         if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' \
         <<<"$1"
 }
-
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # stats_of SITE NODE KEY...: the values of KEYs, space-separated, from one
 # stats call.
@@ -81,15 +73,6 @@ index_sum() {
     echo "$total"
 }
 
-# machine_load WHEN: the load average and what else is busy (this is a
-# shared machine; other users' processes skew every number here).
-machine_load() {
-    local busy
-    busy=$(top -b -n 2 -d 1 -w 200 | awk '/^top -/ { n++ } n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 >= 5 {
-        printf "%s%s(%s%%)", sep, $12, $9; sep = "," }')
-    raw "machine_load when=$1 loadavg=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /) busy=${busy:-none}"
-}
-
 stop_pid() {
     kill "$1" 2>/dev/null || return 0
     wait "$1" 2>/dev/null || true
@@ -100,7 +83,7 @@ SHM=/dev/shm/$VC_SITE_PREFIX
 mkdir -p "$SHM"
 cleanup_fn rm -rf "$SHM"
 
-raw "machine nproc=$(nproc) cpu=\"$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)\" mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo) date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+machine_info
 machine_load start
 
 # ---- the RAM image and its hashes (once, before any daemon runs) ----

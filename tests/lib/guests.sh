@@ -11,6 +11,8 @@
 #   vm_stop NAME                       guest poweroff, then waits for QEMU
 #   vm_kill NAME                       SIGKILL and cleanup (idempotent)
 #   vm_ram_file NAME                   the file backing guest RAM
+#   vm_qmp_socket NAME                 its QMP socket (one client at a time)
+#   vm_incoming_uri NAME               where a --incoming guest listens
 #   vm_migrate SRC DST                 live migration over QMP; DST was
 #                                      started with --incoming PORT
 #   vm_migration_info NAME KEY...      a value of SRC's last query-migrate
@@ -20,7 +22,10 @@
 #
 # vm_start options beyond the memory shape: --qemu BIN (default $VC_QEMU
 # or qemu-system-x86_64), --page-hash on|off, --resolver SOCKET (the
-# destination's dht-pagesd), --incoming PORT (wait paused for a migration).
+# destination's dht-pagesd), --incoming PORT (wait paused for a migration),
+# --qemu-arg ARG (one more QEMU argument, repeatable: -global settings of
+# other migration capabilities, e.g. --qemu-arg -global --qemu-arg
+# migration.x-xbzrle=on).
 #
 # Guests use file-backed shared RAM (memory-backend-file,share=on) so node
 # daemons can map it, a QMP socket, a serial log, and a TAP on the node's
@@ -68,11 +73,14 @@ vc_accel() {
 
 # The parts of a guest's identity both QEMU and libvirt guests share: a
 # seed from the name, a MAC from the IP (unique on the site LAN), and the
-# kernel command line that configures vcguest.
+# kernel command line that configures vcguest. no_timer_check: under TCG
+# on a loaded host the kernel's IO-APIC timer check can miss its ticks
+# and panic ("IO-APIC + timer doesn't work!"); cloud VM images set it
+# for the same reason.
 _vm_seed() { printf '%s' "$1" | cksum | cut -d' ' -f1; }
 _vm_mac() { printf '52:54:%02x:%02x:%02x:%02x' ${1//./ }; }
 _vm_cmdline() {
-    echo "console=ttyS0 panic=-1 nokaslr ip=$2::$3:255.255.255.0:$1:eth0:off vc.seed=$4 vc.unique_mb=$5 vc.dirty_mb=$6 vc.dirty_rate=$7"
+    echo "console=ttyS0 panic=-1 nokaslr no_timer_check ip=$2::$3:255.255.255.0:$1:eth0:off vc.seed=$4 vc.unique_mb=$5 vc.dirty_mb=$6 vc.dirty_rate=$7"
 }
 
 vm_start() {
@@ -81,6 +89,7 @@ vm_start() {
     shift 4
     local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
     local qemu=${VC_QEMU:-qemu-system-x86_64} page_hash= resolver= incoming=
+    local extra=()
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || { echo "guests: option '$1' needs a value" >&2; return 2; }
         case "$1" in
@@ -94,6 +103,7 @@ vm_start() {
         --page-hash) page_hash=$2 ;;
         --resolver) resolver=$2 ;;
         --incoming) incoming=$2 ;;
+        --qemu-arg) extra+=("$2") ;;
         *) echo "guests: unknown option '$1'" >&2; return 2 ;;
         esac
         shift 2
@@ -124,7 +134,6 @@ vm_start() {
     echo "$tap" >"$dir/tap"
     echo "$(vm_ram_dir "$site" "$node")/$name.ram" >"$dir/ram"
     echo "$qemu" >"$dir/qemu"
-    local extra=()
     [[ -z $page_hash ]] || extra+=(-global "migration.x-page-hash=$page_hash")
     [[ -z $resolver ]] || extra+=(-global "migration.x-page-hash-resolver=$resolver")
     if [[ -n $incoming ]]; then
@@ -152,6 +161,8 @@ vm_start() {
 vm_pid() { _vm_get "$1" pid; }
 vm_ip() { _vm_get "$1" ip; }
 vm_ram_file() { _vm_get "$1" ram; }
+vm_qmp_socket() { echo "$(_vm_dir "$1")/qmp.sock"; }
+vm_incoming_uri() { _vm_get "$1" incoming; }
 vm_serial_log() { echo "$(_vm_dir "$1")/serial.log"; }
 
 vm_running() {
@@ -190,7 +201,7 @@ vm_sums() { vm_agent "$1" sums "${2:-}" "${3:-}"; }
 vm_qmp() {
     local name=$1 sock
     shift
-    sock="$(_vm_dir "$name")/qmp.sock"
+    sock=$(vm_qmp_socket "$name")
     { printf '{"execute":"qmp_capabilities"}\n'; printf '%s\n' "$@"; sleep 0.5; } |
         socat -t 2 - "UNIX-CONNECT:$sock"
 }
