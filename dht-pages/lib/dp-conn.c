@@ -1,8 +1,11 @@
 #include "dp-conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "vc-error.h"
 #include "vc-frame.h"
@@ -18,6 +21,110 @@ dp_write_all(int fd, const guint8 *data, gsize len, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean
+dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error)
+{
+    while (n_iov > 0) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = MIN(n_iov, IOV_MAX)};
+        /* sendmsg() where it can: a closed peer is an error, not SIGPIPE. */
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == ENOTSOCK) {
+            n = writev(fd, iov, (int)mh.msg_iovlen);
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            g_set_error(error, DP_ERROR, DP_ERROR_IO,
+                        "cannot write frame: %s", g_strerror(errno));
+            return FALSE;
+        }
+        while (n_iov > 0 && (gsize)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            n_iov--;
+        }
+        if (n > 0) {
+            iov->iov_base = (guint8 *)iov->iov_base + n;
+            iov->iov_len -= (gsize)n;
+        }
+    }
+    return TRUE;
+}
+
+/* Bytes read into @data (< @len only at EOF), or -1. */
+static gssize
+read_full(int fd, guint8 *data, gsize len, GError **error)
+{
+    gsize got = 0;
+
+    while (got < len) {
+        ssize_t n = read(fd, data + got, len - got);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot read frame: %s",
+                        g_strerror(errno));
+            return -1;
+        }
+        if (n == 0) {
+            break;
+        }
+        got += (gsize)n;
+    }
+    return (gssize)got;
+}
+
+gboolean
+dp_msg_read_buf(int fd, GByteArray *buf, DpMsg *msg, GError **error)
+{
+    guint8 hdr[VC_FRAME_HEADER_LEN];
+    gssize n;
+    guint32 len;
+
+    n = read_full(fd, hdr, sizeof(hdr), error);
+    if (n < 0) {
+        return FALSE;
+    }
+    if (n == 0) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO, "connection closed");
+        return FALSE;
+    }
+    if (n < (gssize)sizeof(hdr)) {
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                    "connection closed inside a frame header");
+        return FALSE;
+    }
+    len = dp_frame_len(hdr);
+    if (len > DP_MAX_PAYLOAD) {
+        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
+                    "frame of %u bytes exceeds the limit of %u", len,
+                    DP_MAX_PAYLOAD);
+        return FALSE;
+    }
+    g_byte_array_set_size(buf, len);
+    n = read_full(fd, buf->data, len, error);
+    if (n < 0) {
+        return FALSE;
+    }
+    if ((gsize)n < len) {
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                    "connection closed after %zd of %u frame bytes", n, len);
+        return FALSE;
+    }
+    return dp_msg_decode(buf->data, len, msg, error);
+}
+
+guint32
+dp_frame_len(const guint8 *hdr)
+{
+    return (guint32)hdr[0] << 24 | (guint32)hdr[1] << 16 |
+           (guint32)hdr[2] << 8 | hdr[3];
 }
 
 gboolean
