@@ -101,33 +101,38 @@ entry_is(DpRam *ram, const VcPageHash *h, guint id, gsize i)
            v == location(id, i);
 }
 
-gboolean
-dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out)
+/* Under the lock: drop a reference; a retired region goes with its
+ * last one. */
+static void
+region_unref_locked(DpRam *ram, Region *r)
 {
-    DpRam *ram = d->ram;
-    gpointer v;
-    Region *r;
-    gsize page;
-
-    g_mutex_lock(&d->lock);
-    if (!g_hash_table_lookup_extended(ram->table, h, NULL, &v)) {
-        g_mutex_unlock(&d->lock);
-        return FALSE;
-    }
-    r = g_hash_table_lookup(ram->by_id, GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
-    page = GPOINTER_TO_SIZE(v) & 0xffffffffu;
-    r->refs++;
-    g_mutex_unlock(&d->lock);
-
-    memcpy(out, r->map + page * VC_PAGE_SIZE, VC_PAGE_SIZE);
-
-    g_mutex_lock(&d->lock);
     if (--r->refs == 0 && r->gone) {
         g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
         region_free(r);
     }
-    g_mutex_unlock(&d->lock);
-    return TRUE;
+}
+
+const guint8 *
+dp_ram_find_locked(DpDaemon *d, const VcPageHash *h, gpointer *region)
+{
+    DpRam *ram = d->ram;
+    gpointer v;
+    Region *r;
+
+    if (!g_hash_table_lookup_extended(ram->table, h, NULL, &v)) {
+        return NULL;
+    }
+    r = g_hash_table_lookup(ram->by_id,
+                            GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
+    r->refs++;
+    *region = r;
+    return r->map + (GPOINTER_TO_SIZE(v) & 0xffffffffu) * VC_PAGE_SIZE;
+}
+
+void
+dp_ram_release_locked(DpDaemon *d, gpointer region)
+{
+    region_unref_locked(d->ram, region);
 }
 
 gboolean
@@ -393,10 +398,7 @@ hash_chunk(DpDaemon *d)
             dp_stat_add(d, ram_passes, 1);
         }
     }
-    if (--r->refs == 0 && r->gone) {
-        g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
-        region_free(r);
-    }
+    region_unref_locked(ram, r);
     g_mutex_unlock(&d->lock);
     dp_stat_add(d, pages_hashed, n);
     /* Withdrawals first: a page that changed to content already indexed
