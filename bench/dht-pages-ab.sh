@@ -96,28 +96,39 @@ kv() {
 }
 
 declare -A V # V[build,run,metric]="values..."
-METRICS="lookups_per_s p50_ms p99_ms cpu_us client_us node1_us node3_us others_us"
+METRICS="lookups_per_s p50_ms p99_ms cpu_us client_us node1_us node3_us others_us scan_us"
 
-# ticks N: CPU clock ticks (user + system) used so far by node N's daemon.
+# ticks N: CPU clock ticks (user + system) used so far by node N's
+# daemon, but for its RAM scanner (which re-hashes the RAM file every few
+# seconds, whatever the lookups do); scan_ticks N: the scanner's.
 ticks() {
-    awk '{ print $14 + $15 }' "/proc/$(pages_pid a "$1")/stat"
+    local pid
+    pid=$(pages_pid a "$1")
+    echo $(($(awk '{ print $14 + $15 }' "/proc/$pid/stat") - $(scan_ticks "$1")))
+}
+scan_ticks() {
+    local pid
+    pid=$(pages_pid a "$1")
+    grep -h '(scanner)' /proc/"$pid"/task/*/stat | awk '{ t += $14 + $15 } END { print t + 0 }'
 }
 declare -A perfed=()
-declare -a t0 d
+declare -a t0 s0 d
 
 # cpu_per_lookup LOOKUPS: CPU µs per lookup of the client, node 1 (the
-# holder), node 3 and the other nodes, from t0[] and the time(1) output.
+# holder), node 3 and the other nodes (scanners apart: scan_us), from
+# t0[], s0[] and the time(1) output. cpu_us sums all but scan_us.
 cpu_per_lookup() {
-    local n others=0 d
+    local n others=0 scan=0 d
     for ((n = 1; n <= NODES; n++)); do
         d[n]=$(($(ticks "$n") - t0[n]))
+        scan=$((scan + $(scan_ticks "$n") - s0[n]))
         ((n == 1 || n == 3)) || others=$((others + d[n]))
     done
-    awk -v l="$1" -v n1="${d[1]}" -v n3="${d[3]}" -v o="$others" \
+    awk -v l="$1" -v n1="${d[1]}" -v n3="${d[3]}" -v o="$others" -v s="$scan" \
         -v hz="$(getconf CLK_TCK)" '{ c = ($1 + $2) * 1e6 / l
         f = 1e6 / hz / l
-        printf "cpu_us=%.2f client_us=%.2f node1_us=%.2f node3_us=%.2f others_us=%.2f",
-            c + (n1 + n3 + o) * f, c, n1 * f, n3 * f, o * f }' "$VC_TESTDIR/time"
+        printf "cpu_us=%.2f client_us=%.2f node1_us=%.2f node3_us=%.2f others_us=%.2f scan_us=%.2f",
+            c + (n1 + n3 + o) * f, c, n1 * f, n3 * f, o * f, s * f }' "$VC_TESTDIR/time"
 }
 
 run_build() { # run_build NAME BUILDDIR ROUND
@@ -135,7 +146,10 @@ run_build() { # run_build NAME BUILDDIR ROUND
                 >/dev/null 2>&1 &
             perf_pid=$!
         fi
-        for ((n = 1; n <= NODES; n++)); do t0[n]=$(ticks "$n"); done
+        for ((n = 1; n <= NODES; n++)); do
+            t0[n]=$(ticks "$n")
+            s0[n]=$(scan_ticks "$n")
+        done
         line=$(on_node a "$node" /usr/bin/time -f '%U %S' -o "$VC_TESTDIR/time" \
             "$DP_BENCH" lookup \
             --socket "$(pages_sock a "$node")" \
