@@ -54,6 +54,11 @@ typedef struct {
 
 #define dp_stat_add(d, field, n) __atomic_add_fetch(&(d)->stats.field, (n), __ATOMIC_RELAXED)
 #define dp_stat_get(d, field) __atomic_load_n(&(d)->stats.field, __ATOMIC_RELAXED)
+/* A batch of lookups or PAGE_GETs is being served: background work
+ * yields to them for a while (ram.c). */
+#define dp_note_lookup(d) \
+    __atomic_store_n(&(d)->last_lookup_us, g_get_monotonic_time(), __ATOMIC_RELAXED)
+#define dp_last_lookup(d) __atomic_load_n(&(d)->last_lookup_us, __ATOMIC_RELAXED)
 
 typedef struct {
     /* configuration */
@@ -83,6 +88,7 @@ typedef struct {
     DpRam *ram;
     DpCoalescer *coalescer;
     DpStats stats;
+    gint64 last_lookup_us;  /* monotonic, of the last batch served */
     gint64 started_us;
     volatile gint stopping;
 } DpDaemon;

@@ -227,6 +227,7 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
     case DP_MSG_PAGE_GET: {
         guint served, n_ram;
 
+        dp_note_lookup(d);
         if (m->count > sc->pages_room) {
             g_free(sc->pages);
             sc->pages = g_malloc((gsize)m->count * VC_PAGE_SIZE);

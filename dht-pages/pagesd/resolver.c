@@ -69,6 +69,7 @@ handle_lookup(Client *c, const DpMsg *m)
         c->local_room = n;
     }
     dp_stat_add(d, lookups, n);
+    dp_note_lookup(d);
     /* Pages held here never cost a peer hop. */
     local = dp_local_pages(d, m->hashes, n, c->status, c->local, &n_ram);
     dp_stat_add(d, hits_ram, n_ram);
