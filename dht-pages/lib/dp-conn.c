@@ -5,7 +5,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "vc-error.h"
 #include "vc-frame.h"
@@ -55,71 +54,6 @@ dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error)
     return TRUE;
 }
 
-/* Bytes read into @data (< @len only at EOF), or -1. */
-static gssize
-read_full(int fd, guint8 *data, gsize len, GError **error)
-{
-    gsize got = 0;
-
-    while (got < len) {
-        ssize_t n = read(fd, data + got, len - got);
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            g_set_error(error, DP_ERROR, DP_ERROR_IO, "cannot read frame: %s",
-                        g_strerror(errno));
-            return -1;
-        }
-        if (n == 0) {
-            break;
-        }
-        got += (gsize)n;
-    }
-    return (gssize)got;
-}
-
-gboolean
-dp_msg_read_buf(int fd, GByteArray *buf, DpMsg *msg, GError **error)
-{
-    guint8 hdr[VC_FRAME_HEADER_LEN];
-    gssize n;
-    guint32 len;
-
-    n = read_full(fd, hdr, sizeof(hdr), error);
-    if (n < 0) {
-        return FALSE;
-    }
-    if (n == 0) {
-        g_set_error(error, DP_ERROR, DP_ERROR_IO, "connection closed");
-        return FALSE;
-    }
-    if (n < (gssize)sizeof(hdr)) {
-        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "connection closed inside a frame header");
-        return FALSE;
-    }
-    len = dp_frame_len(hdr);
-    if (len > DP_MAX_PAYLOAD) {
-        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
-                    "frame of %u bytes exceeds the limit of %u", len,
-                    DP_MAX_PAYLOAD);
-        return FALSE;
-    }
-    g_byte_array_set_size(buf, len);
-    n = read_full(fd, buf->data, len, error);
-    if (n < 0) {
-        return FALSE;
-    }
-    if ((gsize)n < len) {
-        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "connection closed after %zd of %u frame bytes", n, len);
-        return FALSE;
-    }
-    return dp_msg_decode(buf->data, len, msg, error);
-}
-
 guint32
 dp_frame_len(const guint8 *hdr)
 {
@@ -137,8 +71,9 @@ dp_msg_read(int fd, DpMsg *msg, GBytes **payload, GError **error)
             g_set_error(error, DP_ERROR, DP_ERROR_IO, "connection closed");
         } else {
             g_set_error(error, DP_ERROR,
-                        g_error_matches(local, VC_ERROR, VC_ERROR_IO)
-                            ? DP_ERROR_IO
+                        g_error_matches(local, VC_ERROR, VC_ERROR_IO) ? DP_ERROR_IO
+                        : g_error_matches(local, VC_ERROR, VC_ERROR_TOO_LARGE)
+                            ? DP_ERROR_LIMIT
                             : DP_ERROR_PROTOCOL,
                         "%s", local->message);
         }

@@ -4,8 +4,9 @@
  *
  * Threads: an accept thread per listening socket and one thread per
  * connection (few: local QEMUs and CLIs, and site peers), the RAM scanner,
- * the pinger, and OpenDHT's own threads. All shared state is under
- * d->lock, which is never held across I/O or hashing.
+ * the pinger, and OpenDHT's own threads. A resolver client's thread talks
+ * to all the peers a LOOKUP needs at once (fetch.c). All shared state is
+ * under d->lock, which is never held across I/O or hashing.
  */
 #pragma once
 

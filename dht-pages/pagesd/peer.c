@@ -70,8 +70,7 @@ typedef struct {
     DpDaemon *d;
     int fd;
     char *peer_addr;
-    GByteArray *in;     /* the request being served */
-    GByteArray *out;    /* its reply, or the head of a PAGE_GET reply */
+    GByteArray *out;    /* the reply, or the head of a PAGE_GET reply */
     guint8 *pages;      /* the pages of a PAGE_GET reply */
     guint pages_room;
     guint8 status[DP_MAX_BATCH];
@@ -278,14 +277,14 @@ server_conn_thread(gpointer data)
     g_debug("peer %s authenticated as %s", sc->peer_addr, peer_hex);
     /* Pooled connections idle between requests: no read timeout. */
     set_timeouts(sc->fd, 0);
-    sc->in = g_byte_array_new();
     sc->out = g_byte_array_new();
     for (;;) {
+        g_autoptr(GBytes) payload = NULL;
         DpMsg m;
         gsize pages_len;
         struct iovec iov[2];
 
-        if (!dp_msg_read_buf(sc->fd, sc->in, &m, &error)) {
+        if (!dp_msg_read(sc->fd, &m, &payload, &error)) {
             if (error->code != DP_ERROR_IO) {
                 dp_stat_add(d, bad_frames, 1);
                 g_warning("peer %s: bad frame: %s", sc->peer_addr,
@@ -310,8 +309,7 @@ server_conn_thread(gpointer data)
     }
 out:
     close(sc->fd);
-    if (sc->in) {
-        g_byte_array_unref(sc->in);
+    if (sc->out) {
         g_byte_array_unref(sc->out);
     }
     g_free(sc->pages);

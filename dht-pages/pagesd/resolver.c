@@ -20,8 +20,7 @@ typedef struct {
     guint serial;
     GHashTable *claimed; /* VcPageHash * (owned) */
     DpFetch *fetch;
-    GByteArray *in;      /* the request being answered */
-    GByteArray *head;    /* its reply, or the head of a LOOKUP reply */
+    GByteArray *head;    /* the reply, or the head of a LOOKUP reply */
     GArray *iov;         /* struct iovec: the pages after the head */
     guint8 *local;       /* pages found on this node, for the reply */
     guint local_room;
@@ -238,10 +237,11 @@ client_thread(gpointer data)
     DpDaemon *d = c->d;
 
     for (;;) {
+        g_autoptr(GBytes) payload = NULL;
         g_autoptr(GError) error = NULL;
         DpMsg m;
 
-        if (!dp_msg_read_buf(c->fd, c->in, &m, &error)) {
+        if (!dp_msg_read(c->fd, &m, &payload, &error)) {
             if (error->code == DP_ERROR_IO) {
                 break; /* closed, or a socket error */
             }
@@ -285,7 +285,6 @@ bad:
     close(c->fd);
     g_hash_table_unref(c->claimed);
     dp_fetch_free(c->fetch);
-    g_byte_array_unref(c->in);
     g_byte_array_unref(c->head);
     g_array_unref(c->iov);
     g_free(c->local);
@@ -319,7 +318,6 @@ accept_loop(gpointer data)
         c->claimed = g_hash_table_new_full(vc_page_hash_hash, vc_page_hash_equal_func,
                                            g_free, NULL);
         c->fetch = dp_fetch_new(d);
-        c->in = g_byte_array_new();
         c->head = g_byte_array_new();
         c->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));

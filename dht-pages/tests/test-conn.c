@@ -1,5 +1,5 @@
-/* Blocking frame I/O of dp-conn.c: scattered writes, reads into a
- * reused buffer, and how each way a stream can end is reported. */
+/* Blocking frame I/O of dp-conn.c: scattered writes, and how each way a
+ * stream can end is reported (the daemons act on the error codes). */
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -83,12 +83,11 @@ test_writev_all(void)
     g_assert_cmpmem(got->data, got->len, want->data, want->len);
 }
 
-/* Frames of different sizes through one buffer, then each way to end. */
+/* Frames one after the other, then a clean end. */
 static void
-test_msg_read_buf(void)
+test_msg_read(void)
 {
     g_autoptr(GByteArray) stream = g_byte_array_new();
-    g_autoptr(GByteArray) buf = g_byte_array_new();
     g_autofree guint8 *pages = g_malloc(3 * VC_PAGE_SIZE);
     const guint8 *ptrs[3];
     VcPageHash hashes[5];
@@ -107,21 +106,29 @@ test_msg_read_buf(void)
     socket_pair(&w.fd, &rfd);
     w.data = stream;
     t = g_thread_new("writer", write_thread, &w);
-
-    g_assert_true(dp_msg_read_buf(rfd, buf, &m, NULL));
-    g_assert_cmpuint(m.type, ==, DP_REPLY(DP_MSG_PAGE_GET));
-    g_assert_cmpuint(m.n_hits, ==, 2);
-    g_assert_cmpmem(dp_msg_reply_page(&m, 2), VC_PAGE_SIZE,
-                    pages + 2 * VC_PAGE_SIZE, VC_PAGE_SIZE);
-    g_assert_true(dp_msg_read_buf(rfd, buf, &m, NULL));
-    g_assert_cmpuint(m.type, ==, DP_MSG_LOOKUP);
-    g_assert_cmpuint(m.id, ==, 10);
-    g_assert_cmpuint(m.count, ==, 5);
-    g_assert_cmpmem(m.hashes, sizeof(hashes), hashes, sizeof(hashes));
     {
+        g_autoptr(GBytes) payload = NULL;
+
+        g_assert_true(dp_msg_read(rfd, &m, &payload, NULL));
+        g_assert_cmpuint(m.type, ==, DP_REPLY(DP_MSG_PAGE_GET));
+        g_assert_cmpuint(m.n_hits, ==, 2);
+        g_assert_cmpmem(dp_msg_reply_page(&m, 2), VC_PAGE_SIZE,
+                        pages + 2 * VC_PAGE_SIZE, VC_PAGE_SIZE);
+    }
+    {
+        g_autoptr(GBytes) payload = NULL;
+
+        g_assert_true(dp_msg_read(rfd, &m, &payload, NULL));
+        g_assert_cmpuint(m.type, ==, DP_MSG_LOOKUP);
+        g_assert_cmpuint(m.id, ==, 10);
+        g_assert_cmpuint(m.count, ==, 5);
+        g_assert_cmpmem(m.hashes, sizeof(hashes), hashes, sizeof(hashes));
+    }
+    {
+        g_autoptr(GBytes) payload = NULL;
         g_autoptr(GError) error = NULL;
 
-        g_assert_false(dp_msg_read_buf(rfd, buf, &m, &error));
+        g_assert_false(dp_msg_read(rfd, &m, &payload, &error));
         g_assert_error(error, DP_ERROR, DP_ERROR_IO);
     }
     g_thread_join(t);
@@ -133,7 +140,7 @@ static void
 expect_read_error(const guint8 *bytes, gsize len, gint code)
 {
     g_autoptr(GByteArray) stream = g_byte_array_new();
-    g_autoptr(GByteArray) buf = g_byte_array_new();
+    g_autoptr(GBytes) payload = NULL;
     g_autoptr(GError) error = NULL;
     Writer w = {0};
     GThread *t;
@@ -144,17 +151,17 @@ expect_read_error(const guint8 *bytes, gsize len, gint code)
     socket_pair(&w.fd, &rfd);
     w.data = stream;
     t = g_thread_new("writer", write_thread, &w);
-    g_assert_false(dp_msg_read_buf(rfd, buf, &m, &error));
+    g_assert_false(dp_msg_read(rfd, &m, &payload, &error));
     g_assert_error(error, DP_ERROR, code);
     g_thread_join(t);
     close(rfd);
 }
 
 static void
-test_msg_read_buf_errors(void)
+test_msg_read_errors(void)
 {
     /* Closed inside a header, inside a payload; a length over the
-     * limit; a whole frame that does not decode. */
+     * limit; a whole frame that does not decode; closed between frames. */
     static const guint8 short_header[] = {0, 0};
     static const guint8 short_payload[] = {0, 0, 0, 0x30, 1, 1, 0, 0};
     static const guint8 too_large[] = {0xff, 0xff, 0xff, 0xff};
@@ -172,7 +179,7 @@ main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/conn/writev-all", test_writev_all);
-    g_test_add_func("/conn/msg-read-buf", test_msg_read_buf);
-    g_test_add_func("/conn/msg-read-buf-errors", test_msg_read_buf_errors);
+    g_test_add_func("/conn/msg-read", test_msg_read);
+    g_test_add_func("/conn/msg-read-errors", test_msg_read_errors);
     return g_test_run();
 }
