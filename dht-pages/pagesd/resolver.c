@@ -9,7 +9,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-
 /* Hashes a client was told are missing and has not published yet: it is
  * fetching them, so it must never wait on its own reservation. */
 #define CLAIMED_MAX (1 << 18)
