@@ -1,8 +1,10 @@
 #include "dp-conn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "vc-error.h"
 #include "vc-frame.h"
@@ -21,6 +23,45 @@ dp_write_all(int fd, const guint8 *data, gsize len, GError **error)
 }
 
 gboolean
+dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error)
+{
+    while (n_iov > 0) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = MIN(n_iov, IOV_MAX)};
+        /* sendmsg() where it can: a closed peer is an error, not SIGPIPE. */
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == ENOTSOCK) {
+            n = writev(fd, iov, (int)mh.msg_iovlen);
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            g_set_error(error, DP_ERROR, DP_ERROR_IO,
+                        "cannot write frame: %s", g_strerror(errno));
+            return FALSE;
+        }
+        while (n_iov > 0 && (gsize)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            n_iov--;
+        }
+        if (n > 0) {
+            iov->iov_base = (guint8 *)iov->iov_base + n;
+            iov->iov_len -= (gsize)n;
+        }
+    }
+    return TRUE;
+}
+
+guint32
+dp_frame_len(const guint8 *hdr)
+{
+    return (guint32)hdr[0] << 24 | (guint32)hdr[1] << 16 |
+           (guint32)hdr[2] << 8 | hdr[3];
+}
+
+gboolean
 dp_msg_read(int fd, DpMsg *msg, GBytes **payload, GError **error)
 {
     g_autoptr(GError) local = NULL;
@@ -30,8 +71,9 @@ dp_msg_read(int fd, DpMsg *msg, GBytes **payload, GError **error)
             g_set_error(error, DP_ERROR, DP_ERROR_IO, "connection closed");
         } else {
             g_set_error(error, DP_ERROR,
-                        g_error_matches(local, VC_ERROR, VC_ERROR_IO)
-                            ? DP_ERROR_IO
+                        g_error_matches(local, VC_ERROR, VC_ERROR_IO) ? DP_ERROR_IO
+                        : g_error_matches(local, VC_ERROR, VC_ERROR_TOO_LARGE)
+                            ? DP_ERROR_LIMIT
                             : DP_ERROR_PROTOCOL,
                         "%s", local->message);
         }

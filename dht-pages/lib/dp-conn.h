@@ -5,12 +5,21 @@
  */
 #pragma once
 
+#include <sys/uio.h>
+
 #include "dp-proto.h"
 
 gboolean dp_write_all(int fd, const guint8 *data, gsize len, GError **error);
+/* Write a frame whose parts are in several buffers, without assembling
+ * it. @iov is consumed (entries advanced past what was written). */
+gboolean dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error);
 /* Read one frame and decode it; *payload keeps the bytes @msg points
- * into. A clean close is a DP_ERROR_IO error "connection closed". */
+ * into. A clean close is a DP_ERROR_IO error "connection closed", a
+ * close inside a frame a DP_ERROR_PROTOCOL one, a frame over the limit
+ * a DP_ERROR_LIMIT one. */
 gboolean dp_msg_read(int fd, DpMsg *msg, GBytes **payload, GError **error);
+/* The payload length a frame header announces. */
+guint32 dp_frame_len(const guint8 *hdr);
 /* Best effort: tell the other side why we give up. */
 void dp_send_error(int fd, guint32 id, guint32 code, const char *message);
 

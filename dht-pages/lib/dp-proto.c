@@ -507,16 +507,19 @@ frame_begin(GByteArray *out, guint8 type, guint32 id, gsize body_len)
 }
 
 static void
-frame_end(GByteArray *out, guint start)
+frame_set_len(guint8 *p, gsize len)
 {
-    gsize len = out->len - start - VC_FRAME_HEADER_LEN;
-    guint8 *p = out->data + start;
-
     g_assert(len <= DP_MAX_PAYLOAD);
     p[0] = (guint8)(len >> 24);
     p[1] = (guint8)(len >> 16);
     p[2] = (guint8)(len >> 8);
     p[3] = (guint8)len;
+}
+
+static void
+frame_end(GByteArray *out, guint start)
+{
+    frame_set_len(out->data + start, out->len - start - VC_FRAME_HEADER_LEN);
 }
 
 void
@@ -536,30 +539,48 @@ dp_encode_hashes(GByteArray *out, guint8 type, guint32 id,
 }
 
 void
-dp_encode_pages_reply(GByteArray *out, guint8 type, guint32 id,
-                      const guint8 *const *pages, guint32 count)
+dp_encode_pages_reply_head(GByteArray *out, guint8 type, guint32 id,
+                           const guint8 *status, guint32 count)
 {
     guint32 hits = 0;
     guint start;
 
     g_return_if_fail(is_pages_reply(type));
     g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
+    g_return_if_fail(status != NULL);
+
+    for (guint32 i = 0; i < count; i++) {
+        g_return_if_fail(status[i] <= DP_PAGE_HIT);
+        hits += status[i];
+    }
+    start = frame_begin(out, type, id, 4 + count);
+    vc_put_u32(out, count);
+    g_byte_array_append(out, status, count);
+    frame_end(out, start);
+    /* The length counts the pages the caller sends after the head. */
+    frame_set_len(out->data + start,
+                  out->len - start - VC_FRAME_HEADER_LEN +
+                      (gsize)hits * VC_PAGE_SIZE);
+}
+
+void
+dp_encode_pages_reply(GByteArray *out, guint8 type, guint32 id,
+                      const guint8 *const *pages, guint32 count)
+{
+    guint8 status[DP_MAX_BATCH];
+
+    g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
     g_return_if_fail(pages != NULL);
 
     for (guint32 i = 0; i < count; i++) {
-        hits += pages[i] != NULL;
+        status[i] = pages[i] ? DP_PAGE_HIT : DP_PAGE_MISS;
     }
-    start = frame_begin(out, type, id, 4 + count + (gsize)hits * VC_PAGE_SIZE);
-    vc_put_u32(out, count);
-    for (guint32 i = 0; i < count; i++) {
-        vc_put_u8(out, pages[i] ? DP_PAGE_HIT : DP_PAGE_MISS);
-    }
+    dp_encode_pages_reply_head(out, type, id, status, count);
     for (guint32 i = 0; i < count; i++) {
         if (pages[i]) {
             g_byte_array_append(out, pages[i], VC_PAGE_SIZE);
         }
     }
-    frame_end(out, start);
 }
 
 void

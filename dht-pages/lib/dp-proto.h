@@ -134,6 +134,11 @@ void dp_encode_hashes(GByteArray *out, guint8 type, guint32 id,
  * miss. */
 void dp_encode_pages_reply(GByteArray *out, guint8 type, guint32 id,
                            const guint8 *const *pages, guint32 count);
+/* The same reply without its pages, so that they need not be copied into
+ * the frame: the caller sends the hit pages (status[i] DP_PAGE_HIT), in
+ * order, right after what this appends. The frame length counts them. */
+void dp_encode_pages_reply_head(GByteArray *out, guint8 type, guint32 id,
+                                const guint8 *status, guint32 count);
 void dp_encode_publish(GByteArray *out, guint32 id, const VcPageHash *hashes,
                        const guint8 *const *pages, guint32 count);
 void dp_encode_publish_reply(GByteArray *out, guint32 id, guint32 stored,

@@ -4,8 +4,9 @@
  *
  * Threads: an accept thread per listening socket and one thread per
  * connection (few: local QEMUs and CLIs, and site peers), the RAM scanner,
- * the pinger, and OpenDHT's own threads. All shared state is under
- * d->lock, which is never held across I/O or hashing.
+ * the pinger, and OpenDHT's own threads. A resolver client's thread talks
+ * to all the peers a LOOKUP needs at once (fetch.c). All shared state is
+ * under d->lock, which is never held across I/O or hashing.
  */
 #pragma once
 
@@ -54,6 +55,11 @@ typedef struct {
 
 #define dp_stat_add(d, field, n) __atomic_add_fetch(&(d)->stats.field, (n), __ATOMIC_RELAXED)
 #define dp_stat_get(d, field) __atomic_load_n(&(d)->stats.field, __ATOMIC_RELAXED)
+/* A batch of lookups or PAGE_GETs is being served: background work
+ * yields to them for a while (ram.c). */
+#define dp_note_lookup(d) \
+    __atomic_store_n(&(d)->last_lookup_us, g_get_monotonic_time(), __ATOMIC_RELAXED)
+#define dp_last_lookup(d) __atomic_load_n(&(d)->last_lookup_us, __ATOMIC_RELAXED)
 
 typedef struct {
     /* configuration */
@@ -83,6 +89,7 @@ typedef struct {
     DpRam *ram;
     DpCoalescer *coalescer;
     DpStats stats;
+    gint64 last_lookup_us;  /* monotonic, of the last batch served */
     gint64 started_us;
     volatile gint stopping;
 } DpDaemon;
@@ -105,20 +112,42 @@ gboolean dp_peer_listen(DpDaemon *d, GError **error);
 gboolean dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
                       DpMsg *reply, GBytes **payload, GError **error);
 void dp_peer_conn_free(DpPeerConn *conn);
+/* A connection to @member for requests of one's own (an idle pooled one,
+ * else a new authenticated one), and back to the pool when every reply
+ * has been read; a failed one is freed instead. */
+DpPeerConn *dp_peer_take(DpDaemon *d, const DpNodeId *member, GError **error);
+void dp_peer_give(DpDaemon *d, const DpNodeId *member, DpPeerConn *conn);
+int dp_peer_conn_fd(DpPeerConn *conn);
+const char *dp_peer_conn_name(DpPeerConn *conn);
+/* A fresh id for a request to a peer. */
+guint32 dp_peer_request_id(void);
 /* Group @hashes by owner and send INDEX_ADD (or INDEX_DEL) batches;
  * entries owned by this node go straight into the local index. */
 void dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes,
                  gsize n);
-/* A page this node can serve (cache or local RAM, re-hashed); TRUE and
- * the bytes in @out on success. */
-gboolean dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
-                       gboolean *from_ram);
+/* The pages this node can serve for @hashes (cache or local RAM,
+ * re-hashed), under one lock for the batch: status[i] says which, and the
+ * hit pages are copied to @pages (room for @n), packed in order, so that
+ * they can follow a reply head as they are. Returns the hits; *n_ram of
+ * them came from local RAM. */
+guint dp_local_pages(DpDaemon *d, const VcPageHash *hashes, guint n,
+                     guint8 *status, guint8 *pages, guint *n_ram);
 
 /* Work grouped by site member: DpNodeId * -> GArray of items of one
  * size (hashes to announce, indices of hashes to ask for). */
 GHashTable *dp_node_groups_new(void);
 void dp_node_groups_add(GHashTable *groups, const DpNodeId *node,
                         gconstpointer item, guint item_size);
+
+/* fetch.c: the hashes of a LOOKUP this node does not hold, from peers.
+ * One DpFetch per resolver client (it keeps buffers and connections). */
+typedef struct DpFetch DpFetch;
+DpFetch *dp_fetch_new(DpDaemon *d);
+void dp_fetch_free(DpFetch *f);
+/* Resolve hashes[todo[k]] through the index owners and holders; out[i]
+ * becomes a verified page for each found, valid until the next run. */
+void dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
+                  guint n_todo, const guint8 **out);
 
 /* resolver.c */
 gboolean dp_resolver_listen(DpDaemon *d, GError **error);
@@ -128,9 +157,13 @@ char *dp_stats_json(DpDaemon *d);
 DpRam *dp_ram_new(void);
 void dp_ram_free(DpRam *ram);
 gpointer dp_scanner_thread(gpointer data);
-/* Copy the page for @h out of a local VM's RAM (no hash check). Called
- * without the daemon lock. */
-gboolean dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out);
+/* Under the daemon lock: where local RAM held @h when it was last
+ * hashed (no hash check: guest memory changes), NULL if nowhere. The
+ * mapping stays valid without the lock until
+ * dp_ram_release_locked(@region). */
+const guint8 *dp_ram_find_locked(DpDaemon *d, const VcPageHash *h,
+                                 gpointer *region);
+void dp_ram_release_locked(DpDaemon *d, gpointer region);
 /* The page at @h's location no longer matches: forget it. Returns TRUE if
  * it was indexed (the caller withdraws it from the site index). */
 gboolean dp_ram_forget(DpDaemon *d, const VcPageHash *h);

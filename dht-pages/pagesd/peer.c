@@ -19,6 +19,7 @@
 
 struct DpPeerConn {
     int fd;
+    char *name; /* address:port, for messages */
 };
 
 static guint32 next_request_id = 1;
@@ -30,7 +31,26 @@ dp_peer_conn_free(DpPeerConn *conn)
         return;
     }
     close(conn->fd);
+    g_free(conn->name);
     g_free(conn);
+}
+
+int
+dp_peer_conn_fd(DpPeerConn *conn)
+{
+    return conn->fd;
+}
+
+const char *
+dp_peer_conn_name(DpPeerConn *conn)
+{
+    return conn->name;
+}
+
+guint32
+dp_peer_request_id(void)
+{
+    return (guint32)g_atomic_int_add(&next_request_id, 1);
 }
 
 static void
@@ -50,6 +70,10 @@ typedef struct {
     DpDaemon *d;
     int fd;
     char *peer_addr;
+    GByteArray *out;    /* the reply, or the head of a PAGE_GET reply */
+    guint8 *pages;      /* the pages of a PAGE_GET reply */
+    guint pages_room;
+    guint8 status[DP_MAX_BATCH];
 } ServerConn;
 
 static gboolean
@@ -63,43 +87,109 @@ dp_store_has(DpDaemon *d, const VcPageHash *h)
     return has;
 }
 
-gboolean
-dp_local_page(DpDaemon *d, const VcPageHash *h, guint8 *out,
-              gboolean *from_ram)
-{
-    gboolean found;
-    VcPageHash check;
+/* status[i] of a RAM page copied into its slot but not re-hashed yet, and
+ * of one that no longer matched: both hold a slot until compaction. */
+#define STATUS_UNCHECKED 2
+#define STATUS_STALE 3
 
-    g_mutex_lock(&d->lock);
-    /* Cache pages were verified when stored and are never modified. */
-    found = dp_store_get(d->store, h, out);
-    g_mutex_unlock(&d->lock);
-    if (found) {
-        *from_ram = FALSE;
-        return TRUE;
+typedef struct {
+    guint i;
+    guint slot;
+    const guint8 *src;
+    gpointer region;
+} RamPick;
+
+/* Pages that changed under us: forget them and withdraw them from the
+ * index unless the cache still holds them. */
+static void
+withdraw_stale(DpDaemon *d, const VcPageHash *h)
+{
+    dp_stat_add(d, stale_ram_pages, 1);
+    if (dp_ram_forget(d, h) && !dp_store_has(d, h)) {
+        dp_announce(d, DP_MSG_INDEX_DEL, h, 1);
     }
-    if (!dp_ram_read(d, h, out)) {
-        return FALSE;
-    }
-    /* Guest memory changes under us: re-hash what we read. */
-    vc_page_hash(out, &check);
-    if (!vc_page_hash_equal(&check, h)) {
-        dp_stat_add(d, stale_ram_pages, 1);
-        if (dp_ram_forget(d, h) && !dp_store_has(d, h)) {
-            dp_announce(d, DP_MSG_INDEX_DEL, h, 1);
-        }
-        return FALSE;
-    }
-    *from_ram = TRUE;
-    return TRUE;
 }
 
+guint
+dp_local_pages(DpDaemon *d, const VcPageHash *hashes, guint n,
+               guint8 *status, guint8 *pages, guint *n_ram)
+{
+    g_autofree RamPick *picks = g_new(RamPick, n);
+    guint slots = 0, n_picks = 0, stale = 0;
+
+    g_mutex_lock(&d->lock);
+    for (guint i = 0; i < n; i++) {
+        RamPick *p = &picks[n_picks];
+
+        /* Cache pages were verified when stored and are never modified. */
+        if (dp_store_get(d->store, &hashes[i],
+                         pages + (gsize)slots * VC_PAGE_SIZE)) {
+            status[i] = DP_PAGE_HIT;
+            slots++;
+        } else if ((p->src = dp_ram_find_locked(d, &hashes[i], &p->region))) {
+            p->i = i;
+            p->slot = slots++;
+            status[i] = STATUS_UNCHECKED;
+            n_picks++;
+        } else {
+            status[i] = DP_PAGE_MISS;
+        }
+    }
+    g_mutex_unlock(&d->lock);
+
+    /* Guest memory changes under us: re-hash the copy we serve. */
+    for (guint k = 0; k < n_picks; k++) {
+        guint8 *page = pages + (gsize)picks[k].slot * VC_PAGE_SIZE;
+        VcPageHash check;
+
+        memcpy(page, picks[k].src, VC_PAGE_SIZE);
+        vc_page_hash(page, &check);
+        if (vc_page_hash_equal(&check, &hashes[picks[k].i])) {
+            status[picks[k].i] = DP_PAGE_HIT;
+        } else {
+            status[picks[k].i] = STATUS_STALE;
+            stale++;
+        }
+    }
+    if (n_picks > 0) {
+        g_mutex_lock(&d->lock);
+        for (guint k = 0; k < n_picks; k++) {
+            dp_ram_release_locked(d, picks[k].region);
+        }
+        g_mutex_unlock(&d->lock);
+    }
+    *n_ram = n_picks - stale;
+    if (stale == 0) {
+        return slots;
+    }
+    /* Close the holes the stale pages leave. */
+    for (guint i = 0, from = 0, to = 0; i < n; i++) {
+        if (status[i] == STATUS_STALE) {
+            withdraw_stale(d, &hashes[i]);
+            status[i] = DP_PAGE_MISS;
+            from++;
+        } else if (status[i] == DP_PAGE_HIT) {
+            if (from != to) {
+                memmove(pages + (gsize)to * VC_PAGE_SIZE,
+                        pages + (gsize)from * VC_PAGE_SIZE, VC_PAGE_SIZE);
+            }
+            from++;
+            to++;
+        }
+    }
+    return slots - stale;
+}
+
+/* Serve one request: the reply goes to sc->out, followed by *pages_len
+ * bytes of sc->pages (PAGE_GET). */
 static gboolean
 serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
-              GByteArray *out)
+              gsize *pages_len)
 {
     DpDaemon *d = sc->d;
+    GByteArray *out = sc->out;
 
+    *pages_len = 0;
     switch (m->type) {
     case DP_MSG_INDEX_ADD:
     case DP_MSG_INDEX_DEL:
@@ -118,9 +208,9 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
         dp_encode_count_reply(out, DP_REPLY(m->type), m->id, m->count);
         return TRUE;
     case DP_MSG_INDEX_QUERY: {
-        g_autofree guint8 *n = g_new0(guint8, m->count);
+        guint8 *n = sc->status;
         g_autofree DpNodeId *holders =
-            g_new0(DpNodeId, (gsize)m->count * DP_MAX_HOLDERS);
+            g_new(DpNodeId, (gsize)m->count * DP_MAX_HOLDERS);
         guint total = 0;
 
         g_mutex_lock(&d->lock);
@@ -134,25 +224,25 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
         return TRUE;
     }
     case DP_MSG_PAGE_GET: {
-        g_autofree guint8 *buf = g_malloc((gsize)m->count * VC_PAGE_SIZE);
-        g_autofree const guint8 **pages = g_new0(const guint8 *, m->count);
-        guint served = 0;
+        guint served, n_ram;
 
-        for (guint32 i = 0; i < m->count; i++) {
-            guint8 *page = buf + (gsize)i * VC_PAGE_SIZE;
-            gboolean from_ram;
-
-            if (dp_local_page(d, &m->hashes[i], page, &from_ram)) {
-                if (d->test_corrupt_pages) {
-                    page[0] ^= 0xff; /* test hook: a lying peer */
-                }
-                pages[i] = page;
-                served++;
+        dp_note_lookup(d);
+        if (m->count > sc->pages_room) {
+            g_free(sc->pages);
+            sc->pages = g_malloc((gsize)m->count * VC_PAGE_SIZE);
+            sc->pages_room = m->count;
+        }
+        served = dp_local_pages(d, m->hashes, m->count, sc->status,
+                                sc->pages, &n_ram);
+        if (d->test_corrupt_pages) {
+            for (guint k = 0; k < served; k++) {
+                sc->pages[(gsize)k * VC_PAGE_SIZE] ^= 0xff; /* a liar */
             }
         }
         dp_stat_add(d, pages_served, served);
-        dp_encode_pages_reply(out, DP_REPLY(DP_MSG_PAGE_GET), m->id, pages,
-                              m->count);
+        dp_encode_pages_reply_head(out, DP_REPLY(DP_MSG_PAGE_GET), m->id,
+                                   sc->status, m->count);
+        *pages_len = (gsize)served * VC_PAGE_SIZE;
         return TRUE;
     }
     case DP_MSG_PING:
@@ -169,7 +259,6 @@ server_conn_thread(gpointer data)
     ServerConn *sc = data;
     DpDaemon *d = sc->d;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GByteArray) out = g_byte_array_new();
     DpNodeId peer;
     char peer_hex[2 * DP_NODE_ID_LEN + 1];
 
@@ -188,9 +277,12 @@ server_conn_thread(gpointer data)
     g_debug("peer %s authenticated as %s", sc->peer_addr, peer_hex);
     /* Pooled connections idle between requests: no read timeout. */
     set_timeouts(sc->fd, 0);
+    sc->out = g_byte_array_new();
     for (;;) {
         g_autoptr(GBytes) payload = NULL;
         DpMsg m;
+        gsize pages_len;
+        struct iovec iov[2];
 
         if (!dp_msg_read(sc->fd, &m, &payload, &error)) {
             if (error->code != DP_ERROR_IO) {
@@ -201,20 +293,26 @@ server_conn_thread(gpointer data)
             }
             break;
         }
-        g_byte_array_set_size(out, 0);
-        if (!serve_request(sc, &peer, &m, out)) {
+        g_byte_array_set_size(sc->out, 0);
+        if (!serve_request(sc, &peer, &m, &pages_len)) {
             dp_stat_add(d, bad_frames, 1);
             g_warning("peer %s: unexpected %s", sc->peer_addr,
                       dp_msg_type_name(m.type));
             dp_send_error(sc->fd, m.id, DP_ERROR_PROTOCOL, "unexpected message");
             break;
         }
-        if (!dp_write_all(sc->fd, out->data, out->len, NULL)) {
+        iov[0] = (struct iovec){sc->out->data, sc->out->len};
+        iov[1] = (struct iovec){sc->pages, pages_len};
+        if (!dp_writev_all(sc->fd, iov, pages_len ? 2 : 1, NULL)) {
             break;
         }
     }
 out:
     close(sc->fd);
+    if (sc->out) {
+        g_byte_array_unref(sc->out);
+    }
+    g_free(sc->pages);
     g_free(sc->peer_addr);
     g_free(sc);
     return NULL;
@@ -345,25 +443,17 @@ peer_connect(DpDaemon *d, const DpNodeId *member, const char *address,
     }
     conn = g_new0(DpPeerConn, 1);
     conn->fd = fd;
+    conn->name = g_strdup_printf("%s:%u", address, port);
     return conn;
 }
 
-gboolean
-dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
-             DpMsg *reply, GBytes **payload, GError **error)
+DpPeerConn *
+dp_peer_take(DpDaemon *d, const DpNodeId *member, GError **error)
 {
     DpPeerConn *conn = NULL;
     DpMember *m;
     g_autofree char *address = NULL;
     guint16 port = 0;
-    guint32 id = g_atomic_int_add(&next_request_id, 1);
-    guint8 type = req->data[VC_FRAME_HEADER_LEN + 1];
-
-    /* Stamp our request id into the header (offset 4 of the payload). */
-    req->data[VC_FRAME_HEADER_LEN + 4] = (guint8)(id >> 24);
-    req->data[VC_FRAME_HEADER_LEN + 5] = (guint8)(id >> 16);
-    req->data[VC_FRAME_HEADER_LEN + 6] = (guint8)(id >> 8);
-    req->data[VC_FRAME_HEADER_LEN + 7] = (guint8)id;
 
     g_mutex_lock(&d->lock);
     m = g_hash_table_lookup(d->members, member);
@@ -376,25 +466,59 @@ dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
     if (!address) {
         g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
                     "not a member any more");
-        return FALSE;
+        return NULL;
     }
     if (!conn) {
         conn = peer_connect(d, member, address, port, error);
         if (!conn) {
             dp_stat_add(d, peer_errors, 1);
-            return FALSE;
         }
+    }
+    return conn;
+}
+
+void
+dp_peer_give(DpDaemon *d, const DpNodeId *member, DpPeerConn *conn)
+{
+    DpMember *m;
+
+    g_mutex_lock(&d->lock);
+    m = g_hash_table_lookup(d->members, member);
+    if (m && g_queue_get_length(&m->idle) < 8) {
+        g_queue_push_head(&m->idle, g_steal_pointer(&conn));
+    }
+    g_mutex_unlock(&d->lock);
+    dp_peer_conn_free(conn);
+}
+
+gboolean
+dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
+             DpMsg *reply, GBytes **payload, GError **error)
+{
+    DpPeerConn *conn;
+    guint32 id = dp_peer_request_id();
+    guint8 type = req->data[VC_FRAME_HEADER_LEN + 1];
+
+    /* Stamp our request id into the header (offset 4 of the payload). */
+    req->data[VC_FRAME_HEADER_LEN + 4] = (guint8)(id >> 24);
+    req->data[VC_FRAME_HEADER_LEN + 5] = (guint8)(id >> 16);
+    req->data[VC_FRAME_HEADER_LEN + 6] = (guint8)(id >> 8);
+    req->data[VC_FRAME_HEADER_LEN + 7] = (guint8)id;
+
+    conn = dp_peer_take(d, member, error);
+    if (!conn) {
+        return FALSE;
     }
     if (!dp_write_all(conn->fd, req->data, req->len, error) ||
         !dp_msg_read(conn->fd, reply, payload, error)) {
-        g_prefix_error(error, "peer %s:%u: ", address, port);
+        g_prefix_error(error, "peer %s: ", conn->name);
         dp_peer_conn_free(conn);
         dp_stat_add(d, peer_errors, 1);
         return FALSE;
     }
     if (reply->id != id || (reply->type != DP_REPLY(type))) {
         g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "peer %s:%u answered %s%s%s to %s", address, port,
+                    "peer %s answered %s%s%s to %s", conn->name,
                     dp_msg_type_name(reply->type),
                     reply->type == DP_MSG_ERROR ? ": " : "",
                     reply->type == DP_MSG_ERROR ? reply->error_message : "",
@@ -403,13 +527,7 @@ dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
         dp_stat_add(d, peer_errors, 1);
         return FALSE;
     }
-    g_mutex_lock(&d->lock);
-    m = g_hash_table_lookup(d->members, member);
-    if (m && g_queue_get_length(&m->idle) < 8) {
-        g_queue_push_head(&m->idle, g_steal_pointer(&conn));
-    }
-    g_mutex_unlock(&d->lock);
-    dp_peer_conn_free(conn);
+    dp_peer_give(d, member, conn);
     return TRUE;
 }
 

@@ -18,6 +18,13 @@
 #define CHUNK_PAGES 256
 #define DISCOVER_INTERVAL_US (2 * G_USEC_PER_SEC)
 #define REPASS_INTERVAL_US (5 * G_USEC_PER_SEC)
+/* While lookups are served (one came within LOOKUP_RECENT_US), re-passes
+ * use at most 1/REPASS_YIELD of a core: the CPU goes to the lookups, a
+ * migration waits on them, and pages that changed since are caught when
+ * they are served anyway (they are re-hashed then). First passes do not
+ * yield: until then the RAM is not in the index at all. */
+#define LOOKUP_RECENT_US (200 * 1000)
+#define REPASS_YIELD 8
 #define MAX_REGION_BYTES (G_GUINT64_CONSTANT(1) << 40)
 
 enum { PAGE_UNHASHED, PAGE_INDEXED, PAGE_SKIPPED };
@@ -101,33 +108,38 @@ entry_is(DpRam *ram, const VcPageHash *h, guint id, gsize i)
            v == location(id, i);
 }
 
-gboolean
-dp_ram_read(DpDaemon *d, const VcPageHash *h, guint8 *out)
+/* Under the lock: drop a reference; a retired region goes with its
+ * last one. */
+static void
+region_unref_locked(DpRam *ram, Region *r)
 {
-    DpRam *ram = d->ram;
-    gpointer v;
-    Region *r;
-    gsize page;
-
-    g_mutex_lock(&d->lock);
-    if (!g_hash_table_lookup_extended(ram->table, h, NULL, &v)) {
-        g_mutex_unlock(&d->lock);
-        return FALSE;
-    }
-    r = g_hash_table_lookup(ram->by_id, GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
-    page = GPOINTER_TO_SIZE(v) & 0xffffffffu;
-    r->refs++;
-    g_mutex_unlock(&d->lock);
-
-    memcpy(out, r->map + page * VC_PAGE_SIZE, VC_PAGE_SIZE);
-
-    g_mutex_lock(&d->lock);
     if (--r->refs == 0 && r->gone) {
         g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
         region_free(r);
     }
-    g_mutex_unlock(&d->lock);
-    return TRUE;
+}
+
+const guint8 *
+dp_ram_find_locked(DpDaemon *d, const VcPageHash *h, gpointer *region)
+{
+    DpRam *ram = d->ram;
+    gpointer v;
+    Region *r;
+
+    if (!g_hash_table_lookup_extended(ram->table, h, NULL, &v)) {
+        return NULL;
+    }
+    r = g_hash_table_lookup(ram->by_id,
+                            GUINT_TO_POINTER(GPOINTER_TO_SIZE(v) >> 32));
+    r->refs++;
+    *region = r;
+    return r->map + (GPOINTER_TO_SIZE(v) & 0xffffffffu) * VC_PAGE_SIZE;
+}
+
+void
+dp_ram_release_locked(DpDaemon *d, gpointer region)
+{
+    region_unref_locked(d->ram, region);
 }
 
 gboolean
@@ -311,9 +323,9 @@ discover(DpDaemon *d)
 }
 
 /* Hash up to CHUNK_PAGES pages of one region that needs it; returns the
- * bytes hashed (0: nothing to do). */
+ * bytes hashed (0: nothing to do) and whether that was a re-pass. */
 static gsize
-hash_chunk(DpDaemon *d)
+hash_chunk(DpDaemon *d, gboolean *repass)
 {
     DpRam *ram = d->ram;
     GHashTableIter it;
@@ -328,10 +340,14 @@ hash_chunk(DpDaemon *d)
 
     g_mutex_lock(&d->lock);
     g_hash_table_iter_init(&it, ram->by_path);
+    /* First passes first: re-passes may be slowed down (REPASS_YIELD). */
     while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r)) {
-        if (r->pass_done == 0 || now - r->pass_done > REPASS_INTERVAL_US) {
+        if (r->pass_done == 0) {
             pick = r;
             break;
+        }
+        if (!pick && now - r->pass_done > REPASS_INTERVAL_US) {
+            pick = r;
         }
     }
     if (!pick) {
@@ -340,6 +356,7 @@ hash_chunk(DpDaemon *d)
     }
     r = pick;
     r->refs++;
+    *repass = r->pass_done != 0;
     start = r->cursor;
     n = MIN(CHUNK_PAGES, r->npages - start);
     g_mutex_unlock(&d->lock);
@@ -393,10 +410,7 @@ hash_chunk(DpDaemon *d)
             dp_stat_add(d, ram_passes, 1);
         }
     }
-    if (--r->refs == 0 && r->gone) {
-        g_hash_table_remove(ram->by_id, GUINT_TO_POINTER(r->id));
-        region_free(r);
-    }
+    region_unref_locked(ram, r);
     g_mutex_unlock(&d->lock);
     dp_stat_add(d, pages_hashed, n);
     /* Withdrawals first: a page that changed to content already indexed
@@ -450,9 +464,10 @@ dp_scanner_thread(gpointer data)
     guint64 budget_bytes = 0;
 
     while (!g_atomic_int_get(&d->stopping)) {
-        gint64 now = g_get_monotonic_time();
+        gint64 now = g_get_monotonic_time(), t0;
         guint64 epoch;
         gsize done;
+        gboolean repass = FALSE;
 
         g_mutex_lock(&d->lock);
         epoch = d->epoch;
@@ -465,7 +480,8 @@ dp_scanner_thread(gpointer data)
             discover(d);
             next_discover = now + DISCOVER_INTERVAL_US;
         }
-        done = hash_chunk(d);
+        t0 = g_get_monotonic_time();
+        done = hash_chunk(d, &repass);
         if (done == 0) {
             g_mutex_lock(&d->lock);
             if (d->epoch == d->announced_epoch) {
@@ -476,6 +492,10 @@ dp_scanner_thread(gpointer data)
             budget_start = g_get_monotonic_time();
             budget_bytes = 0;
             continue;
+        }
+        now = g_get_monotonic_time();
+        if (repass && now - dp_last_lookup(d) < LOOKUP_RECENT_US) {
+            g_usleep((now - t0) * (REPASS_YIELD - 1));
         }
         /* CPU bound: stay under hash_rate bytes per second. */
         budget_bytes += done;

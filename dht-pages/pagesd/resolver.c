@@ -5,10 +5,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include "vc-frame.h"
 
 /* Hashes a client was told are missing and has not published yet: it is
  * fetching them, so it must never wait on its own reservation. */
@@ -19,186 +18,80 @@ typedef struct {
     int fd;
     guint serial;
     GHashTable *claimed; /* VcPageHash * (owned) */
+    DpFetch *fetch;
+    GByteArray *head;    /* the reply, or the head of a LOOKUP reply */
+    GArray *iov;         /* struct iovec: the pages after the head */
+    guint8 *local;       /* pages found on this node, for the reply */
+    guint local_room;
+    guint8 status[DP_MAX_BATCH];
+    const guint8 *out[DP_MAX_BATCH];
+    guint32 todo[DP_MAX_BATCH];
 } Client;
 
-/* Ask the index owners who holds each unresolved hash. */
+/* The LOOKUP reply's pages after its head, in order, in as few iovecs
+ * as they are contiguous (the pages of one PAGE_GET reply usually are). */
 static void
-query_holders(DpDaemon *d, const VcPageHash *hashes, const guint32 *todo,
-              guint n_todo, DpNodeId *holders, guint8 *n_holders)
+reply_pages(Client *c, guint32 n)
 {
-    g_autoptr(GHashTable) groups = dp_node_groups_new();
-    GHashTableIter it;
-    DpNodeId *owner;
-    GArray *idx;
+    struct iovec *last = NULL;
 
-    g_mutex_lock(&d->lock);
-    for (guint k = 0; k < n_todo; k++) {
-        guint32 i = todo[k];
-        const DpNodeId *o = dp_partition_owner_id(d->partition, &hashes[i]);
+    for (guint32 i = 0; i < n; i++) {
+        const guint8 *page = c->out[i];
 
-        if (!o) {
+        if (!page) {
             continue;
         }
-        if (dp_node_id_equal(o, &d->self)) {
-            n_holders[i] = (guint8)dp_index_lookup(
-                d->index, &hashes[i], &holders[(gsize)i * DP_MAX_HOLDERS]);
+        if (last && (const guint8 *)last->iov_base + last->iov_len == page) {
+            last->iov_len += VC_PAGE_SIZE;
             continue;
         }
-        dp_node_groups_add(groups, o, &i, sizeof(i));
-    }
-    g_mutex_unlock(&d->lock);
-
-    g_hash_table_iter_init(&it, groups);
-    while (g_hash_table_iter_next(&it, (gpointer *)&owner, (gpointer *)&idx)) {
-        g_autoptr(GArray) q = g_array_sized_new(FALSE, FALSE,
-                                                sizeof(VcPageHash), idx->len);
-        g_autoptr(GByteArray) req = g_byte_array_new();
-        g_autoptr(GBytes) payload = NULL;
-        g_autoptr(GError) error = NULL;
-        DpMsg reply;
-        guint pos = 0;
-
-        for (guint k = 0; k < idx->len; k++) {
-            g_array_append_val(q, hashes[g_array_index(idx, guint32, k)]);
-        }
-        dp_encode_hashes(req, DP_MSG_INDEX_QUERY, 0,
-                         (VcPageHash *)q->data, q->len);
-        if (!dp_peer_call(d, owner, req, &reply, &payload, &error) ||
-            reply.count != idx->len) {
-            g_debug("index query failed: %s",
-                    error ? error->message : "wrong count");
-            continue;
-        }
-        for (guint k = 0; k < idx->len; k++) {
-            guint32 i = g_array_index(idx, guint32, k);
-            guint8 nh = reply.status[k];
-
-            memcpy(&holders[(gsize)i * DP_MAX_HOLDERS], &reply.holders[pos],
-                   nh * sizeof(DpNodeId));
-            n_holders[i] = nh;
-            pos += nh;
-        }
-    }
-}
-
-/* Fetch pages from holders, round by round (first holder, then the
- * next for what is still missing). Pages are verified before use. */
-static void
-fetch_from_holders(DpDaemon *d, const VcPageHash *hashes, guint32 count,
-                   const DpNodeId *holders, const guint8 *n_holders,
-                   guint8 *buf, const guint8 **out)
-{
-    for (guint round = 0; round < DP_MAX_HOLDERS; round++) {
-        g_autoptr(GHashTable) groups = dp_node_groups_new();
-        GHashTableIter it;
-        DpNodeId *holder;
-        GArray *idx;
-
-        for (guint32 i = 0; i < count; i++) {
-            const DpNodeId *h;
-
-            if (out[i] || round >= n_holders[i]) {
-                continue;
-            }
-            h = &holders[(gsize)i * DP_MAX_HOLDERS + round];
-            if (dp_node_id_equal(h, &d->self)) {
-                continue; /* we looked locally already: stale entry */
-            }
-            dp_node_groups_add(groups, h, &i, sizeof(i));
-        }
-        if (g_hash_table_size(groups) == 0) {
-            return;
-        }
-        g_hash_table_iter_init(&it, groups);
-        while (g_hash_table_iter_next(&it, (gpointer *)&holder,
-                                      (gpointer *)&idx)) {
-            g_autoptr(GArray) q = g_array_sized_new(
-                FALSE, FALSE, sizeof(VcPageHash), idx->len);
-            g_autoptr(GByteArray) req = g_byte_array_new();
-            g_autoptr(GBytes) payload = NULL;
-            g_autoptr(GError) error = NULL;
-            DpMsg reply;
-
-            for (guint k = 0; k < idx->len; k++) {
-                g_array_append_val(q, hashes[g_array_index(idx, guint32, k)]);
-            }
-            dp_encode_hashes(req, DP_MSG_PAGE_GET, 0, (VcPageHash *)q->data,
-                             q->len);
-            if (!dp_peer_call(d, holder, req, &reply, &payload, &error) ||
-                reply.count != idx->len) {
-                g_debug("page fetch failed: %s",
-                        error ? error->message : "wrong count");
-                continue;
-            }
-            for (guint k = 0; k < idx->len; k++) {
-                guint32 i = g_array_index(idx, guint32, k);
-                const guint8 *page = dp_msg_reply_page(&reply, k);
-                VcPageHash check;
-
-                if (!page) {
-                    continue;
-                }
-                vc_page_hash(page, &check);
-                if (!vc_page_hash_equal(&check, &hashes[i])) {
-                    char hex[2 * DP_NODE_ID_LEN + 1];
-
-                    dp_node_id_to_hex(holder, hex);
-                    dp_stat_add(d, bad_pages_from_peers, 1);
-                    g_warning("peer %s sent a page that does not match its "
-                              "hash; dropped", hex);
-                    continue;
-                }
-                memcpy(buf + (gsize)i * VC_PAGE_SIZE, page, VC_PAGE_SIZE);
-                out[i] = buf + (gsize)i * VC_PAGE_SIZE;
-                dp_stat_add(d, hits_peer, 1);
-            }
-        }
+        g_array_set_size(c->iov, c->iov->len + 1);
+        last = &g_array_index(c->iov, struct iovec, c->iov->len - 1);
+        *last = (struct iovec){(guint8 *)page, VC_PAGE_SIZE};
     }
 }
 
 static void
-handle_lookup(Client *c, const DpMsg *m, GByteArray *reply)
+handle_lookup(Client *c, const DpMsg *m)
 {
     DpDaemon *d = c->d;
     /* However many reservations it meets, one batch waits at most one
      * hold time in all. */
     gint64 batch_deadline = g_get_monotonic_time() + d->coalesce_us;
     guint32 n = m->count;
-    g_autofree guint8 *buf = g_malloc((gsize)n * VC_PAGE_SIZE);
-    g_autofree const guint8 **out = g_new0(const guint8 *, n);
-    g_autofree DpNodeId *holders = g_new0(DpNodeId, (gsize)n * DP_MAX_HOLDERS);
-    g_autofree guint8 *n_holders = g_new0(guint8, n);
-    g_autofree guint32 *todo = g_new0(guint32, n);
-    guint n_todo = 0;
+    guint n_todo = 0, local, n_ram;
 
+    if (n > c->local_room) {
+        g_free(c->local);
+        c->local = g_malloc((gsize)n * VC_PAGE_SIZE);
+        c->local_room = n;
+    }
     dp_stat_add(d, lookups, n);
-    for (guint32 i = 0; i < n; i++) {
-        gboolean from_ram;
-        guint8 *page = buf + (gsize)i * VC_PAGE_SIZE;
-
-        if (dp_local_page(d, &m->hashes[i], page, &from_ram)) {
-            out[i] = page;
-            if (from_ram) {
-                dp_stat_add(d, hits_ram, 1);
-            } else {
-                dp_stat_add(d, hits_cache, 1);
-            }
+    dp_note_lookup(d);
+    /* Pages held here never cost a peer hop. */
+    local = dp_local_pages(d, m->hashes, n, c->status, c->local, &n_ram);
+    dp_stat_add(d, hits_ram, n_ram);
+    dp_stat_add(d, hits_cache, local - n_ram);
+    for (guint32 i = 0, rank = 0; i < n; i++) {
+        if (c->status[i] == DP_PAGE_HIT) {
+            c->out[i] = c->local + (gsize)rank++ * VC_PAGE_SIZE;
         } else {
-            todo[n_todo++] = i;
+            c->out[i] = NULL;
+            c->todo[n_todo++] = i;
         }
     }
     if (n_todo > 0) {
-        query_holders(d, m->hashes, todo, n_todo, holders, n_holders);
-        fetch_from_holders(d, m->hashes, n, holders, n_holders, buf, out);
+        dp_fetch_run(c->fetch, m->hashes, c->todo, n_todo, c->out);
     }
     /* Still missing: the first asker fetches it over the WAN and
      * publishes; later askers wait (bounded) for that publish. */
     for (guint32 i = 0; i < n; i++) {
         gint64 deadline;
-        guint8 *page = buf + (gsize)i * VC_PAGE_SIZE;
+        /* Coalesced pages go after the local hits: there is room. */
+        guint8 *page = c->local + (gsize)local * VC_PAGE_SIZE;
         gboolean found;
 
-        if (out[i]) {
+        if (c->out[i]) {
             continue;
         }
         if (dp_coalescer_claim(d->coalescer, &m->hashes[i],
@@ -215,19 +108,26 @@ handle_lookup(Client *c, const DpMsg *m, GByteArray *reply)
             found = dp_store_get(d->store, &m->hashes[i], page);
             g_mutex_unlock(&d->lock);
             if (found) {
-                out[i] = page;
+                c->out[i] = page;
+                local++;
                 dp_stat_add(d, coalesced_hits, 1);
                 continue;
             }
         }
         dp_stat_add(d, misses, 1);
     }
-    dp_encode_pages_reply(reply, DP_REPLY(DP_MSG_LOOKUP), m->id, out, n);
+    for (guint32 i = 0; i < n; i++) {
+        c->status[i] = c->out[i] ? DP_PAGE_HIT : DP_PAGE_MISS;
+    }
+    dp_encode_pages_reply_head(c->head, DP_REPLY(DP_MSG_LOOKUP), m->id,
+                               c->status, n);
+    reply_pages(c, n);
 }
 
 static void
-handle_publish(Client *c, const DpMsg *m, GByteArray *reply)
+handle_publish(Client *c, const DpMsg *m)
 {
+    GByteArray *reply = c->head;
     DpDaemon *d = c->d;
     g_autoptr(GArray) fresh = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
     guint32 stored = 0, rejected = 0;
@@ -334,51 +234,31 @@ client_thread(gpointer data)
 {
     Client *c = data;
     DpDaemon *d = c->d;
-    g_autoptr(VcFrameReader) reader = vc_frame_reader_new(DP_MAX_PAYLOAD);
-    g_autoptr(GByteArray) reply = g_byte_array_new();
-    g_autofree guint8 *in = g_malloc(1 << 16);
 
     for (;;) {
         g_autoptr(GBytes) payload = NULL;
         g_autoptr(GError) error = NULL;
         DpMsg m;
-        ssize_t n;
 
-        if (!vc_frame_reader_next(reader, &payload, &error)) {
+        if (!dp_msg_read(c->fd, &m, &payload, &error)) {
+            if (error->code == DP_ERROR_IO) {
+                break; /* closed, or a socket error */
+            }
             goto bad;
         }
-        if (!payload) {
-            n = read(c->fd, in, 1 << 16);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                if (vc_frame_reader_pending(reader) > 0) {
-                    g_warning("resolver client %u: closed inside a frame",
-                              c->serial);
-                    dp_stat_add(d, bad_frames, 1);
-                }
-                break;
-            }
-            vc_frame_reader_feed(reader, in, n);
-            continue;
-        }
-        if (!dp_msg_decode(g_bytes_get_data(payload, NULL),
-                           g_bytes_get_size(payload), &m, &error)) {
-            goto bad;
-        }
-        g_byte_array_set_size(reply, 0);
+        g_byte_array_set_size(c->head, 0);
+        g_array_set_size(c->iov, 1); /* the head's, set once it is made */
         switch (m.type) {
         case DP_MSG_LOOKUP:
-            handle_lookup(c, &m, reply);
+            handle_lookup(c, &m);
             break;
         case DP_MSG_PUBLISH:
-            handle_publish(c, &m, reply);
+            handle_publish(c, &m);
             break;
         case DP_MSG_STATS: {
             g_autofree char *json = dp_stats_json(d);
 
-            dp_encode_stats_reply(reply, m.id, json, strlen(json));
+            dp_encode_stats_reply(c->head, m.id, json, strlen(json));
             break;
         }
         default:
@@ -387,7 +267,10 @@ client_thread(gpointer data)
                         dp_msg_type_name(m.type));
             goto bad;
         }
-        if (!dp_write_all(c->fd, reply->data, reply->len, NULL)) {
+        g_array_index(c->iov, struct iovec, 0) =
+            (struct iovec){c->head->data, c->head->len};
+        if (!dp_writev_all(c->fd, (struct iovec *)c->iov->data, c->iov->len,
+                           NULL)) {
             break;
         }
         continue;
@@ -395,15 +278,15 @@ bad:
         dp_stat_add(d, bad_frames, 1);
         g_warning("resolver client %u: %s; closing", c->serial,
                   error->message);
-        g_byte_array_set_size(reply, 0);
-        dp_encode_error(reply, 0, error->domain == DP_ERROR ? error->code
-                                                            : DP_ERROR_LIMIT,
-                        error->message);
-        dp_write_all(c->fd, reply->data, reply->len, NULL);
+        dp_send_error(c->fd, 0, error->code, error->message);
         break;
     }
     close(c->fd);
     g_hash_table_unref(c->claimed);
+    dp_fetch_free(c->fetch);
+    g_byte_array_unref(c->head);
+    g_array_unref(c->iov);
+    g_free(c->local);
     g_free(c);
     return NULL;
 }
@@ -433,6 +316,9 @@ accept_loop(gpointer data)
         c->serial = ++serial;
         c->claimed = g_hash_table_new_full(vc_page_hash_hash, vc_page_hash_equal_func,
                                            g_free, NULL);
+        c->fetch = dp_fetch_new(d);
+        c->head = g_byte_array_new();
+        c->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));
     }
     return NULL;

@@ -204,6 +204,20 @@ pages_roundtrip(guint8 type, const guint8 *const *pages, guint32 count)
     }
     dp_encode_pages_reply(again, msg.type, msg.id, back, msg.count);
     g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
+
+    /* The head alone, then the pages sent after it: the same bytes. */
+    g_byte_array_set_size(again, 0);
+    dp_encode_pages_reply_head(again, msg.type, msg.id, msg.status,
+                               msg.count);
+    g_assert_cmpuint(again->len, ==,
+                     VC_FRAME_HEADER_LEN + DP_HEADER_LEN + 4 + count);
+    g_assert_cmpuint(frame_len(again), ==, frame_len(frame));
+    for (guint32 i = 0; i < count; i++) {
+        if (pages[i]) {
+            g_byte_array_append(again, pages[i], VC_PAGE_SIZE);
+        }
+    }
+    g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
 }
 
 static void
