@@ -65,7 +65,7 @@ migrated() {
     assert_eq "$name: checksums after migration" "${before[$name]}" "$sums"
     [[ -z $(lv_domains "$2" "$3" | grep -x "$name") ]] ||
         fail "$name still running on $2$3"
-    [[ -z $(ls "$(vm_ram_dir "$2" "$3")"/libvirt/qemu/ 2>/dev/null | grep -- "-$name\$") ]] ||
+    [[ -z $(lv_ram_dir "$name" "$2" "$3") ]] ||
         fail "$name's RAM left behind on $2$3"
 }
 

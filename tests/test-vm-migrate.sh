@@ -111,7 +111,7 @@ log "ok: c1 back on a1: $(grep '^c1 ' "$VC_TESTDIR/report.txt")"
 # nothing_left NAME SITE NODE: no domain and no RAM of NAME there.
 nothing_left() {
     [[ -z $(lv_virsh "$2" "$3" list --all --name | grep -x "$1") ]] &&
-        [[ -z $(ls "$(vm_ram_dir "$2" "$3")"/libvirt/qemu/ 2>/dev/null | grep -- "-$1\$") ]]
+        [[ -z $(lv_ram_dir "$1" "$2" "$3") ]]
 }
 
 # unchanged NAME SITE NODE: still running there with the same memory.

@@ -83,13 +83,13 @@ _vm_cmdline() {
     echo "console=ttyS0 panic=-1 nokaslr no_timer_check ip=$2::$3:255.255.255.0:$1:eth0:off vc.seed=$4 vc.unique_mb=$5 vc.dirty_mb=$6 vc.dirty_rate=$7"
 }
 
-vm_start() {
-    [[ $# -ge 4 ]] || { echo "guests: usage: vm_start NAME SITE NODE IP [OPTION...]" >&2; return 2; }
-    local name=$1 site=$2 node=$3 ip=$4
-    shift 4
-    local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
-    local qemu=${VC_QEMU:-qemu-system-x86_64} page_hash= resolver= incoming=
-    local extra=()
+# _vm_options NAME OPTION...: vm_start's options into the caller's locals
+# (mem unique_mb seed dirty_mb dirty_rate image qemu page_hash resolver
+# incoming extra, declared there with their defaults); checks the name and
+# that no VM has it, and derives the seed from the name if none is given.
+_vm_options() {
+    local name=$1
+    shift
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || { echo "guests: option '$1' needs a value" >&2; return 2; }
         case "$1" in
@@ -109,14 +109,24 @@ vm_start() {
         shift 2
     done
     [[ $name =~ ^[a-z][a-z0-9-]{0,15}$ ]] || { echo "guests: bad VM name '$name'" >&2; return 2; }
+    [[ ! -e $(_vm_dir "$name") ]] || { echo "guests: VM '$name' exists already" >&2; return 1; }
+    [[ -n $seed ]] || seed=$(_vm_seed "$name")
+}
+
+vm_start() {
+    [[ $# -ge 4 ]] || { echo "guests: usage: vm_start NAME SITE NODE IP [OPTION...]" >&2; return 2; }
+    local name=$1 site=$2 node=$3 ip=$4
+    shift 4
+    local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
+    local qemu=${VC_QEMU:-qemu-system-x86_64} page_hash= resolver= incoming=
+    local extra=()
+    _vm_options "$name" "$@" || return
     [[ -f $image/vmlinuz && -f $image/initrd.img ]] ||
         { echo "guests: no guest image in '$image'" >&2; return 1; }
     local dir ns tap mac gw
     dir=$(_vm_dir "$name")
-    [[ ! -e $dir ]] || { echo "guests: VM '$name' exists already" >&2; return 1; }
     ns=$(node_ns "$site" "$node")
     gw=$(gw_ip "$site")
-    [[ -n $seed ]] || seed=$(_vm_seed "$name")
     mac=$(_vm_mac "$ip")
     mkdir -p "$dir"
     vm_ram_dir_create "$site" "$node"

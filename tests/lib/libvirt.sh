@@ -18,6 +18,7 @@
 #                                    --dirty-mb --dirty-rate --image --qemu
 #                                    --page-hash on|off
 #   lv_vm_moved NAME SITE NODE       record that a domain now runs there
+#   lv_ram_dir NAME SITE NODE        its RAM directory there, if any
 #   lv_domains SITE NODE             names of the running domains
 #
 # Each node gets its own mount namespace, owned by a small holder process
@@ -240,27 +241,14 @@ lv_vm_start() {
     local name=$1 site=$2 node=$3 ip=$4
     shift 4
     local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
-    local qemu=${VC_QEMU:-/usr/bin/qemu-system-x86_64} page_hash=
-    while [[ $# -gt 0 ]]; do
-        [[ $# -ge 2 ]] || { echo "libvirt: option '$1' needs a value" >&2; return 2; }
-        case "$1" in
-        --mem) mem=$2 ;;
-        --unique-mb) unique_mb=$2 ;;
-        --seed) seed=$2 ;;
-        --dirty-mb) dirty_mb=$2 ;;
-        --dirty-rate) dirty_rate=$2 ;;
-        --image) image=$2 ;;
-        --qemu) qemu=$2 ;;
-        --page-hash) page_hash=$2 ;;
-        *) echo "libvirt: unknown option '$1'" >&2; return 2 ;;
-        esac
-        shift 2
-    done
-    [[ $name =~ ^[a-z][a-z0-9-]{0,15}$ ]] || { echo "libvirt: bad VM name '$name'" >&2; return 2; }
+    local qemu=${VC_QEMU:-/usr/bin/qemu-system-x86_64} page_hash= resolver= incoming=
+    local extra=()
+    _vm_options "$name" "$@" || return
+    # libvirt chooses the resolver (node-local), the incoming URI and argv.
+    [[ -z $resolver$incoming && ${#extra[@]} -eq 0 ]] ||
+        { echo "libvirt: --resolver, --incoming and --qemu-arg are vm_start's only" >&2; return 2; }
     local dir
     dir=$(_vm_dir "$name")
-    [[ ! -e $dir ]] || { echo "libvirt: VM '$name' exists already" >&2; return 1; }
-    [[ -n $seed ]] || seed=$(_vm_seed "$name")
     mkdir -p "$dir"
     echo "$ip" >"$dir/ip"
     echo libvirt >"$dir/kind"
@@ -274,11 +262,18 @@ lv_vm_start() {
     lv_vm_moved "$name" "$site" "$node"
 }
 
+# lv_ram_dir NAME SITE NODE: the directory libvirt made for the domain's
+# RAM on that node (<memory_backing_dir>/libvirt/qemu/<id>-<name>, the id
+# new on every start), nothing if there is none.
+lv_ram_dir() {
+    ls -d "$(vm_ram_dir "$2" "$3")"/libvirt/qemu/*-"$1" 2>/dev/null | head -n 1
+}
+
 # lv_vm_moved NAME SITE NODE: after a migration, point guests.sh at the
 # domain's new node: its QEMU pid, RAM file (the path has libvirt's
 # domain id in it, new on every start) and reachability.
 lv_vm_moved() {
-    local name=$1 site=$2 node=$3 dir root ram
+    local name=$1 site=$2 node=$3 dir root
     dir=$(_vm_dir "$name")
     [[ ! -f $dir/site ]] ||
         node_unadopt_ip "$(cat "$dir/site")" "$(cat "$dir/node")" "$(cat "$dir/ip")"
@@ -287,8 +282,7 @@ lv_vm_moved() {
     root=$(lv_root "$site" "$node")
     cat "$root/run/libvirt/qemu/$name.pid" >"$dir/pid" ||
         { echo "libvirt: '$name' has no QEMU on $site$node" >&2; return 1; }
-    ram=$(ls -d "$(vm_ram_dir "$site" "$node")"/libvirt/qemu/*-"$name"/pc.ram 2>/dev/null | head -n 1)
-    echo "$ram" >"$dir/ram"
+    echo "$(lv_ram_dir "$name" "$site" "$node")/pc.ram" >"$dir/ram"
     [[ $(site_index "$site") == "$(cut -d. -f3 "$dir/ip")" ]] ||
         node_adopt_ip "$site" "$node" "$(cat "$dir/ip")"
 }
