@@ -12,7 +12,22 @@ needs ip ping iperf3 ss
 
 [[ -x $VC_WANEM ]] || fail "wanem not built at '$VC_WANEM'"
 
+# A run killed hard leaves its guests' RAM directory, and guests whose
+# RAM is in it (libvirt's QEMUs are daemons); sites_gc ends both.
+true &
+dead=$!
+wait "$dead"
+mkdir -p "/dev/shm/vct$dead/a1"
+python3 -c 'import time; time.sleep(600)' "/dev/shm/vct$dead/a1/pc.ram" &
+orphan=$!
+cleanup_fn kill -9 "$orphan"
 sites_gc
+# (Our child, so it lingers as a zombie until reaped: "ended" is Z or gone.)
+ended() { [[ ! -e /proc/$1 || $(awk '{print $3}' "/proc/$1/stat") == Z ]]; }
+wait_for 5 ended "$orphan" || fail "sites_gc left a guest of a dead run running"
+wait "$orphan" 2>/dev/null || true
+[[ ! -e /dev/shm/vct$dead ]] || fail "sites_gc left /dev/shm/vct$dead"
+log "ok: sites_gc ended a dead run's guest and removed its RAM directory"
 links_before=$(ip -o link | sed 's/^[0-9]*: //')
 
 stop_pid() { kill "$1" 2>/dev/null || true; }

@@ -230,9 +230,11 @@ _vm_release() {
 vm_stop() {
     local name=$1 pid
     pid=$(vm_pid "$name") || return 1
-    vm_agent "$name" poweroff >/dev/null 2>&1 || true
+    local said
+    said=$(vm_agent "$name" poweroff 2>&1) || said="agent unreachable: $said"
     if ! wait_for 30 bash -c "! kill -0 $pid"; then
-        echo "guests: '$name' ignored poweroff; quitting QEMU" >&2
+        echo "guests: '$name' ignored poweroff (agent: '$said'); quitting QEMU; serial log tail:" >&2
+        tail -n 5 "$(vm_serial_log "$name")" >&2 || true
         vm_qmp "$name" '{"execute":"quit"}' >/dev/null 2>&1 || true
         wait_for 10 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
         _vm_release "$name"

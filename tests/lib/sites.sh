@@ -315,7 +315,13 @@ sites_gc() {
     for ns in /dev/shm/vct[0-9]*; do
         [[ -d $ns ]] || continue
         pid=${ns#/dev/shm/vct}
-        kill -0 "$pid" 2>/dev/null || rm -rf "$ns"
+        kill -0 "$pid" 2>/dev/null && continue
+        # Guests that outlived their run (libvirt's QEMUs are daemons, not
+        # in a namespace's process list): their RAM is in that directory.
+        for pid in $(pgrep -f -- "$ns/"); do
+            kill -9 "$pid" 2>/dev/null || true
+        done
+        rm -rf "$ns"
     done
     return 0
 }
