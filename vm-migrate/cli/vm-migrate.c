@@ -154,6 +154,11 @@ typedef struct {
 } Job;
 
 struct Run {
+    /*
+     * A context of our own: libvirt's event loop (keepalive) runs the
+     * default one in a thread of its own (vmm_virt_init).
+     */
+    GMainContext *ctx;
     GMainLoop *loop;
     VmmReport *report;
     Job *jobs;
@@ -434,6 +439,16 @@ job_done(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* Attach @source with @func to the run's context; the context owns it. */
+static GSource *
+run_attach(Run *run, GSource *source, GSourceFunc func, gpointer data)
+{
+    g_source_set_callback(source, func, data, NULL);
+    g_source_attach(source, run->ctx);
+    g_source_unref(source);
+    return source;
+}
+
 static gpointer
 job_thread(gpointer data)
 {
@@ -447,7 +462,7 @@ job_thread(gpointer data)
     }
     vmm_outcome_collect(job->item, job->ok, &job->outcome);
     /* The main loop joins this thread and reads what it wrote. */
-    g_idle_add(job_done, job);
+    run_attach(job->run, g_idle_source_new(), job_done, job);
     return NULL;
 }
 
@@ -539,11 +554,12 @@ on_signal(gpointer data)
 static gboolean
 run_all(Run *run)
 {
-    guint tick, sigint, sigterm;
+    GSource *tick, *sigint, *sigterm;
 
-    tick = g_timeout_add(TICK_MS, on_tick, run);
-    sigint = g_unix_signal_add(SIGINT, on_signal, run);
-    sigterm = g_unix_signal_add(SIGTERM, on_signal, run);
+    tick = run_attach(run, g_timeout_source_new(TICK_MS), on_tick, run);
+    sigint = run_attach(run, g_unix_signal_source_new(SIGINT), on_signal, run);
+    sigterm =
+        run_attach(run, g_unix_signal_source_new(SIGTERM), on_signal, run);
     schedule(run);
     if (run->tty) {
         draw_tty(run);
@@ -551,9 +567,9 @@ run_all(Run *run)
     if (run->running) {
         g_main_loop_run(run->loop);
     }
-    g_source_remove(tick);
-    g_source_remove(sigint);
-    g_source_remove(sigterm);
+    g_source_destroy(tick);
+    g_source_destroy(sigint);
+    g_source_destroy(sigterm);
     if (run->tty) {
         draw_tty(run);
     }
@@ -574,11 +590,13 @@ static int
 migrate(const VmmPlan *plan)
 {
     g_autoptr(VmmReport) report = vmm_report_new();
-    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    g_autoptr(GMainLoop) loop = g_main_loop_new(ctx, FALSE);
     guint n = vmm_plan_size(plan);
     g_autofree Job *jobs = g_new0(Job, n);
     gboolean stderr_tty = isatty(STDERR_FILENO);
     Run run = {
+        .ctx = ctx,
         .loop = loop,
         .report = report,
         .jobs = jobs,
