@@ -273,6 +273,7 @@ sal_vm_new(gint64 job_id, guint index)
     vm->job_id = job_id;
     vm->index = index;
     vm->state = SAL_VM_PLACED;
+    vm->exit_status = -1;
     return vm;
 }
 

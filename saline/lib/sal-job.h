@@ -105,6 +105,7 @@ typedef struct {
     char *ip;
     char *domain; /* libvirt domain name */
     SalVmState state;
+    gint exit_status; /* of the command in this VM; -1: none */
 } SalVm;
 
 const char *sal_job_state_to_string(SalJobState state);
