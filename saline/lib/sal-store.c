@@ -76,6 +76,9 @@ static const char *const migrations[] = {
     "ALTER TABLE vms DROP COLUMN mac;"
     "ALTER TABLE vms DROP COLUMN ip;"
     "ALTER TABLE jobs ADD COLUMN elapsed_s INTEGER NOT NULL DEFAULT 0;",
+
+    /* 3: each VM's command has an exit status of its own. */
+    "ALTER TABLE vms ADD COLUMN exit_status INTEGER NOT NULL DEFAULT -1;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == SAL_STORE_SCHEMA_VERSION);
@@ -600,11 +603,12 @@ vm_write(SalStore *store, const SalJob *job, SalVm *vm, GError **error)
         return FALSE;
     }
     stmt = prepare(store,
-                   "INSERT INTO vms (job_id, idx, node, site, domain, state) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                   "INSERT INTO vms (job_id, idx, node, site, domain, state, "
+                   "exit_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
                    "ON CONFLICT (job_id, idx) DO UPDATE SET "
                    "node = excluded.node, site = excluded.site, "
-                   "domain = excluded.domain, state = excluded.state",
+                   "domain = excluded.domain, state = excluded.state, "
+                   "exit_status = excluded.exit_status",
                    "save a VM", error);
     if (!stmt) {
         return FALSE;
@@ -617,6 +621,7 @@ vm_write(SalStore *store, const SalJob *job, SalVm *vm, GError **error)
     sqlite3_bind_text(stmt, 5, vm->domain, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 6, sal_vm_state_to_string(vm->state), -1,
                       SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, vm->exit_status);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         return db_error(store, error, "save VM %u of job %" G_GINT64_FORMAT,
                         vm->index, job->id);
@@ -673,7 +678,7 @@ sal_store_delete_vms(SalStore *store, gint64 job_id, GError **error)
 
 #define VM_SELECT                                                              \
     "SELECT v.job_id, v.idx, v.node, v.site, v.domain, v.state, a.ip, "        \
-    "a.mac FROM vms v LEFT JOIN addresses a "                                  \
+    "a.mac, v.exit_status FROM vms v LEFT JOIN addresses a "                   \
     "ON a.job_id = v.job_id AND a.vm_index = v.idx "
 
 static gpointer
@@ -693,6 +698,7 @@ vm_from_row(sqlite3_stmt *stmt, GError **error)
     vm->domain = column_text(stmt, 4);
     vm->ip = column_text(stmt, 6);
     vm->mac = column_text(stmt, 7);
+    vm->exit_status = (gint)sqlite3_column_int64(stmt, 8);
     return g_steal_pointer(&vm);
 }
 
@@ -726,8 +732,12 @@ sal_store_load_job(SalStore *store, gint64 id, GPtrArray **vms, GError **error)
 }
 
 GPtrArray *
-sal_store_load_active(SalStore *store, GPtrArray **vms, GError **error)
+sal_store_load_jobs(SalStore *store, gboolean all, GPtrArray **vms,
+                    GError **error)
 {
+    const char *where = all ? "" : "WHERE state NOT IN " TERMINAL_STATES;
+    g_autofree char *jobs_sql = NULL;
+    g_autofree char *vms_sql = NULL;
     g_autoptr(GPtrArray) jobs = NULL;
     gboolean ok;
 
@@ -738,19 +748,18 @@ sal_store_load_active(SalStore *store, GPtrArray **vms, GError **error)
     if (!sal_store_begin(store, error)) {
         return NULL;
     }
-    jobs = load_rows(
-        store,
-        "SELECT " JOB_COLUMNS " FROM jobs WHERE state NOT IN " TERMINAL_STATES
-        " ORDER BY id",
-        NULL, job_from_row, (GDestroyNotify)sal_job_free, "load jobs", error);
+    jobs_sql = g_strdup_printf("SELECT " JOB_COLUMNS " FROM jobs %s ORDER BY id",
+                               where);
+    jobs = load_rows(store, jobs_sql, NULL, job_from_row,
+                     (GDestroyNotify)sal_job_free, "load jobs", error);
     ok = jobs != NULL;
     if (ok && vms) {
-        *vms = load_rows(store,
-                         VM_SELECT "JOIN jobs j ON j.id = v.job_id "
-                                   "WHERE j.state NOT IN " TERMINAL_STATES
-                                   " ORDER BY v.job_id, v.idx",
-                         NULL, vm_from_row, (GDestroyNotify)sal_vm_free,
-                         "load VMs", error);
+        vms_sql = g_strdup_printf(
+            VM_SELECT "JOIN jobs j ON j.id = v.job_id %s "
+                      "ORDER BY v.job_id, v.idx",
+            all ? "" : "WHERE j.state NOT IN " TERMINAL_STATES);
+        *vms = load_rows(store, vms_sql, NULL, vm_from_row,
+                         (GDestroyNotify)sal_vm_free, "load VMs", error);
         ok = *vms != NULL;
     }
     if (!sal_store_end(store, ok, error)) {
@@ -760,6 +769,12 @@ sal_store_load_active(SalStore *store, GPtrArray **vms, GError **error)
         return NULL;
     }
     return g_steal_pointer(&jobs);
+}
+
+GPtrArray *
+sal_store_load_active(SalStore *store, GPtrArray **vms, GError **error)
+{
+    return sal_store_load_jobs(store, FALSE, vms, error);
 }
 
 /* ---- nodes ---- */

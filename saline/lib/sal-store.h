@@ -22,7 +22,7 @@
 #include "sal-job.h"
 #include "sal-node.h"
 
-#define SAL_STORE_SCHEMA_VERSION 2
+#define SAL_STORE_SCHEMA_VERSION 3
 
 typedef struct SalStore SalStore;
 
@@ -84,6 +84,11 @@ SalJob *sal_store_load_job(SalStore *store, gint64 id, GPtrArray **vms,
  * of sal_sched_run(). */
 GPtrArray *sal_store_load_active(SalStore *store, GPtrArray **vms,
                                  GError **error);
+
+/* Every job (@all) or those not in a terminal state, by id, and (if @vms
+ * is not NULL) their VMs. */
+GPtrArray *sal_store_load_jobs(SalStore *store, gboolean all, GPtrArray **vms,
+                               GError **error);
 
 /* Replaces the nodes (SalNode *) with @nodes: the configuration the
  * daemon started with. */

@@ -134,8 +134,11 @@ test_round_trip(Fixture *f, gconstpointer data)
     g_assert_cmpint(vm->state, ==, SAL_VM_STARTING);
     g_assert_null(vm->ip);
 
+    g_assert_cmpint(vm->exit_status, ==, -1);
+
     /* An update of a VM replaces it, by index. */
     ((SalVm *)vms->pdata[1])->state = SAL_VM_RUNNING;
+    ((SalVm *)vms->pdata[1])->exit_status = 3;
     g_free(((SalVm *)vms->pdata[1])->node);
     ((SalVm *)vms->pdata[1])->node = g_strdup("a-9");
     save_job(f->store, job, vms);
@@ -146,6 +149,7 @@ test_round_trip(Fixture *f, gconstpointer data)
     vm = loaded_vms->pdata[1];
     g_assert_cmpint(vm->state, ==, SAL_VM_RUNNING);
     g_assert_cmpstr(vm->node, ==, "a-9");
+    g_assert_cmpint(vm->exit_status, ==, 3);
 }
 
 /* What the daemon re-adopts: every job not in a terminal state. */
@@ -181,6 +185,13 @@ test_load_active(Fixture *f, gconstpointer data)
             g_assert_cmpint(job->id, >, ((SalJob *)jobs->pdata[i - 1])->id);
         }
     }
+
+    /* All of them, for `saline stat --all`. */
+    g_clear_pointer(&jobs, g_ptr_array_unref);
+    g_clear_pointer(&vms, g_ptr_array_unref);
+    jobs = sal_store_load_jobs(f->store, TRUE, &vms, NULL);
+    g_assert_cmpuint(jobs->len, ==, SAL_JOB_N_STATES);
+    g_assert_cmpuint(vms->len, ==, 2 * SAL_JOB_N_STATES);
 }
 
 static void
@@ -542,7 +553,8 @@ test_migrate_v1(Fixture *f, gconstpointer data)
     write_db(f->path, data_v1);
 
     f->store = open_store(f->path);
-    g_assert_cmpuint(sal_store_schema_version(f->store), ==, 2);
+    g_assert_cmpuint(sal_store_schema_version(f->store), ==,
+                     SAL_STORE_SCHEMA_VERSION);
     job = sal_store_load_job(f->store, 5, &vms, NULL);
     g_assert_nonnull(job);
     g_assert_cmpint(job->state, ==, SAL_JOB_RUNNING);
@@ -559,6 +571,7 @@ test_migrate_v1(Fixture *f, gconstpointer data)
     g_assert_cmpstr(vm->ip, ==, "10.77.1.8");
     g_assert_cmpstr(vm->mac, ==, "52:54:00:4d:01:08");
     g_assert_cmpstr(vm->domain, ==, "saline-5-1");
+    g_assert_cmpint(vm->exit_status, ==, -1);
     leases = sal_store_load_leases(f->store, NULL);
     g_assert_cmpuint(leases->len, ==, 2);
     lease = leases->pdata[0];
@@ -574,7 +587,8 @@ test_migrate_v1(Fixture *f, gconstpointer data)
 
     /* Opening again migrates nothing. */
     reopen(f);
-    g_assert_cmpuint(sal_store_schema_version(f->store), ==, 2);
+    g_assert_cmpuint(sal_store_schema_version(f->store), ==,
+                     SAL_STORE_SCHEMA_VERSION);
     g_assert_cmpuint(n_active(f->store), ==, 2);
 }
 
@@ -626,12 +640,16 @@ test_newer(Fixture *f, gconstpointer data)
     g_autoptr(GError) error = NULL;
     g_autofree char *expected = NULL;
 
-    write_db(f->path, "PRAGMA user_version = 3");
+    g_autofree char *newer = g_strdup_printf(
+        "PRAGMA user_version = %d", SAL_STORE_SCHEMA_VERSION + 1);
+
+    write_db(f->path, newer);
     g_assert_null(sal_store_open(f->path, &error));
     g_assert_error(error, SAL_ERROR, SAL_ERROR_VERSION);
-    expected = g_strdup_printf("database '%s' has schema version 3, newer "
-                               "than this program's 2",
-                               f->path);
+    expected = g_strdup_printf("database '%s' has schema version %d, newer "
+                               "than this program's %d",
+                               f->path, SAL_STORE_SCHEMA_VERSION + 1,
+                               SAL_STORE_SCHEMA_VERSION);
     g_assert_cmpstr(error->message, ==, expected);
 }
 
