@@ -13,6 +13,7 @@ typedef enum {
     SAL_ERROR_EXHAUSTED,   /* an address pool has no free address */
     SAL_ERROR_STORE,       /* the database failed */
     SAL_ERROR_VERSION,     /* the database is newer than this program */
+    SAL_ERROR_NODE,        /* a node (its libvirt) failed or is gone */
 } SalErrorCode;
 
 GQuark sal_error_quark(void);

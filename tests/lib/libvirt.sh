@@ -20,6 +20,9 @@
 #   lv_vm_moved NAME SITE NODE       record that a domain now runs there
 #   lv_ram_dir NAME SITE NODE        its RAM directory there, if any
 #   lv_domains SITE NODE             names of the running domains
+#   lv_kill SITE NODE                kill -9 the node's libvirtd; its
+#                                    guests run on
+#   lv_restart SITE NODE             start it again (it re-adopts them)
 #
 # Each node gets its own mount namespace, owned by a small holder process
 # (shared/notes/guests-and-hosts.md): its own /etc/libvirt, a private
@@ -119,19 +122,38 @@ lv_start() {
         mount -t overlay overlay -o "lowerdir=/var,upperdir=$1/var-upper,workdir=$1/var-work" /var
         mkdir -p /run/dht-pages /var/lib/libvirt /var/cache/libvirt /var/log/libvirt' \
         _ "$dir" || { echo "libvirt: cannot prepare the mounts of $site$node" >&2; return 1; }
-    nsenter -t "$pid" -m -n "$VC_LIBVIRTD" --listen >"$dir/libvirtd.out" 2>&1 &
-    echo $! >"$dir/libvirtd.pid"
-    if ! wait_for 30 lv_virsh "$site" "$node" version; then
-        echo "libvirt: libvirtd on $site$node does not answer:" >&2
-        tail -n 5 "$dir/libvirtd.out" "$dir/libvirtd.log" >&2 2>/dev/null
-        return 1
-    fi
+    _lv_libvirtd "$site" "$node" || return 1
     # Probing an emulator's capabilities takes seconds the first time.
     if [[ -n $qemu ]]; then
         lv_virsh "$site" "$node" domcapabilities --virttype qemu --emulatorbin "$qemu" \
             >/dev/null || { echo "libvirt: $site$node cannot probe '$qemu'" >&2; return 1; }
     fi
 }
+
+# _lv_libvirtd SITE NODE: libvirtd in the node's namespaces, answering.
+_lv_libvirtd() {
+    local site=$1 node=$2 dir pid
+    dir=$(_lv_dir "$site" "$node")
+    pid=$(lv_holder "$site" "$node") || return 1
+    nsenter -t "$pid" -m -n "$VC_LIBVIRTD" --listen >>"$dir/libvirtd.out" 2>&1 &
+    echo $! >"$dir/libvirtd.pid"
+    if ! wait_for 30 lv_virsh "$site" "$node" version; then
+        echo "libvirt: libvirtd on $site$node does not answer:" >&2
+        tail -n 5 "$dir/libvirtd.out" "$dir/libvirtd.log" >&2 2>/dev/null
+        return 1
+    fi
+}
+
+lv_kill() {
+    local dir pid
+    dir=$(_lv_dir "$1" "$2")
+    pid=$(cat "$dir/libvirtd.pid" 2>/dev/null) || { echo "libvirt: no libvirtd on $1$2" >&2; return 1; }
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$dir/libvirtd.pid"
+}
+
+lv_restart() { _lv_libvirtd "$1" "$2"; }
 
 # lv_start_nodes QEMU SITENODE...: libvirtd on each node (a1 b2 ...),
 # probing QEMU on all of them at once.

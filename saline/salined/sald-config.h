@@ -1,0 +1,84 @@
+/*
+ * salined's configuration (/etc/saline/salined.conf, GKeyFile):
+ *
+ *   [salined]                  every key optional
+ *   state-dir=/var/lib/saline  database and the output of ended jobs
+ *   socket=/run/saline/saline.sock
+ *   node-timeout=60            s a node may stay unreachable before its
+ *                              jobs fail (or are requeued)
+ *   output-size=64M            each VM's output drive
+ *   virt-type=auto             kvm when the node offers it, else qemu
+ *   emulator=                  QEMU binary on the nodes (libvirt's default)
+ *
+ *   [site NAME]                one per site: its address pool
+ *   network=10.77.1.0/24
+ *   range=10.77.1.100-10.77.1.199   (optional)
+ *   gateway=10.77.1.254             (optional, never handed out)
+ *
+ *   [node NAME]                one per libvirt host
+ *   site=NAME
+ *   uri=qemu+tcp://10.77.1.1/system
+ *   cpus=8
+ *   memory=16G
+ *   bridge=br0                 VMs' network
+ *   pool-dir=/var/lib/saline/pool   overlays and output drives, on the node
+ *
+ *   [image NAME]               images jobs may ask for
+ *   dir=/srv/saline/images/NAME     vmlinuz, initrd.img, disk.qcow2, on
+ *                                   every node
+ *
+ * Unknown groups and keys are errors, so a typo never passes silently.
+ */
+#pragma once
+
+#include "sal-node.h"
+
+typedef struct {
+    char *name;
+    char *network;
+    char *range;
+    char *gateway;
+} SaldSiteConf;
+
+typedef struct {
+    SalNode *node;
+    char *bridge;
+    char *pool_dir;
+} SaldNodeConf;
+
+typedef struct {
+    char *name;
+    char *dir;
+} SaldImageConf;
+
+typedef enum {
+    SALD_VIRT_AUTO,
+    SALD_VIRT_KVM,
+    SALD_VIRT_QEMU,
+} SaldVirtType;
+
+typedef struct {
+    char *state_dir;
+    char *socket_path;
+    gint64 node_timeout_s;
+    guint64 output_bytes;
+    SaldVirtType virt_type;
+    char *emulator; /* NULL: libvirt's default */
+    GPtrArray *sites;  /* SaldSiteConf * */
+    GPtrArray *nodes;  /* SaldNodeConf *, in file order */
+    GPtrArray *images; /* SaldImageConf *, sorted by name */
+} SaldConfig;
+
+/* Without @path, the defaults (a grid of no node). */
+SaldConfig *sald_config_load(const char *path, GError **error);
+SaldConfig *sald_config_load_data(const char *data, const char *origin,
+                                  GError **error);
+void sald_config_free(SaldConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SaldConfig, sald_config_free)
+
+const SaldNodeConf *sald_config_node(const SaldConfig *config,
+                                     const char *name);
+const SaldImageConf *sald_config_image(const SaldConfig *config,
+                                       const char *name);
+/* The SalNode *s of the configuration (borrowed), for the scheduler. */
+GPtrArray *sald_config_sal_nodes(const SaldConfig *config);

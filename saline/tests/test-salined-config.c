@@ -1,0 +1,141 @@
+/* salined's configuration: what it accepts, and one-line errors for the
+ * rest. */
+#include "sald-config.h"
+
+static const char good[] =
+    "[salined]\n"
+    "state-dir=/tmp/s\n"
+    "node-timeout=9\n"
+    "output-size=8M\n"
+    "virt-type=qemu\n"
+    "[site a]\n"
+    "network=10.77.1.0/24\n"
+    "range=10.77.1.100-10.77.1.149\n"
+    "gateway=10.77.1.254\n"
+    "[node a1]\n"
+    "site=a\n"
+    "uri=qemu+tcp://10.77.1.1/system\n"
+    "cpus=4\n"
+    "memory=2G\n"
+    "[node a2]\n"
+    "site=a\n"
+    "uri=qemu+tcp://10.77.1.2/system\n"
+    "cpus=2\n"
+    "memory=1536\n"
+    "bridge=virbr1\n"
+    "pool-dir=/srv/pool\n"
+    "[image zeta]\n"
+    "dir=/srv/zeta\n"
+    "[image alpha]\n"
+    "dir=/srv/alpha\n";
+
+static void
+test_good(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SaldConfig) config = sald_config_load_data(good, "t", &error);
+    const SaldNodeConf *node;
+
+    g_assert_no_error(error);
+    g_assert_cmpstr(config->state_dir, ==, "/tmp/s");
+    g_assert_cmpstr(config->socket_path, ==, "/run/saline/saline.sock");
+    g_assert_cmpint(config->node_timeout_s, ==, 9);
+    g_assert_cmpuint(config->output_bytes, ==, 8 << 20);
+    g_assert_cmpint(config->virt_type, ==, SALD_VIRT_QEMU);
+    g_assert_null(config->emulator);
+    g_assert_cmpuint(config->nodes->len, ==, 2);
+    node = sald_config_node(config, "a2");
+    g_assert_nonnull(node);
+    g_assert_cmpuint(node->node->cpus, ==, 2);
+    g_assert_cmpuint(node->node->mem_mib, ==, 1536);
+    g_assert_cmpstr(node->bridge, ==, "virbr1");
+    g_assert_cmpstr(node->pool_dir, ==, "/srv/pool");
+    g_assert_cmpstr(sald_config_node(config, "a1")->bridge, ==, "br0");
+    g_assert_cmpuint(sald_config_node(config, "a1")->node->mem_mib, ==, 2048);
+    g_assert_null(sald_config_node(config, "b1"));
+    /* Images sorted, for listings. */
+    g_assert_cmpstr(((SaldImageConf *)config->images->pdata[0])->name, ==,
+                    "alpha");
+    g_assert_cmpstr(sald_config_image(config, "zeta")->dir, ==, "/srv/zeta");
+}
+
+static void
+test_defaults(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SaldConfig) config = sald_config_load(NULL, &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpstr(config->state_dir, ==, "/var/lib/saline");
+    g_assert_cmpint(config->node_timeout_s, ==, 60);
+    g_assert_cmpint(config->virt_type, ==, SALD_VIRT_AUTO);
+    g_assert_cmpuint(config->nodes->len, ==, 0);
+}
+
+static void
+test_bad(void)
+{
+    static const struct {
+        const char *data;
+        const char *message;
+    } cases[] = {
+        {"[salined]\ncolour=blue\n", "t: unknown key 'colour' in group [salined]"},
+        {"[nodes]\nx=1\n", "t: unknown group [nodes]"},
+        {"[cluster x]\nx=1\n", "t: unknown group [cluster x]"},
+        {"[salined]\nnode-timeout=0\n", NULL},
+        {"[salined]\nvirt-type=xen\n",
+         "t: [salined] virt-type 'xen' is not auto, kvm or qemu"},
+        {"[salined]\nstate-dir=relative\n",
+         "t: [salined] state-dir must be an absolute path"},
+        {"[site a]\nrange=1\n", "t: [site a] needs 'network'"},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\ncpus=1\nmemory=1G\n",
+         "t: [node n] needs 'uri'"},
+        {"[node n]\nsite=b\nuri=test:///default\ncpus=1\nmemory=1G\n",
+         "t: node 'n' is in site 'b', which has no [site b]"},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\ncpus=0\n"
+         "memory=1G\n",
+         NULL},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\ncpus=1\n"
+         "memory=lots\n",
+         NULL},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node bad/name]\nsite=a\nuri=x\n"
+         "cpus=1\nmemory=1G\n",
+         NULL},
+        {"[image i]\n", "t: [image i] needs 'dir'"},
+        {"not a key file", NULL},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SaldConfig) config =
+            sald_config_load_data(cases[i].data, "t", &error);
+
+        g_test_message("case %u: %s", i, cases[i].data);
+        g_assert_null(config);
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_null(strchr(error->message, '\n'));
+        if (cases[i].message) {
+            g_assert_cmpstr(error->message, ==, cases[i].message);
+        }
+    }
+}
+
+static void
+test_missing_file(void)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_assert_null(sald_config_load("/nonexistent/salined.conf", &error));
+    g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+}
+
+int
+main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/salined-config/good", test_good);
+    g_test_add_func("/salined-config/defaults", test_defaults);
+    g_test_add_func("/salined-config/bad", test_bad);
+    g_test_add_func("/salined-config/missing-file", test_missing_file);
+    return g_test_run();
+}

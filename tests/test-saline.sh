@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Saline end to end: salined with real libvirtd on nodes of two sites
+# (a1, a2, b1), real guests under TCG booted from the saline image, the
+# saline CLI run as two unprivileged users and as root. Checked:
+#   - bad input (unknown image, too many VMs, malformed walltime) is
+#     refused with one line, and nothing is created;
+#   - a 2-VM job spanning two nodes runs its command in both VMs; output
+#     and exit status come back through `saline log` and `saline stat`;
+#   - a job over its walltime is killed and marked so;
+#   - one user neither sees nor cancels another's jobs; root sees all;
+#   - kill -9 of salined while a job starts and another runs, then a
+#     restart: no job lost or duplicated, the running VM re-adopted (same
+#     QEMU process), addresses still unique, both jobs finish;
+#   - a node's libvirtd killed: its non-idempotent job fails, its
+#     idempotent job is requeued, their addresses are released; once
+#     libvirtd is back the leftovers are removed and the requeued job
+#     runs to the end.
+source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/sites.sh"
+source "$(dirname "$0")/lib/guests.sh"
+source "$(dirname "$0")/lib/libvirt.sh"
+requires_root
+needs virsh nsenter unshare python3 setpriv qemu-img
+
+salined=$VC_BUILDDIR/saline/salined/salined
+saline_bin=$VC_BUILDDIR/saline/cli/saline
+image=$VC_BUILDDIR/images/saline
+qemu=/usr/bin/qemu-system-x86_64
+[[ -x $salined && -x $saline_bin ]] || fail "salined or saline not built"
+[[ -f $image/disk.qcow2 ]] || fail "no saline image in '$image'"
+
+user1=4201
+user2=4202
+
+sites_create 2 2 --delay 5 --rate 100
+lv_start_nodes "$qemu" a1 a2 b1 || fail "libvirtd did not start on every node"
+
+# The socket must be reachable by the test users.
+chmod 0711 "$VC_TESTDIR"
+mkdir -m 0755 "$VC_TESTDIR/run"
+sock=$VC_TESTDIR/run/saline.sock
+conf=$VC_TESTDIR/salined.conf
+cat >"$conf" <<EOF
+[salined]
+state-dir=$VC_TESTDIR/state
+socket=$sock
+node-timeout=6
+virt-type=qemu
+emulator=$qemu
+output-size=8M
+
+[site a]
+network=10.77.1.0/24
+range=10.77.1.100-10.77.1.149
+gateway=10.77.1.254
+
+[site b]
+network=10.77.2.0/24
+range=10.77.2.100-10.77.2.149
+gateway=10.77.2.254
+
+[node a1]
+site=a
+uri=$(lv_uri a 1)
+cpus=2
+memory=1G
+
+[node a2]
+site=a
+uri=$(lv_uri a 2)
+cpus=2
+memory=1G
+
+[node b1]
+site=b
+uri=$(lv_uri b 1)
+cpus=2
+memory=1G
+
+[image saline]
+dir=$image
+EOF
+
+salined_pid=
+start_salined() {
+    # In node a1's network namespace: the nodes' libvirtd listen on site
+    # addresses the root namespace cannot reach.
+    ip netns exec "$(node_ns a 1)" "$salined" --config "$conf" \
+        >>"$VC_TESTDIR/salined.log" 2>&1 &
+    salined_pid=$!
+    wait_for 20 test -S "$sock" || fail "salined did not create its socket"
+}
+stop_salined() {
+    [[ -n $salined_pid ]] || return 0
+    kill "$salined_pid" 2>/dev/null
+    wait "$salined_pid" 2>/dev/null
+    salined_pid=
+}
+show_salined_log() {
+    [[ -f $VC_TESTDIR/salined.log ]] || return 0
+    echo "--- salined.log (last 40 lines)" >&2
+    tail -n 40 "$VC_TESTDIR/salined.log" >&2
+}
+cleanup_fn stop_salined
+cleanup_fn show_salined_log
+
+as_root() { "$saline_bin" --socket "$sock" "$@"; }
+as_user() {
+    local uid=$1
+    shift
+    setpriv --reuid="$uid" --regid="$uid" --clear-groups "$saline_bin" --socket "$sock" "$@"
+}
+# field JSON_TEXT EXPR: evaluate EXPR on the parsed JSON `j`.
+field() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2" <<<"$1"; }
+job_json() { as_root stat "$1" --json; }
+job_state() { field "$(job_json "$1")" 'j["state"]'; }
+state_is() { [[ $(job_state "$1") == "$2" ]]; }
+state_in() {
+    local s
+    s=$(job_state "$1")
+    shift
+    [[ " $* " == *" $s "* ]]
+}
+submit() {
+    local who=$1 out id
+    shift
+    out=$("$@") || return 1
+    id=$(sed -n 's/^SALINE_JOB_ID=\([0-9]*\)$/\1/p' <<<"$out")
+    [[ -n $id ]] || { echo "no job id in '$out'" >&2; return 1; }
+    echo "$id"
+}
+all_domains() {
+    local n
+    for n in a1 a2 b1; do
+        lv_domains "${n:0:1}" "${n:1}" | sed "s/^/$n /"
+    done
+}
+
+start_salined
+wait_for 30 bash -c "'$saline_bin' --socket '$sock' nodes | grep -c ' up ' | grep -qx 3" ||
+    { as_root nodes >&2; fail "the nodes did not come up in salined"; }
+as_root nodes
+
+# ---- bad input: one line, exit code, nothing created ----
+out=$(as_user $user1 submit -n 1 -c 1 -m 128M --image nope --walltime 10m -- true 2>&1) &&
+    fail "unknown image accepted"
+[[ $(wc -l <<<"$out") -eq 1 && $out == *"unknown image 'nope'"* ]] || fail "unknown image: '$out'"
+out=$(as_user $user1 submit -n 50 -c 2 -m 128M --image saline --walltime 10m -- true 2>&1) &&
+    fail "50 VMs of 2 CPUs accepted on a grid of 6 CPUs"
+[[ $(wc -l <<<"$out") -eq 1 ]] || fail "too many VMs: '$out'"
+log "refused: $out"
+as_user $user1 submit -n 1 -c 1 -m 128M --image saline --walltime 1:99 -- true 2>/dev/null
+assert_eq "exit status of a malformed walltime" 2 $?
+[[ -z $(as_root stat --all) || $(as_root stat --all | wc -l) -le 1 ]] ||
+    fail "bad submissions created jobs: $(as_root stat --all)"
+
+# ---- a 2-VM job spanning two nodes; output and exit status ----
+cmd='echo "hello from $(hostname) vm $SALINE_VM_INDEX of $SALINE_VMS"; sort $SALINE_NODEFILE | tr "\n" " "; echo; echo to-stderr >&2; test -d /job && echo cwd=$(pwd); exit 7'
+j1=$(submit user1 as_user $user1 submit --name pair -n 2 -c 2 -m 192M --image saline \
+    --walltime 10m -- sh -c "$cmd") || fail "cannot submit the 2-VM job"
+log "job $j1 submitted"
+wait_for 240 state_in "$j1" done failed || fail "job $j1 did not end: $(job_json "$j1")"
+js=$(job_json "$j1")
+assert_eq "state of job $j1" done "$(field "$js" 'j["state"]')"
+assert_eq "exit status of job $j1" 7 "$(field "$js" 'j["exit_status"]')"
+nodes=$(field "$js" '" ".join(sorted(v["node"] for v in j["vm_list"]))')
+assert_eq "nodes of job $j1" "a1 a2" "$nodes"
+ips=$(field "$js" '" ".join(sorted(v["ip"] for v in j["vm_list"]))')
+log "job $j1 VMs at $ips"
+logtxt=$(as_user $user1 log "$j1") || fail "saline log $j1 failed"
+echo "$logtxt" >&2
+for i in 0 1; do
+    grep -q "hello from saline-$j1-$i vm $i of 2" <<<"$logtxt" || fail "no output of VM $i"
+done
+[[ $(grep -c "to-stderr" <<<"$logtxt") -eq 2 ]] || fail "stderr not captured in both VMs"
+[[ $(grep -c "cwd=/job" <<<"$logtxt") -eq 2 ]] || fail "the command did not run in /job"
+[[ $(grep -c -- "$ips" <<<"$logtxt") -eq 2 ]] || fail "nodefile is not '$ips' in both VMs"
+[[ -z $(all_domains) ]] || fail "domains left after job $j1: $(all_domains)"
+
+# ---- isolation between users ----
+as_user $user2 stat "$j1" >/dev/null 2>&1 && fail "user2 sees user1's job"
+as_user $user2 del "$j1" >/dev/null 2>&1 && fail "user2 cancelled user1's job"
+[[ -z $(as_user $user2 stat --all | grep -w "$j1") ]] || fail "user2's list shows job $j1"
+as_user $user1 stat --all | grep -qw "$j1" || fail "user1's list lacks job $j1"
+as_root stat --all | grep -qw "$j1" || fail "root's list lacks job $j1"
+log "ok: user2 neither sees nor changes job $j1"
+
+# ---- walltime ----
+j2=$(submit user2 as_user $user2 submit -n 1 -c 1 -m 192M --image saline --walltime 25s \
+    -- sh -c 'echo sleeping; sleep 600; echo woke') || fail "cannot submit the walltime job"
+wait_for 240 state_in "$j2" done failed cancelled || fail "job $j2 did not end"
+js=$(job_json "$j2")
+assert_eq "state of job $j2" failed "$(field "$js" 'j["state"]')"
+[[ $(field "$js" 'j["failure"]') == *walltime* ]] || fail "job $j2: $(field "$js" 'j["failure"]')"
+as_user $user2 log "$j2" | grep -q sleeping || fail "the output of job $j2 before the kill is lost"
+as_user $user2 log "$j2" | grep -q woke && fail "job $j2 was not killed"
+wait_for 30 test -z "$(all_domains)" || fail "domains left after job $j2: $(all_domains)"
+
+# ---- kill -9 salined while one job runs and another starts ----
+j3=$(submit user1 as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
+    -- sh -c 'echo started-once; sleep 45; echo finished') || fail "cannot submit job $j3"
+wait_for 120 state_is "$j3" running || fail "job $j3 did not start"
+dom3=saline-$j3-0
+node3=$(field "$(job_json "$j3")" 'j["vm_list"][0]["node"]')
+pid3=$(lv_exec "${node3:0:1}" "${node3:1}" cat "/run/libvirt/qemu/$dom3.pid")
+j4=$(submit user2 as_user $user2 submit -n 2 -c 1 -m 192M --image saline --walltime 10m \
+    -- sh -c 'echo started-once; sleep 5; echo finished') || fail "cannot submit job $j4"
+wait_for 30 state_in "$j4" starting running || fail "job $j4 did not start: $(job_state "$j4")"
+s4=$(job_state "$j4")
+kill -9 "$salined_pid"
+wait "$salined_pid" 2>/dev/null
+salined_pid=
+log "salined killed while job $j3 runs and job $j4 is $s4"
+start_salined
+wait_for 240 bash -c "[[ \$('$saline_bin' --socket '$sock' stat $j4 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])') == done ]]" ||
+    fail "job $j4 did not end after the restart: $(job_json "$j4")"
+# Addresses unique while j3 and j4 ran together (j3 still runs).
+js=$(job_json "$j3")
+assert_eq "state of job $j3 after the restart" running "$(field "$js" 'j["state"]')"
+pid3b=$(lv_exec "${node3:0:1}" "${node3:1}" cat "/run/libvirt/qemu/$dom3.pid")
+assert_eq "QEMU of job $j3 re-adopted" "$pid3" "$pid3b"
+wait_for 120 state_in "$j3" done failed || fail "job $j3 did not end"
+for j in "$j3" "$j4"; do
+    assert_eq "state of job $j" done "$(job_state "$j")"
+    n=$(as_root log "$j" | grep -c started-once)
+    assert_eq "runs of job $j's command" "$(field "$(job_json "$j")" 'j["vms"]')" "$n"
+done
+all=$(as_root stat --all --json)
+assert_eq "jobs known" "$j1 $j2 $j3 $j4" "$(field "$all" '" ".join(str(x["id"]) for x in j["jobs"])')"
+ips=$(field "$(job_json "$j4")" '" ".join(v["ip"] for v in j["vm_list"])')
+[[ $(tr ' ' '\n' <<<"$ips $(field "$js" 'j["vm_list"][0]["ip"]')" | sort | uniq -d) == "" ]] ||
+    fail "an address was handed out twice: $ips"
+
+# ---- a node's libvirtd goes away ----
+j5=$(submit user1 as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
+    --site b -- sh -c 'echo start; sleep 600') || fail "cannot submit job $j5"
+j6=$(submit user1 as_user $user1 submit --idempotent -n 1 -c 1 -m 192M --image saline \
+    --walltime 10m --site b -- sh -c 'echo idem-start; sleep 40; echo idem-end') ||
+    fail "cannot submit job $j6"
+wait_for 120 state_is "$j5" running || fail "job $j5 did not start"
+wait_for 120 state_is "$j6" running || fail "job $j6 did not start"
+lv_kill b 1
+log "libvirtd of b1 killed"
+wait_for 90 state_is "$j5" failed || fail "job $j5 not failed: $(job_json "$j5")"
+[[ $(field "$(job_json "$j5")" 'j["failure"]') == *"node 'b1' lost"* ]] ||
+    fail "job $j5: $(field "$(job_json "$j5")" 'j["failure"]')"
+wait_for 30 state_is "$j6" pending || fail "job $j6 not requeued: $(job_json "$j6")"
+for j in "$j5" "$j6"; do
+    assert_eq "addresses of job $j" "" \
+        "$(field "$(job_json "$j")" '" ".join(v["ip"] or "" for v in j["vm_list"]).strip()')"
+done
+as_root nodes | grep -w b1 | grep -q down || fail "b1 not shown down"
+lv_restart b 1 || fail "libvirtd on b1 did not restart"
+wait_for 240 state_in "$j6" done failed || fail "job $j6 did not run again: $(job_json "$j6")"
+assert_eq "state of requeued job $j6" done "$(job_state "$j6")"
+as_root log "$j6" | grep -q idem-end || fail "job $j6's second run left no output"
+wait_for 60 test -z "$(lv_domains b 1)" || fail "leftovers on b1: $(lv_domains b 1)"
+log "ok: b1's leftovers removed, job $j6 requeued and done"
+stop_salined
+log "PASS"
