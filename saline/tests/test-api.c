@@ -10,45 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api-server.h"
 #include "fake-core.h"
 #include "sal-json.h"
 #include "sal-test.h"
-#include "sald-api.h"
 
 typedef struct {
     char *dir;
     char *path; /* of the socket, in a directory the API creates */
     SaldCore *core;
-    GThread *thread;
-    GMainContext *ctx;
-    GMainLoop *loop;
-    GMutex lock;
-    GCond cond;
-    gboolean ready;
-    SaldApi *api;
+    ApiServer *server;
     SoupSession *session;
 } Fixture;
-
-static gpointer
-server_thread(gpointer data)
-{
-    Fixture *f = data;
-    g_autoptr(GError) error = NULL;
-    SaldApi *api;
-
-    g_main_context_push_thread_default(f->ctx);
-    api = sald_api_new(f->core, f->path, &error);
-    g_assert_no_error(error);
-    g_mutex_lock(&f->lock);
-    f->api = api;
-    f->ready = TRUE;
-    g_cond_signal(&f->cond);
-    g_mutex_unlock(&f->lock);
-    g_main_loop_run(f->loop);
-    sald_api_free(api);
-    g_main_context_pop_thread_default(f->ctx);
-    return NULL;
-}
 
 static void
 setup(Fixture *f, gconstpointer data)
@@ -58,37 +31,16 @@ setup(Fixture *f, gconstpointer data)
     f->dir = sal_test_tmpdir();
     f->path = g_build_filename(f->dir, "run", "saline.sock", NULL);
     f->core = fake_core_new();
-    f->ctx = g_main_context_new();
-    f->loop = g_main_loop_new(f->ctx, FALSE);
-    g_mutex_init(&f->lock);
-    g_cond_init(&f->cond);
-    f->thread = g_thread_new("api", server_thread, f);
-    g_mutex_lock(&f->lock);
-    while (!f->ready) {
-        g_cond_wait(&f->cond, &f->lock);
-    }
-    g_mutex_unlock(&f->lock);
-
+    f->server = api_server_start(f->core, f->path);
     addr = g_unix_socket_address_new(f->path);
     f->session = soup_session_new_with_options("remote-connectable", addr,
                                                NULL);
 }
 
-static gboolean
-quit_loop(gpointer data)
-{
-    g_main_loop_quit(data);
-    return G_SOURCE_REMOVE;
-}
-
 static void
 stop_server(Fixture *f)
 {
-    if (!f->thread) {
-        return;
-    }
-    g_main_context_invoke(f->ctx, quit_loop, f->loop);
-    g_thread_join(g_steal_pointer(&f->thread));
+    g_clear_pointer(&f->server, api_server_stop);
 }
 
 static void
@@ -96,10 +48,6 @@ teardown(Fixture *f, gconstpointer data)
 {
     g_object_unref(f->session);
     stop_server(f);
-    g_main_loop_unref(f->loop);
-    g_main_context_unref(f->ctx);
-    g_mutex_clear(&f->lock);
-    g_cond_clear(&f->cond);
     fake_core_free(f->core);
     {
         g_autofree char *run = g_path_get_dirname(f->path);
