@@ -454,9 +454,8 @@ fields_read(JsonNode *node, const char *what, const Field *fields, gsize n,
     return TRUE;
 }
 
-/* The program's file name, if it makes a valid job name. */
-static char *
-default_name(char *const *command)
+char *
+sal_job_default_name(char *const *command)
 {
     g_autofree char *base = g_path_get_basename(command[0]);
 
@@ -478,7 +477,7 @@ sal_job_from_submission(JsonNode *node, GError **error)
         return NULL;
     }
     if (!job->name) {
-        job->name = default_name(job->command);
+        job->name = sal_job_default_name(job->command);
     }
     if (!sal_job_validate(job, error)) {
         return NULL;

@@ -36,6 +36,9 @@ JsonNode *sal_job_to_submission(const SalJob *job);
  * after the command's program.
  */
 SalJob *sal_job_from_submission(JsonNode *node, GError **error);
+/* That name: the file name of @command[0] if it is a valid job name,
+ * else "job". */
+char *sal_job_default_name(char *const *command);
 
 /* A job as sal_job_to_json() writes it, and its VMs into @vms (if not
  * NULL; SalVm *). Fields this program does not know are skipped (a newer
