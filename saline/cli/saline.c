@@ -21,6 +21,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 #define TIMEOUT_S 300 /* a log read from running VMs may take a while */
 
 static char *arg_socket;
+static gboolean arg_json; /* of the commands that have --json */
 
 static const GOptionEntry global_entries[] = {
     {"socket", 0, 0, G_OPTION_ARG_FILENAME, &arg_socket,
@@ -28,6 +29,14 @@ static const GOptionEntry global_entries[] = {
      "PATH"},
     {NULL},
 };
+
+static const GOptionEntry json_entries[] = {
+    {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json,
+     "Print salined's JSON answer instead", NULL},
+    {NULL},
+};
+
+static const GOptionEntry no_entries[] = {{NULL}};
 
 static const char exit_status_help[] =
     "Exit status:\n"
@@ -112,6 +121,21 @@ print_json(JsonNode *node)
     printf("%s\n", text);
 }
 
+/* GETs @path; with --json prints the answer and leaves *@answer NULL. */
+static int
+get(const char *path, JsonNode **answer)
+{
+    g_autoptr(JsonNode) node = NULL;
+    int rc = call("GET", path, NULL, SOUP_STATUS_OK, &node);
+
+    if (rc == EXIT_OK && arg_json) {
+        print_json(node);
+    } else {
+        *answer = g_steal_pointer(&node);
+    }
+    return rc;
+}
+
 /* The array member @name of the answer: salined's, so no type errors
  * but a missing one shows as empty. */
 static JsonArray *
@@ -149,11 +173,11 @@ parse_job_id(const char *text, gint64 *id, GError **error)
     return parse_number("job id", text, 1, G_MAXINT64, id, error);
 }
 
-/* Parses the options of a command: "saline CMD --help" prints @help;
- * a usage error prints one line. */
+/* Parses the options of a command (@entries, --json if @json): "saline
+ * CMD --help" prints @help; a usage error prints one line. */
 static gboolean
 parse_options(const char *cmd, const char *params, const char *summary,
-              const char *help, const GOptionEntry *entries,
+              const char *help, const GOptionEntry *entries, gboolean json,
               gboolean posix, int *argc, char ***argv)
 {
     g_autofree char *prgname = g_strdup_printf("saline %s", cmd);
@@ -164,6 +188,9 @@ parse_options(const char *cmd, const char *params, const char *summary,
 
     g_set_prgname(prgname);
     g_option_context_add_main_entries(ctx, entries, NULL);
+    if (json) {
+        g_option_context_add_main_entries(ctx, json_entries, NULL);
+    }
     g_option_context_add_main_entries(ctx, global_entries, NULL);
     g_option_context_set_summary(ctx, summary);
     g_option_context_set_description(ctx, description);
@@ -308,7 +335,7 @@ cmd_submit(int argc, char **argv)
                        "-n VMS -c CPUS -m MEM --image IMG --walltime T "
                        "[--] COMMAND...",
                        "Submit a job: VMs that run COMMAND.", submit_help,
-                       submit_entries, TRUE, &argc, &argv)) {
+                       submit_entries, FALSE, TRUE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (!build_job(job, &error)) {
@@ -328,13 +355,10 @@ cmd_submit(int argc, char **argv)
 /* ---- stat ---- */
 
 static gboolean arg_all;
-static gboolean arg_json;
 
 static const GOptionEntry stat_entries[] = {
     {"all", 'a', 0, G_OPTION_ARG_NONE, &arg_all,
      "Also list finished jobs (done, failed, cancelled)", NULL},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json,
-     "Print salined's JSON answer instead", NULL},
     {NULL},
 };
 
@@ -484,15 +508,10 @@ stat_list(void)
     g_autoptr(JsonNode) answer = NULL;
     g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func(g_free);
     JsonArray *jobs;
-    int rc = call("GET", arg_all ? "/v1/jobs?all=1" : "/v1/jobs", NULL,
-                  SOUP_STATUS_OK, &answer);
+    int rc = get(arg_all ? "/v1/jobs?all=1" : "/v1/jobs", &answer);
 
-    if (rc != EXIT_OK) {
+    if (rc != EXIT_OK || !answer) {
         return rc;
-    }
-    if (arg_json) {
-        print_json(answer);
-        return EXIT_OK;
     }
     add_cells(cells, g_strdup("Job id"), g_strdup("Name"), g_strdup("User"),
               g_strdup("State"), g_strdup("VMs"), g_strdup("Walltime"),
@@ -537,13 +556,9 @@ stat_job(const char *id_text)
         return usage_error(error);
     }
     path = g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, id);
-    rc = call("GET", path, NULL, SOUP_STATUS_OK, &answer);
-    if (rc != EXIT_OK) {
+    rc = get(path, &answer);
+    if (rc != EXIT_OK || !answer) {
         return rc;
-    }
-    if (arg_json) {
-        print_json(answer);
-        return EXIT_OK;
     }
     job = read_job(answer, &vms, &user);
     if (!job) {
@@ -604,7 +619,7 @@ static int
 cmd_stat(int argc, char **argv)
 {
     if (!parse_options("stat", "[JOB]", "Show jobs, or one job in full.",
-                       stat_help, stat_entries, FALSE, &argc, &argv)) {
+                       stat_help, stat_entries, TRUE, FALSE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (argc > 2) {
@@ -624,8 +639,6 @@ cmd_stat(int argc, char **argv)
 
 /* ---- del ---- */
 
-static const GOptionEntry no_entries[] = {{NULL}};
-
 static const char del_help[] =
     "Description:\n"
     "  Cancels each JOB: a pending job at once, a running or suspended one\n"
@@ -641,7 +654,7 @@ cmd_del(int argc, char **argv)
     int rc = EXIT_OK;
 
     if (!parse_options("del", "JOB...", "Cancel jobs.", del_help, no_entries,
-                       FALSE, &argc, &argv)) {
+                       FALSE, FALSE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (argc < 2) {
@@ -675,12 +688,6 @@ cmd_del(int argc, char **argv)
 }
 
 /* ---- nodes ---- */
-
-static const GOptionEntry json_entries[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json,
-     "Print salined's JSON answer instead", NULL},
-    {NULL},
-};
 
 static const char nodes_help[] =
     "Description:\n"
@@ -718,20 +725,16 @@ cmd_nodes(int argc, char **argv)
     int rc;
 
     if (!parse_options("nodes", "", "List the nodes and their use.",
-                       nodes_help, json_entries, FALSE, &argc, &argv)) {
+                       nodes_help, no_entries, TRUE, FALSE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (argc > 1) {
         g_printerr("saline: unexpected argument '%s'\n", argv[1]);
         return EXIT_USAGE;
     }
-    rc = call("GET", "/v1/nodes", NULL, SOUP_STATUS_OK, &answer);
-    if (rc != EXIT_OK) {
+    rc = get("/v1/nodes", &answer);
+    if (rc != EXIT_OK || !answer) {
         return rc;
-    }
-    if (arg_json) {
-        print_json(answer);
-        return EXIT_OK;
     }
     add_cells(cells, g_strdup("Name"), g_strdup("Site"), g_strdup("State"),
               g_strdup("CPUs"), g_strdup("Memory"), g_strdup("VMs"),
@@ -818,7 +821,7 @@ cmd_log(int argc, char **argv)
     int rc;
 
     if (!parse_options("log", "JOB", "Print the output of a job.", log_help,
-                       log_entries, FALSE, &argc, &argv)) {
+                       log_entries, FALSE, FALSE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (argc != 2) {

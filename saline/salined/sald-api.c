@@ -57,6 +57,16 @@ object_node(JsonObject *o)
     return node;
 }
 
+/* Answers {"@name": @list}. */
+static void
+reply_array(SoupServerMessage *msg, const char *name, JsonArray *list)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_array_member(o, name, list);
+    reply_take(msg, SOUP_STATUS_OK, object_node(o));
+}
+
 static void G_GNUC_PRINTF(3, 4)
 reply_error(SoupServerMessage *msg, guint status, const char *format, ...)
 {
@@ -214,7 +224,6 @@ jobs_list(Request *req)
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(GPtrArray) job_vms = g_ptr_array_new();
     JsonArray *list;
-    JsonObject *o;
     gboolean all;
     guint v = 0;
 
@@ -238,9 +247,7 @@ jobs_list(Request *req)
         }
         json_array_add_element(list, sal_job_to_json(job, job_vms));
     }
-    o = json_object_new();
-    json_object_set_array_member(o, "jobs", list);
-    reply_take(req->msg, SOUP_STATUS_OK, object_node(o));
+    reply_array(req->msg, "jobs", list);
 }
 
 static void
@@ -291,11 +298,10 @@ on_log_msg_gone(SoupServerMessage *msg, gpointer data)
     lr->gone = TRUE;
 }
 
-static JsonNode *
+static JsonArray *
 log_to_json(GPtrArray *logs)
 {
     JsonArray *list = json_array_new();
-    JsonObject *o = json_object_new();
 
     for (guint i = 0; i < logs->len; i++) {
         const SaldVmLog *log = g_ptr_array_index(logs, i);
@@ -320,8 +326,7 @@ log_to_json(GPtrArray *logs)
         json_object_set_string_member(vm, "output", text);
         json_array_add_object_element(list, vm);
     }
-    json_object_set_array_member(o, "vms", list);
-    return object_node(o);
+    return list;
 }
 
 static void
@@ -336,7 +341,7 @@ on_log(GObject *source, GAsyncResult *result, gpointer data)
     /* Nobody to answer: the API is gone, or the client. */
     if (!g_cancellable_is_cancelled(lr->cancel) && !lr->gone) {
         if (logs) {
-            reply_take(lr->msg, SOUP_STATUS_OK, log_to_json(logs));
+            reply_array(lr->msg, "vms", log_to_json(logs));
         } else {
             reply_gerror(lr->msg, error);
         }
@@ -367,7 +372,6 @@ nodes_list(Request *req)
 {
     g_autoptr(GPtrArray) nodes = sald_core_list_nodes(req->api->core);
     JsonArray *list = json_array_new();
-    JsonObject *o = json_object_new();
 
     for (guint i = 0; i < nodes->len; i++) {
         const SaldNodeInfo *n = g_ptr_array_index(nodes, i);
@@ -390,8 +394,7 @@ nodes_list(Request *req)
         json_object_set_int_member(no, "vms", n->n_vms);
         json_array_add_object_element(list, no);
     }
-    json_object_set_array_member(o, "nodes", list);
-    reply_take(req->msg, SOUP_STATUS_OK, object_node(o));
+    reply_array(req->msg, "nodes", list);
 }
 
 static void
@@ -399,13 +402,11 @@ images_list(Request *req)
 {
     g_autoptr(GPtrArray) images = sald_core_list_images(req->api->core);
     JsonArray *list = json_array_new();
-    JsonObject *o = json_object_new();
 
     for (guint i = 0; i < images->len; i++) {
         json_array_add_string_element(list, g_ptr_array_index(images, i));
     }
-    json_object_set_array_member(o, "images", list);
-    reply_take(req->msg, SOUP_STATUS_OK, object_node(o));
+    reply_array(req->msg, "images", list);
 }
 
 #define MAX_METHODS 2
