@@ -881,6 +881,10 @@ cmd_log(int argc, char **argv)
                        vm, "node", NULL)));
         if (ex && JSON_NODE_HOLDS_VALUE(ex)) {
             g_printerr("exit %" G_GINT64_FORMAT, json_node_get_int(ex));
+        } else if (g_strcmp0(json_object_get_string_member_with_default(
+                                 vm, "state", NULL),
+                             "dead") == 0) {
+            g_printerr("no exit status, the VM died or was killed");
         } else {
             g_printerr("running");
         }

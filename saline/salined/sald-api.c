@@ -322,6 +322,8 @@ log_to_json(GPtrArray *logs)
         } else {
             json_object_set_null_member(vm, "exit_status");
         }
+        json_object_set_string_member(vm, "state",
+                                      sal_vm_state_to_string(log->state));
         json_object_set_boolean_member(vm, "truncated", log->truncated);
         json_object_set_string_member(vm, "output", text);
         json_array_add_object_element(list, vm);

@@ -1702,6 +1702,7 @@ log_from_files(SaldCore *core, const SalVm *vm)
     log->index = vm->index;
     log->node = g_strdup(vm->node);
     log->exit_status = vm->exit_status >= 0 ? vm->exit_status : exit_status;
+    log->state = vm->state;
     log->truncated = truncated != 0;
     log->output = g_bytes_new_take(g_steal_pointer(&data), len);
     return log;
@@ -1749,6 +1750,7 @@ log_read_done(GObject *source, GAsyncResult *result, gpointer data)
     log->index = op->index;
     log->node = g_strdup(op->node);
     log->exit_status = -1;
+    log->state = SAL_VM_RUNNING;
     if (g_task_propagate_boolean(G_TASK(result), &error)) {
         log->exit_status = op->header.exited ? op->header.exit_status : -1;
         log->truncated = op->header.truncated ||
@@ -1757,7 +1759,8 @@ log_read_done(GObject *source, GAsyncResult *result, gpointer data)
     }
     if (!log->output) {
         /* Collected meanwhile: its output is kept here now. */
-        SalVm vm = {.job_id = op->job_id, .index = op->index};
+        SalVm vm = {.job_id = op->job_id, .index = op->index,
+                    .state = SAL_VM_STOPPED, .exit_status = -1};
         SaldVmLog *kept = log_from_files(op->core, &vm);
 
         if (kept) {
@@ -1806,6 +1809,7 @@ sald_core_get_log_async(SaldCore *core, guint32 uid, gint64 id,
                 kept->index = vm->index;
                 kept->node = g_strdup(vm->node);
                 kept->exit_status = vm->exit_status;
+                kept->state = vm->state;
                 kept->output = g_bytes_new(NULL, 0);
             }
             read->logs->pdata[vm->index] = kept;

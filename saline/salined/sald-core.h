@@ -70,6 +70,7 @@ typedef struct {
     guint index;
     char *node;        /* NULL if never placed */
     gint exit_status;  /* -1: still running or none */
+    SalVmState state;  /* the VM's: dead means it ended without one */
     gboolean truncated; /* the guest's output drive filled up */
     GBytes *output;    /* stdout and stderr of the command, interleaved */
 } SaldVmLog;
