@@ -377,23 +377,28 @@ spec_parse(char *text, size_t len, Spec *spec)
         {"vms", &vms},       {"hostname", &spec->hostname},
         {"ip", &spec->ip},   {"gateway", &spec->gateway},
     };
-    char *save = NULL;
-    char *line;
+    char *line, *next;
     unsigned n = 0;
 
     if (strlen(text) != len) {
         return fail("job spec holds a NUL byte");
     }
     memset(spec, 0, sizeof(*spec));
-    for (line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
+    for (line = text; line; line = next) {
         char *value;
 
+        next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        }
         n++;
         if (n == 1) {
             if (strcmp(line, SPEC_MAGIC) != 0) {
                 return fail("job spec does not start with '%s'", SPEC_MAGIC);
             }
+            continue;
+        }
+        if (!*line) {
             continue;
         }
         value = strchr(line, '=');
@@ -431,9 +436,6 @@ spec_parse(char *text, size_t len, Spec *spec)
                 *single[i].value = value;
             }
         }
-    }
-    if (n == 0) {
-        return fail("job spec is empty");
     }
 
     if (!spec->job || !valid_name(spec->job, MAX_ID_LEN, "._")) {
@@ -795,16 +797,16 @@ run_command(const Spec *spec, Output *out)
 }
 
 /* The VM is about to go: what the command left running goes first, so
- * that /job can be unmounted cleanly. */
+ * that /job can be unmounted cleanly. They are all our children by now
+ * (we are a subreaper). */
 static void
 end_leftovers(void)
 {
+    unsigned ended = 0;
     int64_t end;
 
-    /* Not init, not us: kill(-1) spares both. */
-    if (kill(-1, SIGKILL) == 0) {
-        log_step("killed processes the command left behind");
-    }
+    /* Spares init and ourselves. */
+    kill(-1, SIGKILL);
     for (end = now_ms() + 2000; now_ms() < end;) {
         pid_t r = waitpid(-1, NULL, WNOHANG);
 
@@ -813,7 +815,12 @@ end_leftovers(void)
         }
         if (r == 0) {
             sleep_ms(20);
+        } else {
+            ended++;
         }
+    }
+    if (ended > 0) {
+        log_step("ended %u processes the command left behind", ended);
     }
 }
 
