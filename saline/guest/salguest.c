@@ -39,7 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SPEC_PATH "/sys/firmware/qemu_fw_cfg/by_name/opt/org.saline/job/raw"
+#define SPEC_DIR "/sys/firmware/qemu_fw_cfg/by_name/opt/org.saline/job"
+#define SPEC_PATH SPEC_DIR "/raw"
+#define SPEC_SIZE_PATH SPEC_DIR "/size"
 #define SPEC_MAGIC "saline-job 1"
 #define JOB_DISK "/dev/vda"
 #define JOB_DIR "/job"
@@ -187,6 +189,23 @@ pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 
 /* The spec ----------------------------------------------------------- */
 
+/* The size fw_cfg announces: fw_cfg reads a byte at a time, and a
+ * spec too large is refused without reading it. */
+static bool
+spec_too_large(void)
+{
+    FILE *f = fopen(SPEC_SIZE_PATH, "re");
+    unsigned long long size = 0;
+    bool large;
+
+    if (!f) {
+        return false;
+    }
+    large = fscanf(f, "%llu", &size) == 1 && size > MAX_SPEC;
+    fclose(f);
+    return large;
+}
+
 /* Reads the spec, at most MAX_SPEC bytes, as a C string. NULL if it
  * cannot be read (errno set) or is refused (reason set, errno 0). */
 static char *
@@ -197,6 +216,12 @@ spec_read(size_t *len)
     size_t got = 0;
 
     if (fd < 0) {
+        return NULL;
+    }
+    if (spec_too_large()) {
+        close(fd);
+        fail("job spec is larger than %d bytes", MAX_SPEC);
+        errno = 0;
         return NULL;
     }
     buf = malloc(MAX_SPEC + 1);
@@ -434,6 +459,7 @@ spec_parse(char *text, size_t len, Spec *spec)
                     return fail("job spec line %u: '%s' given twice", n, line);
                 }
                 *single[i].value = value;
+                break;
             }
         }
     }
@@ -499,12 +525,13 @@ run_ip(const char *const *args)
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char cmd[256] = "";
+        size_t off = 0;
 
-        for (size_t i = 1; i < n; i++) {
-            strncat(cmd, argv[i], sizeof(cmd) - strlen(cmd) - 2);
-            strncat(cmd, i + 1 < n ? " " : "", sizeof(cmd) - strlen(cmd) - 1);
+        for (size_t i = 1; i < n && off < sizeof(cmd); i++) {
+            off +=
+                (size_t)snprintf(cmd + off, sizeof(cmd) - off, " %s", argv[i]);
         }
-        return fail("'ip %s' failed", cmd);
+        return fail("'ip%s' failed", cmd);
     }
     return 0;
 }
