@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Build a test guest image from Debian packages: Debian's 6.1 kernel and
 # an uncompressed initramfs with busybox, the virtio modules, the vcguest
-# agent and a payload of real Debian files that stays in guest RAM.
+# agent and a payload of real Debian files that stays in guest RAM. With
+# --saline-agent and --disk-mb, a Saline image (saline/README.md, "Guest
+# contract"): the salguest agent and a base disk for /job.
 #
 # Output directory:
 #   vmlinuz         the kernel
 #   initrd.img      the initramfs (newc cpio)
 #   payload.sha256  SHA-256 of the payload files, concatenated in name order
+#   disk.qcow2      with --disk-mb: ext4 file system, label 'saline'
 #   image.env       KERNEL_VERSION, PAYLOAD_BYTES, PAYLOAD_FILES, ...
 set -euo pipefail
 export LC_ALL=C
@@ -17,12 +20,17 @@ usage_error() { echo "$prog: $*; see --help" >&2; exit 2; }
 
 usage() {
     cat <<USAGE
-Usage: $prog --output DIR --agent FILE [OPTION...]
+Usage: $prog --output DIR --agent FILE|--saline-agent FILE [OPTION...]
 
 Build a guest image (kernel + initramfs) from Debian packages.
 
   --output DIR       where to write the image (replaced atomically)
   --agent FILE       the statically linked vcguest binary
+  --saline-agent FILE
+                     the statically linked salguest binary, run instead of
+                     vcguest when QEMU passes a Saline job
+  --disk-mb N        also write disk.qcow2, an ext4 file system (label
+                     'saline') of N MiB, 0 for none (default 0)
   --kernel-deb FILE  Debian linux-image .deb (default: the newest in
                      \$VC_CACHE/kernel, as put there by scripts/setup.sh)
   --payload-mb N     payload size in MiB, 0 for none (default 32)
@@ -33,18 +41,21 @@ USAGE
 }
 
 cache=${VC_CACHE:-/var/cache/vcluster}
-out= agent= kdeb= payload_mb=32 modules="virtio_pci virtio_net virtio_blk"
+out= agent= saline_agent= kdeb= payload_mb=32 disk_mb=0
+modules="virtio_pci virtio_net virtio_blk"
 # Debian packages whose files make the payload, in this order.
 payload_pkgs="libvirt0 libglib2.0-0 libxml2 libopendht2 libsqlite3-0
 libicu72 qemu-system-x86"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    --output|--agent|--kernel-deb|--payload-mb|--modules)
+    --output|--agent|--saline-agent|--kernel-deb|--payload-mb|--disk-mb|--modules)
         [[ $# -ge 2 ]] || usage_error "option '$1' needs a value"
         case "$1" in
         --output) out=$2 ;;
         --agent) agent=$2 ;;
+        --saline-agent) saline_agent=$2 ;;
+        --disk-mb) disk_mb=$2 ;;
         --kernel-deb) kdeb=$2 ;;
         --payload-mb) payload_mb=$2 ;;
         --modules) modules=$2 ;;
@@ -56,10 +67,20 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -n $out ]] || usage_error "--output is required"
-[[ -n $agent ]] || usage_error "--agent is required"
-[[ -x $agent ]] || die "agent '$agent' is not an executable file"
+[[ -n $agent || -n $saline_agent ]] ||
+    usage_error "--agent or --saline-agent is required"
+for a in $agent $saline_agent; do
+    [[ -x $a ]] || die "agent '$a' is not an executable file"
+done
 [[ $payload_mb =~ ^[0-9]+$ && $payload_mb -le 4096 ]] ||
     usage_error "--payload-mb '$payload_mb' is not a number of MiB up to 4096"
+[[ $disk_mb =~ ^[0-9]+$ && ($disk_mb -eq 0 || ($disk_mb -ge 16 && $disk_mb -le 65536)) ]] ||
+    usage_error "--disk-mb '$disk_mb' is not 0 or a number of MiB from 16 to 65536"
+if ((disk_mb > 0)); then
+    for t in mke2fs qemu-img; do
+        command -v "$t" >/dev/null || die "'$t' not found (run scripts/setup.sh)"
+    done
+fi
 if [[ -z $kdeb ]]; then
     kdeb=$(ls "$cache"/kernel/linux-image-*.deb 2>/dev/null | sort -V |
         tail -n 1) || true
@@ -82,7 +103,8 @@ mkdir -p "$kx"
 dpkg-deb --fsys-tarfile "$kdeb" |
     tar -x -C "$kx" --wildcards './boot/vmlinuz-*' \
         './lib/modules/*/kernel/drivers/*' './lib/modules/*/kernel/net/*' \
-        './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/fs/*' 2>/dev/null ||
+        './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/fs/*' \
+        './lib/modules/*/kernel/crypto/*' 2>/dev/null ||
     die "cannot extract kernel package '$kdeb'"
 vmlinuz=$(ls "$kx"/boot/vmlinuz-* 2>/dev/null | head -n 1)
 [[ -n $vmlinuz ]] || die "'$kdeb' holds no kernel"
@@ -92,7 +114,8 @@ moddir=$kx/lib/modules/$kver/kernel
 root=$work/root
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,payload,lib/modules}
 cp "$busybox" "$root/bin/busybox"
-cp "$agent" "$root/sbin/vcguest"
+[[ -z $agent ]] || cp "$agent" "$root/sbin/vcguest"
+[[ -z $saline_agent ]] || cp "$saline_agent" "$root/sbin/salguest"
 install -m 0755 "$(dirname "$0")/guest/init" "$root/init"
 
 # Modules in dependency order (modinfo reads the .ko itself).
@@ -139,7 +162,24 @@ fi
 payload_sum=$(cd "$root/payload" && find . -type f | sort | sed 's|^\./||' |
     xargs -r cat | sha256sum | cut -d' ' -f1)
 
-# 3. Assemble.
+# 3. The base disk, made without mounting anything: mke2fs copies a
+# directory in.
+if ((disk_mb > 0)); then
+    mkdir "$work/disk"
+    cat >"$work/disk/README" <<README
+This is the job directory of a Saline VM: the command runs here, in
+/job, with HOME=/job. The disk is a copy-on-write overlay of the image's
+disk.qcow2, one per VM, deleted when the job ends.
+README
+    mke2fs -q -F -t ext4 -L saline -E root_owner=0:0 -d "$work/disk" \
+        "$work/disk.raw" "${disk_mb}M" >/dev/null ||
+        die "cannot make the ext4 file system of the disk"
+    qemu-img convert -f raw -O qcow2 "$work/disk.raw" "$work/disk.qcow2" ||
+        die "cannot convert the disk to qcow2"
+    rm -rf "$work/disk" "$work/disk.raw"
+fi
+
+# 4. Assemble.
 (cd "$root" && find . | sort | cpio -o -H newc --quiet -R 0:0) >"$work/initrd.img"
 cp "$vmlinuz" "$work/vmlinuz"
 echo "$payload_sum" >"$work/payload.sha256"
@@ -151,10 +191,18 @@ PAYLOAD_FILES=$count
 PAYLOAD_SHA256=$payload_sum
 MODULES="${order[*]}"
 ENV
+if [[ -n $saline_agent ]]; then
+    echo "SALINE_AGENT=salguest" >>"$work/image.env"
+fi
+if ((disk_mb > 0)); then
+    printf 'DISK_MB=%s\nDISK_LABEL=saline\n' "$disk_mb" >>"$work/image.env"
+fi
 rm -rf "$kx" "$root"
 
 rm -rf "$out"
 chmod 0755 "$work"
 mv "$work" "$out"
 trap - EXIT
-echo "$prog: $out: kernel $kver, payload $count files, $total bytes" >&2
+disk_note=
+((disk_mb == 0)) || disk_note=", disk $disk_mb MiB"
+echo "$prog: $out: kernel $kver, payload $count files, $total bytes$disk_note" >&2

@@ -10,10 +10,10 @@ build_pkgs=(
     libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
     libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev flex bison
 )
-# Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools, plots
-# of the benchmarks (gnuplot).
+# Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
+# and debugfs for Saline disks), plots of the benchmarks (gnuplot).
 run_pkgs=(
-    qemu-system-x86 qemu-utils seabios ipxe-qemu
+    qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc

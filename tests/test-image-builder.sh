@@ -25,6 +25,10 @@ expect_error "missing value" "needs a value" --output
 expect_error "no output" "--output is required" --agent "$agent"
 expect_error "bad payload size" "payload-mb 'lots'" --output "$out" \
     --agent "$agent" --payload-mb lots
+expect_error "no agent" "--agent or --saline-agent is required" \
+    --output "$out"
+expect_error "bad disk size" "disk-mb '8'" --output "$out" \
+    --agent "$agent" --disk-mb 8
 expect_error "missing kernel" "kernel package '.*nope.deb' not found" \
     --output "$out" --agent "$agent" --kernel-deb "$VC_TESTDIR/nope.deb"
 mkdir -p "$VC_TESTDIR/empty"
