@@ -613,6 +613,9 @@ vm_create(SaldCore *core, SaldNode *node, const SalJob *job, GPtrArray *vms,
     }
     op = op_new(core, OP_CREATE, node, job->id, vm->index);
     op->spec_text = guest_spec(core, job, vms, vm);
+    /* libvirt hands the text to -fw_cfg string= without escaping; all of
+     * it is base64, numbers, addresses and names, so this never fires. */
+    g_return_if_fail(strchr(op->spec_text, ',') == NULL);
     op->image_dir = g_strdup(image->dir);
     op->mac = g_strdup(vm->mac);
     op->spec = (SaldVmSpec){

@@ -86,11 +86,16 @@ pool_get(virConnectPtr conn, const char *dir, GError **error)
                               SALD_POOL_NAME, path);
         pool = virStoragePoolDefineXML(conn, xml, 0);
         if (!pool) {
+            /* Another VM's creation on this node may have just made it. */
+            pool = virStoragePoolLookupByName(conn, SALD_POOL_NAME);
+        }
+        if (!pool) {
             virt_error(error, "cannot define storage pool '%s' at '%s'",
                        SALD_POOL_NAME, dir);
             return NULL;
         }
-        if (virStoragePoolBuild(pool, 0) < 0) {
+        if (virStoragePoolBuild(pool, 0) < 0 &&
+            virStoragePoolIsActive(pool) != 1) {
             virt_error(error, "cannot build storage pool '%s' at '%s'",
                        SALD_POOL_NAME, dir);
             virStoragePoolFree(pool);
