@@ -272,7 +272,9 @@ op_run(Op *op, GAsyncReadyCallback done, gpointer data)
     g_autoptr(GTask) task = g_task_new(NULL, NULL, done, data);
 
     g_task_set_task_data(task, op, NULL);
-    if (op->job_id > 0 && op->kind != OP_READ && op->kind != OP_DESTROY) {
+    /* A leftover's destroy counts too: the job may be placed on the same
+     * node again, under the same domain name. */
+    if (op->job_id > 0 && op->kind != OP_READ) {
         gint64 *key = g_memdup2(&op->job_id, sizeof(op->job_id));
         guint n = GPOINTER_TO_UINT(
             g_hash_table_lookup(op->core->busy, &op->job_id));
@@ -288,7 +290,7 @@ op_done(Op *op)
 {
     guint n;
 
-    if (op->job_id <= 0 || op->kind == OP_READ || op->kind == OP_DESTROY) {
+    if (op->job_id <= 0 || op->kind == OP_READ) {
         return TRUE;
     }
     n = GPOINTER_TO_UINT(g_hash_table_lookup(op->core->busy, &op->job_id));
@@ -1024,6 +1026,9 @@ destroy_done(GObject *source, GAsyncResult *result, gpointer data)
     if (!g_task_propagate_boolean(G_TASK(result), &error)) {
         g_warning("cannot remove '%s' on node '%s': %s", op->domain, op->node,
                   error->message);
+    }
+    if (op_done(op)) {
+        job_reconcile(op->core, op->job_id);
     }
     op_free(op);
 }

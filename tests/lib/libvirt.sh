@@ -148,8 +148,8 @@ lv_kill() {
     local dir pid
     dir=$(_lv_dir "$1" "$2")
     pid=$(cat "$dir/libvirtd.pid" 2>/dev/null) || { echo "libvirt: no libvirtd on $1$2" >&2; return 1; }
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     rm -f "$dir/libvirtd.pid"
 }
 
