@@ -304,6 +304,17 @@ op_done(Op *op)
     return FALSE;
 }
 
+/* Frees @op; its job is looked at again if no other operation of it is
+ * in flight (@idle, from op_done()). */
+static void
+op_finish(Op *op, gboolean idle)
+{
+    if (idle && op->job_id > 0) {
+        job_reconcile(op->core, op->job_id);
+    }
+    op_free(op);
+}
+
 static gboolean
 job_busy(SaldCore *core, gint64 id)
 {
@@ -470,10 +481,7 @@ collect_done(GObject *source, GAsyncResult *result, gpointer data)
         save_job(core, job, vms);
     }
 out:
-    if (idle) {
-        job_reconcile(core, op->job_id);
-    }
-    op_free(op);
+    op_finish(op, idle);
 }
 
 static void
@@ -535,37 +543,20 @@ create_done(GObject *source, GAsyncResult *result, gpointer data)
         save_job(core, job, vms);
     }
 out:
-    if (idle) {
-        job_reconcile(core, op->job_id);
-    }
-    op_free(op);
+    op_finish(op, idle);
 }
 
-static char *
-site_prefix(SaldCore *core, const char *site)
-{
-    for (guint i = 0; i < core->config->sites->len; i++) {
-        const SaldSiteConf *s = core->config->sites->pdata[i];
-        const char *slash = strchr(s->network, '/');
-
-        if (g_str_equal(s->name, site) && slash) {
-            return g_strdup(slash + 1);
-        }
-    }
-    return g_strdup("24");
-}
-
-static const char *
-site_gateway(SaldCore *core, const char *site)
+static const SaldSiteConf *
+site_conf(SaldCore *core, const char *site)
 {
     for (guint i = 0; i < core->config->sites->len; i++) {
         const SaldSiteConf *s = core->config->sites->pdata[i];
 
         if (g_str_equal(s->name, site)) {
-            return s->gateway ? s->gateway : "";
+            return s;
         }
     }
-    return "";
+    return NULL;
 }
 
 /* The text the guest reads from fw_cfg (saline/README.md). */
@@ -573,13 +564,16 @@ static char *
 guest_spec(SaldCore *core, const SalJob *job, GPtrArray *vms, const SalVm *vm)
 {
     g_autoptr(GString) spec = g_string_new("saline-job 1\n");
-    g_autofree char *prefix = site_prefix(core, vm->site);
+    /* VMs are placed on configured nodes, of configured sites (whose
+     * network sal_addr_add_pool() checked: it has a prefix). */
+    const SaldSiteConf *site = site_conf(core, vm->site);
+    const char *prefix = strchr(site->network, '/') + 1;
 
     g_string_append_printf(spec,
                            "job=%" G_GINT64_FORMAT "\nvm=%u\nvms=%u\n"
                            "hostname=%s\nip=%s/%s\ngateway=%s\n",
                            job->id, vm->index, job->n_vms, vm->domain, vm->ip,
-                           prefix, site_gateway(core, vm->site));
+                           prefix, site->gateway ? site->gateway : "");
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *peer = vms->pdata[i];
 
@@ -1027,10 +1021,7 @@ destroy_done(GObject *source, GAsyncResult *result, gpointer data)
         g_warning("cannot remove '%s' on node '%s': %s", op->domain, op->node,
                   error->message);
     }
-    if (op_done(op)) {
-        job_reconcile(op->core, op->job_id);
-    }
-    op_free(op);
+    op_finish(op, op_done(op));
 }
 
 /* What the node runs that no active VM placed on it explains: leftovers
