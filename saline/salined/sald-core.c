@@ -713,12 +713,6 @@ job_reconcile_running(SaldCore *core, SalJob *job, GPtrArray *vms)
     gboolean all_stopped = TRUE;
     gint exit_status = 0;
 
-    if (g_hash_table_contains(core->requeue, &job->id)) {
-        if (vms_teardown(core, vms)) {
-            job_requeue(core, job);
-        }
-        return;
-    }
     if (sal_job_run_time(job, now_s()) >= job->walltime_s) {
         g_autofree char *wall = sal_walltime_format(job->walltime_s);
         g_autofree char *why = g_strdup_printf("walltime %s exceeded", wall);
@@ -765,12 +759,6 @@ job_reconcile_starting(SaldCore *core, SalJob *job, GPtrArray *vms)
     gboolean all_running = TRUE;
     gboolean any_dead = FALSE;
 
-    if (g_hash_table_contains(core->requeue, &job->id)) {
-        if (vms_teardown(core, vms)) {
-            job_requeue(core, job);
-        }
-        return;
-    }
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = vms->pdata[i];
 
@@ -816,6 +804,15 @@ job_reconcile(SaldCore *core, gint64 id)
     }
     job = load_job(core, id, &vms);
     if (!job) {
+        return;
+    }
+    /* Starting or running, to be requeued (its node was lost, or it was
+     * preempted): its VMs go first. */
+    if (g_hash_table_contains(core->requeue, &id) &&
+        (job->state == SAL_JOB_STARTING || job->state == SAL_JOB_RUNNING)) {
+        if (vms_teardown(core, vms)) {
+            job_requeue(core, job);
+        }
         return;
     }
     switch (job->state) {
@@ -1094,26 +1091,33 @@ node_learn(SaldNode *node, GHashTable *domains, guint64 since_seq)
     node->domains = g_steal_pointer(&known);
 }
 
-static void
-reconcile_node_jobs(SaldCore *core, SaldNode *node)
+/* Every job not ended, and every ended one still tearing down: a copy,
+ * as looking at them changes the teardown set. */
+static GArray *
+job_ids(SaldCore *core)
 {
-    g_autoptr(GPtrArray) jobs = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(GHashTable) ids = id_set();
+    g_autoptr(GPtrArray) jobs = sal_store_load_active(core->store, NULL, NULL);
+    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
     GHashTableIter iter;
     gpointer key;
 
-    jobs = sal_store_load_active(core->store, &vms, NULL);
     for (guint i = 0; jobs && i < jobs->len; i++) {
-        id_add(ids, ((SalJob *)jobs->pdata[i])->id);
+        g_array_append_val(ids, ((SalJob *)jobs->pdata[i])->id);
     }
     g_hash_table_iter_init(&iter, core->teardown);
     while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        id_add(ids, *(gint64 *)key);
+        g_array_append_val(ids, *(gint64 *)key);
     }
-    g_hash_table_iter_init(&iter, ids);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        job_reconcile(core, *(gint64 *)key);
+    return ids;
+}
+
+static void
+reconcile_all(SaldCore *core)
+{
+    g_autoptr(GArray) ids = job_ids(core);
+
+    for (guint i = 0; i < ids->len; i++) {
+        job_reconcile(core, g_array_index(ids, gint64, i));
     }
 }
 
@@ -1166,7 +1170,7 @@ list_done(GObject *source, GAsyncResult *result, gpointer data)
     node_learn(node, op->domains, op->seq);
     node->listed = TRUE;
     node_sweep(core, node, op->domains, op->volumes);
-    reconcile_node_jobs(core, node);
+    reconcile_all(core);
     schedule_soon(core);
     op_free(op);
 }
@@ -1194,32 +1198,22 @@ static void
 node_lose(SaldCore *core, SaldNode *node)
 {
     const char *name = node->conf->node->name;
-    g_autoptr(GPtrArray) jobs = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(GError) error = NULL;
+    g_autofree char *why = g_strdup_printf(
+        "node '%s' lost: %s", name, node->error ? node->error : "down");
+    g_autoptr(GArray) ids = job_ids(core);
 
     node->lost = TRUE;
-    g_warning("node '%s' lost: %s", name, node->error ? node->error : "down");
-    jobs = sal_store_load_active(core->store, &vms, &error);
-    if (!jobs) {
-        g_warning("cannot load the jobs: %s", error->message);
-        return;
-    }
-    for (guint i = 0; i < jobs->len; i++) {
-        const SalJob *active = jobs->pdata[i];
-        g_autoptr(GPtrArray) job_vms = NULL;
-        g_autoptr(SalJob) job = NULL;
+    g_warning("%s", why);
+    /* Operations in flight on the node fail and find their VM final;
+     * their job is looked at again when they are back. */
+    for (guint i = 0; i < ids->len; i++) {
+        g_autoptr(GPtrArray) vms = NULL;
+        g_autoptr(SalJob) job = load_job(core, g_array_index(ids, gint64, i),
+                                         &vms);
         gboolean hit = FALSE;
 
-        if (!sal_job_state_is_active(active->state) ||
-            job_busy(core, active->id)) {
-            /* A busy job's operation on this node fails, and its
-             * reconcile comes back here at the next tick. */
-            continue;
-        }
-        job = load_job(core, active->id, &job_vms);
-        for (guint j = 0; job && j < job_vms->len; j++) {
-            SalVm *vm = job_vms->pdata[j];
+        for (guint j = 0; job && j < vms->len; j++) {
+            SalVm *vm = vms->pdata[j];
 
             if (g_strcmp0(vm->node, name) == 0 && !vm_final(vm)) {
                 vm->state = SAL_VM_DEAD;
@@ -1229,48 +1223,15 @@ node_lose(SaldCore *core, SaldNode *node)
         if (!hit) {
             continue;
         }
-        if (job->idempotent) {
-            id_add(core->requeue, job->id);
-            save_job(core, job, job_vms);
+        if (sal_job_state_is_active(job->state) && !job->idempotent) {
+            job_end(core, job, vms, SAL_JOB_FAILED, why);
         } else {
-            g_autofree char *why = g_strdup_printf(
-                "node '%s' lost: %s", name, node->error ? node->error : "down");
-
-            job_end(core, job, job_vms, SAL_JOB_FAILED, why);
+            if (sal_job_state_is_active(job->state)) {
+                id_add(core->requeue, job->id);
+            }
+            save_job(core, job, vms);
         }
         job_reconcile(core, job->id);
-    }
-    /* Ended jobs waiting to tear down VMs there can let go of them. */
-    {
-        GHashTableIter iter;
-        gpointer key;
-        g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-
-        g_hash_table_iter_init(&iter, core->teardown);
-        while (g_hash_table_iter_next(&iter, &key, NULL)) {
-            g_array_append_val(ids, *(gint64 *)key);
-        }
-        for (guint i = 0; i < ids->len; i++) {
-            gint64 id = g_array_index(ids, gint64, i);
-            g_autoptr(GPtrArray) job_vms = NULL;
-            g_autoptr(SalJob) job = NULL;
-            gboolean hit = FALSE;
-
-            if (job_busy(core, id) || !(job = load_job(core, id, &job_vms))) {
-                continue;
-            }
-            for (guint j = 0; j < job_vms->len; j++) {
-                SalVm *vm = job_vms->pdata[j];
-
-                if (g_strcmp0(vm->node, name) == 0 && !vm_final(vm)) {
-                    vm->state = SAL_VM_DEAD;
-                    hit = TRUE;
-                }
-            }
-            if (hit && save_job(core, job, job_vms)) {
-                job_reconcile(core, id);
-            }
-        }
     }
 }
 
@@ -1299,23 +1260,7 @@ tick(gpointer data)
         }
     }
     /* Walltimes, and anything an earlier pass could not finish. */
-    {
-        g_autoptr(GPtrArray) jobs = sal_store_load_active(core->store, NULL,
-                                                          NULL);
-        g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-        gpointer key;
-
-        for (guint i = 0; jobs && i < jobs->len; i++) {
-            g_array_append_val(ids, ((SalJob *)jobs->pdata[i])->id);
-        }
-        g_hash_table_iter_init(&iter, core->teardown);
-        while (g_hash_table_iter_next(&iter, &key, NULL)) {
-            g_array_append_val(ids, *(gint64 *)key);
-        }
-        for (guint i = 0; i < ids->len; i++) {
-            job_reconcile(core, g_array_index(ids, gint64, i));
-        }
-    }
+    reconcile_all(core);
     schedule_soon(core);
     return G_SOURCE_CONTINUE;
 }
