@@ -16,7 +16,7 @@ run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
-    iproute2 iputils-ping iperf3 socat util-linux procps psmisc
+    iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
     gnuplot-nox
 )
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also
