@@ -5,8 +5,8 @@
 #define OVERLAY_SUFFIX ".qcow2"
 #define OUTPUT_SUFFIX ".out"
 
-static gboolean G_GNUC_PRINTF(2, 3)
-virt_error(GError **error, const char *fmt, ...)
+gboolean
+sald_virt_error(GError **error, const char *fmt, ...)
 {
     g_autofree char *what = NULL;
     va_list ap;
@@ -19,8 +19,8 @@ virt_error(GError **error, const char *fmt, ...)
     return FALSE;
 }
 
-static gboolean
-last_error_is(int code)
+gboolean
+sald_virt_last_error_is(int code)
 {
     virErrorPtr err = virGetLastError();
 
@@ -33,11 +33,11 @@ sald_virt_open(const char *uri, GError **error)
     virConnectPtr conn = virConnectOpen(uri);
 
     if (!conn) {
-        virt_error(error, "cannot connect to '%s'", uri);
+        sald_virt_error(error, "cannot connect to '%s'", uri);
         return NULL;
     }
     if (virConnectSetKeepAlive(conn, 5, 3) < 0) {
-        virt_error(error, "cannot set keepalive on '%s'", uri);
+        sald_virt_error(error, "cannot set keepalive on '%s'", uri);
         virConnectClose(conn);
         return NULL;
     }
@@ -65,8 +65,8 @@ sald_virt_parse_domain(const char *name, gint64 *job_id, guint *index)
     return TRUE;
 }
 
-static virStoragePoolPtr
-pool_get(virConnectPtr conn, const char *dir, GError **error)
+virStoragePoolPtr
+sald_virt_pool(virConnectPtr conn, const char *dir, GError **error)
 {
     virStoragePoolPtr pool = virStoragePoolLookupByName(conn, SALD_POOL_NAME);
     int active;
@@ -90,13 +90,13 @@ pool_get(virConnectPtr conn, const char *dir, GError **error)
             pool = virStoragePoolLookupByName(conn, SALD_POOL_NAME);
         }
         if (!pool) {
-            virt_error(error, "cannot define storage pool '%s' at '%s'",
+            sald_virt_error(error, "cannot define storage pool '%s' at '%s'",
                        SALD_POOL_NAME, dir);
             return NULL;
         }
         if (virStoragePoolBuild(pool, 0) < 0 &&
             virStoragePoolIsActive(pool) != 1) {
-            virt_error(error, "cannot build storage pool '%s' at '%s'",
+            sald_virt_error(error, "cannot build storage pool '%s' at '%s'",
                        SALD_POOL_NAME, dir);
             virStoragePoolFree(pool);
             return NULL;
@@ -106,15 +106,15 @@ pool_get(virConnectPtr conn, const char *dir, GError **error)
     active = virStoragePoolIsActive(pool);
     if (active == 0 && virStoragePoolCreate(pool, 0) < 0 &&
         virStoragePoolIsActive(pool) != 1) {
-        virt_error(error, "cannot start storage pool '%s'", SALD_POOL_NAME);
+        sald_virt_error(error, "cannot start storage pool '%s'", SALD_POOL_NAME);
         virStoragePoolFree(pool);
         return NULL;
     }
     return pool;
 }
 
-static gboolean
-volume_delete(virStoragePoolPtr pool, const char *name, GError **error)
+gboolean
+sald_virt_volume_delete(virStoragePoolPtr pool, const char *name, GError **error)
 {
     virStorageVolPtr vol = virStorageVolLookupByName(pool, name);
     gboolean ok = TRUE;
@@ -123,34 +123,33 @@ volume_delete(virStoragePoolPtr pool, const char *name, GError **error)
         return TRUE;
     }
     if (virStorageVolDelete(vol, 0) < 0 &&
-        !last_error_is(VIR_ERR_NO_STORAGE_VOL)) {
-        ok = virt_error(error, "cannot delete volume '%s'", name);
+        !sald_virt_last_error_is(VIR_ERR_NO_STORAGE_VOL)) {
+        ok = sald_virt_error(error, "cannot delete volume '%s'", name);
     }
     virStorageVolFree(vol);
     return ok;
 }
 
-/* Creates volume @name afresh (a leftover of a cut-short attempt is
- * replaced) and returns its path. */
-static char *
-volume_create(virStoragePoolPtr pool, const char *name, const char *xml,
+/* A leftover of a cut-short attempt is replaced. */
+char *
+sald_virt_volume_create(virStoragePoolPtr pool, const char *name, const char *xml,
               GError **error)
 {
     virStorageVolPtr vol;
     char *path;
 
-    if (!volume_delete(pool, name, error)) {
+    if (!sald_virt_volume_delete(pool, name, error)) {
         return NULL;
     }
     vol = virStorageVolCreateXML(pool, xml, 0);
     if (!vol) {
-        virt_error(error, "cannot create volume '%s'", name);
+        sald_virt_error(error, "cannot create volume '%s'", name);
         return NULL;
     }
     path = virStorageVolGetPath(vol);
     virStorageVolFree(vol);
     if (!path) {
-        virt_error(error, "cannot get the path of volume '%s'", name);
+        sald_virt_error(error, "cannot get the path of volume '%s'", name);
         return NULL;
     }
     return path;
@@ -178,8 +177,10 @@ sald_virt_domain_xml(const SaldVmSpec *spec, const char *overlay_path,
         g_build_filename(spec->image_dir, "initrd.img", NULL);
 
     g_string_append_printf(
-        xml, "<domain type='%s'>\n",
-        spec->virt_type == SALD_VIRT_KVM ? "kvm" : "qemu");
+        xml, "<domain type='%s'%s>\n",
+        spec->virt_type == SALD_VIRT_KVM ? "kvm" : "qemu",
+        spec->incoming ? " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+                       : "");
     g_string_append_printf(xml, "  <name>%s</name>\n", spec->domain);
     g_string_append_printf(xml,
                            "  <memory unit='MiB'>%" G_GUINT64_FORMAT
@@ -228,7 +229,16 @@ sald_virt_domain_xml(const SaldVmSpec *spec, const char *overlay_path,
     g_string_append(xml, "    <serial type='pty'><target port='0'/></serial>\n"
                          "    <console type='pty'/>\n"
                          "    <memballoon model='none'/>\n"
-                         "  </devices>\n</domain>\n");
+                         "  </devices>\n");
+    if (spec->incoming) {
+        /* libvirt has no API to load a migration stream into a new
+         * domain, so QEMU waits for one that sald-snap.c starts. */
+        g_string_append(xml, "  <qemu:commandline>\n"
+                             "    <qemu:arg value='-incoming'/>\n"
+                             "    <qemu:arg value='defer'/>\n"
+                             "  </qemu:commandline>\n");
+    }
+    g_string_append(xml, "</domain>\n");
     return g_string_free(g_steal_pointer(&xml), FALSE);
 }
 
@@ -244,6 +254,70 @@ domain_running(virConnectPtr conn, const char *name)
     running = virDomainIsActive(dom) == 1;
     virDomainFree(dom);
     return running;
+}
+
+static gboolean
+volume_upload(virConnectPtr conn, virStorageVolPtr vol, const char *name,
+              GBytes *data, GError **error)
+{
+    virStreamPtr st = virStreamNew(conn, 0);
+    gsize len;
+    const char *p = g_bytes_get_data(data, &len);
+    gboolean ok = FALSE;
+
+    if (!st || virStorageVolUpload(vol, st, 0, len, 0) < 0) {
+        sald_virt_error(error, "cannot write volume '%s'", name);
+        goto out;
+    }
+    while (len > 0) {
+        int n = virStreamSend(st, p, MIN(len, (gsize)(1 << 20)));
+
+        if (n < 0) {
+            sald_virt_error(error, "cannot write volume '%s'", name);
+            virStreamAbort(st);
+            goto out;
+        }
+        p += n;
+        len -= (gsize)n;
+    }
+    if (virStreamFinish(st) < 0) {
+        sald_virt_error(error, "cannot write volume '%s'", name);
+        goto out;
+    }
+    ok = TRUE;
+out:
+    if (st) {
+        virStreamFree(st);
+    }
+    return ok;
+}
+
+/* Volume @name holding exactly @data; its path. */
+static char *
+volume_create_from(virConnectPtr conn, virStoragePoolPtr pool,
+                   const char *name, GBytes *data, GError **error)
+{
+    g_autofree char *xml = g_strdup_printf(
+        "<volume><name>%s</name>"
+        "<capacity unit='bytes'>%" G_GSIZE_FORMAT "</capacity>"
+        "<allocation>0</allocation>"
+        "<target><format type='raw'/></target></volume>",
+        name, g_bytes_get_size(data));
+    g_autofree char *path = sald_virt_volume_create(pool, name, xml, error);
+    virStorageVolPtr vol;
+    gboolean ok;
+
+    if (!path) {
+        return NULL;
+    }
+    vol = virStorageVolLookupByName(pool, name);
+    if (!vol) {
+        sald_virt_error(error, "cannot find volume '%s'", name);
+        return NULL;
+    }
+    ok = volume_upload(conn, vol, name, data, error);
+    virStorageVolFree(vol);
+    return ok ? g_steal_pointer(&path) : NULL;
 }
 
 gboolean
@@ -267,44 +341,57 @@ sald_virt_create(virConnectPtr conn, const SaldVmSpec *spec, GError **error)
     if (domain_running(conn, spec->domain)) {
         return TRUE;
     }
-    pool = pool_get(conn, spec->pool_dir, error);
+    pool = sald_virt_pool(conn, spec->pool_dir, error);
     if (!pool) {
         return FALSE;
     }
-    /* No capacity: qemu-img takes the backing disk's. */
-    backing = g_markup_escape_text(disk, -1);
-    vol_xml = g_strdup_printf(
-        "<volume><name>%s</name><capacity unit='bytes'>0</capacity>"
-        "<target><format type='qcow2'/></target>"
-        "<backingStore><path>%s</path><format type='qcow2'/></backingStore>"
-        "</volume>",
-        overlay_name, backing);
-    overlay = volume_create(pool, overlay_name, vol_xml, error);
+    if (spec->overlay_data) {
+        /* The snapshot's copy of the overlay: a qcow2 file whose backing
+         * is the image's disk, at the same path on every node. */
+        overlay = volume_create_from(conn, pool, overlay_name,
+                                     spec->overlay_data, error);
+    } else {
+        /* No capacity: qemu-img takes the backing disk's. */
+        backing = g_markup_escape_text(disk, -1);
+        vol_xml = g_strdup_printf(
+            "<volume><name>%s</name><capacity unit='bytes'>0</capacity>"
+            "<target><format type='qcow2'/></target>"
+            "<backingStore><path>%s</path><format type='qcow2'/>"
+            "</backingStore></volume>",
+            overlay_name, backing);
+        overlay = sald_virt_volume_create(pool, overlay_name, vol_xml, error);
+    }
     if (!overlay) {
         goto out;
     }
-    g_free(vol_xml);
-    vol_xml = g_strdup_printf(
-        "<volume><name>%s</name>"
-        "<capacity unit='bytes'>%" G_GUINT64_FORMAT "</capacity>"
-        "<allocation>0</allocation>"
-        "<target><format type='raw'/></target></volume>",
-        output_name, spec->output_bytes);
-    output = volume_create(pool, output_name, vol_xml, error);
+    if (spec->output_data) {
+        output = volume_create_from(conn, pool, output_name,
+                                    spec->output_data, error);
+    } else {
+        g_free(vol_xml);
+        vol_xml = g_strdup_printf(
+            "<volume><name>%s</name>"
+            "<capacity unit='bytes'>%" G_GUINT64_FORMAT "</capacity>"
+            "<allocation>0</allocation>"
+            "<target><format type='raw'/></target></volume>",
+            output_name, spec->output_bytes);
+        output = sald_virt_volume_create(pool, output_name, vol_xml, error);
+    }
     if (!output) {
         goto out;
     }
     xml = sald_virt_domain_xml(spec, overlay, output);
-    dom = virDomainCreateXML(conn, xml, 0);
+    dom = virDomainCreateXML(conn, xml,
+                             spec->incoming ? VIR_DOMAIN_START_PAUSED : 0);
     if (!dom) {
-        virt_error(error, "cannot start domain '%s'", spec->domain);
+        sald_virt_error(error, "cannot start domain '%s'", spec->domain);
         goto out;
     }
     ok = TRUE;
 out:
     if (!ok) {
-        volume_delete(pool, overlay_name, NULL);
-        volume_delete(pool, output_name, NULL);
+        sald_virt_volume_delete(pool, overlay_name, NULL);
+        sald_virt_volume_delete(pool, output_name, NULL);
     }
     if (dom) {
         virDomainFree(dom);
@@ -320,31 +407,35 @@ sald_virt_destroy(virConnectPtr conn, const char *domain, GError **error)
     virStoragePoolPtr pool;
     g_autofree char *overlay_name = g_strconcat(domain, OVERLAY_SUFFIX, NULL);
     g_autofree char *output_name = g_strconcat(domain, OUTPUT_SUFFIX, NULL);
+    g_autofree char *copy_vda = g_strconcat(domain, SALD_COPY_VDA_SUFFIX, NULL);
+    g_autofree char *copy_vdb = g_strconcat(domain, SALD_COPY_VDB_SUFFIX, NULL);
     gboolean ok;
 
     if (dom) {
         if (virDomainDestroy(dom) < 0 &&
-            !last_error_is(VIR_ERR_OPERATION_INVALID) &&
-            !last_error_is(VIR_ERR_NO_DOMAIN)) {
-            virt_error(error, "cannot destroy domain '%s'", domain);
+            !sald_virt_last_error_is(VIR_ERR_OPERATION_INVALID) &&
+            !sald_virt_last_error_is(VIR_ERR_NO_DOMAIN)) {
+            sald_virt_error(error, "cannot destroy domain '%s'", domain);
             virDomainFree(dom);
             return FALSE;
         }
         virDomainFree(dom);
-    } else if (!last_error_is(VIR_ERR_NO_DOMAIN)) {
-        return virt_error(error, "cannot look up domain '%s'", domain);
+    } else if (!sald_virt_last_error_is(VIR_ERR_NO_DOMAIN)) {
+        return sald_virt_error(error, "cannot look up domain '%s'", domain);
     }
     pool = virStoragePoolLookupByName(conn, SALD_POOL_NAME);
     if (!pool) {
-        return last_error_is(VIR_ERR_NO_STORAGE_POOL)
+        return sald_virt_last_error_is(VIR_ERR_NO_STORAGE_POOL)
                    ? TRUE
-                   : virt_error(error, "cannot look up storage pool '%s'",
+                   : sald_virt_error(error, "cannot look up storage pool '%s'",
                                 SALD_POOL_NAME);
     }
     /* A pool refreshed by someone else may not list a new volume yet. */
     virStoragePoolRefresh(pool, 0);
-    ok = volume_delete(pool, overlay_name, error) &&
-         volume_delete(pool, output_name, error);
+    ok = sald_virt_volume_delete(pool, overlay_name, error) &&
+         sald_virt_volume_delete(pool, output_name, error) &&
+         sald_virt_volume_delete(pool, copy_vda, error) &&
+         sald_virt_volume_delete(pool, copy_vdb, error);
     virStoragePoolFree(pool);
     return ok;
 }
@@ -352,17 +443,18 @@ sald_virt_destroy(virConnectPtr conn, const char *domain, GError **error)
 /* Reads @length bytes at @offset of @vol into @buf. */
 static gboolean
 volume_read(virConnectPtr conn, virStorageVolPtr vol, const char *name,
-            guint64 offset, guint64 length, GByteArray *buf, GError **error)
+            guint64 offset, guint64 length, GByteArray *buf, guint64 max,
+            GError **error)
 {
     virStreamPtr st = virStreamNew(conn, 0);
     char chunk[65536];
     gboolean ok = FALSE;
 
     if (!st) {
-        return virt_error(error, "cannot read volume '%s'", name);
+        return sald_virt_error(error, "cannot read volume '%s'", name);
     }
     if (virStorageVolDownload(vol, st, offset, length, 0) < 0) {
-        virt_error(error, "cannot read volume '%s'", name);
+        sald_virt_error(error, "cannot read volume '%s'", name);
         virStreamFree(st);
         return FALSE;
     }
@@ -370,7 +462,7 @@ volume_read(virConnectPtr conn, virStorageVolPtr vol, const char *name,
         int n = virStreamRecv(st, chunk, sizeof(chunk));
 
         if (n < 0) {
-            virt_error(error, "cannot read volume '%s'", name);
+            sald_virt_error(error, "cannot read volume '%s'", name);
             virStreamAbort(st);
             goto out;
         }
@@ -378,24 +470,51 @@ volume_read(virConnectPtr conn, virStorageVolPtr vol, const char *name,
             break;
         }
         /* The node sends what was asked, never more. */
-        if (buf->len + (guint64)n > length) {
+        if (buf->len + (guint64)n > max) {
             g_set_error(error, SAL_ERROR, SAL_ERROR_NODE,
                         "volume '%s' sent more than %" G_GUINT64_FORMAT
                         " bytes",
-                        name, length);
+                        name, max);
             virStreamAbort(st);
             goto out;
         }
         g_byte_array_append(buf, (const guint8 *)chunk, (guint)n);
     }
     if (virStreamFinish(st) < 0) {
-        virt_error(error, "cannot read volume '%s'", name);
+        sald_virt_error(error, "cannot read volume '%s'", name);
         goto out;
     }
     ok = TRUE;
 out:
     virStreamFree(st);
     return ok;
+}
+
+gboolean
+sald_virt_volume_read_all(virConnectPtr conn, virStorageVolPtr vol,
+                          const char *name, guint64 max, GBytes **data,
+                          GError **error)
+{
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    virStorageVolInfo info;
+
+    if (virStorageVolGetInfo(vol, &info) < 0) {
+        return sald_virt_error(error, "cannot get the size of volume '%s'",
+                               name);
+    }
+    /* A file volume's capacity is its size (raw) or the guest's view of
+     * it (qcow2): the file is never larger than allocation. */
+    if (MAX(info.capacity, info.allocation) > max) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_NODE,
+                    "volume '%s' is larger than %" G_GUINT64_FORMAT " bytes",
+                    name, max);
+        return FALSE;
+    }
+    if (!volume_read(conn, vol, name, 0, 0, buf, max, error)) {
+        return FALSE;
+    }
+    *data = g_byte_array_free_to_bytes(g_steal_pointer(&buf));
+    return TRUE;
 }
 
 gboolean
@@ -429,10 +548,11 @@ sald_virt_read_output(virConnectPtr conn, const char *domain, guint64 max,
         return FALSE;
     }
     if (virStorageVolGetInfo(vol, &info) < 0) {
-        virt_error(error, "cannot get the size of volume '%s'", name);
+        sald_virt_error(error, "cannot get the size of volume '%s'", name);
         goto out;
     }
-    if (!volume_read(conn, vol, name, 0, SAL_OUTPUT_HEADER_SIZE, head, error) ||
+    if (!volume_read(conn, vol, name, 0, SAL_OUTPUT_HEADER_SIZE, head,
+                     SAL_OUTPUT_HEADER_SIZE, error) ||
         !sal_output_parse_header(head->data, head->len, info.capacity, header,
                                  error)) {
         g_prefix_error(error, "output drive of '%s': ", domain);
@@ -442,7 +562,7 @@ sald_virt_read_output(virConnectPtr conn, const char *domain, guint64 max,
         guint64 want = MIN(header->length, max);
 
         if (want > 0 && !volume_read(conn, vol, name, SAL_OUTPUT_DATA_OFFSET,
-                                     want, body, error)) {
+                                     want, body, want, error)) {
             goto out;
         }
         *data = g_byte_array_free_to_bytes(g_steal_pointer(&body));
@@ -471,7 +591,7 @@ sald_virt_list(virConnectPtr conn, GHashTable **domains, GHashTable **volumes,
 
     n = virConnectListAllDomains(conn, &list, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (n < 0) {
-        return virt_error(error, "cannot list domains");
+        return sald_virt_error(error, "cannot list domains");
     }
     for (int i = 0; i < n; i++) {
         const char *name = virDomainGetName(list[i]);
@@ -493,7 +613,7 @@ sald_virt_list(virConnectPtr conn, GHashTable **domains, GHashTable **volumes,
         n = virStoragePoolListAllVolumes(pool, &vlist, 0);
         virStoragePoolFree(pool);
         if (n < 0) {
-            return virt_error(error, "cannot list volumes");
+            return sald_virt_error(error, "cannot list volumes");
         }
         for (int i = 0; i < n; i++) {
             const char *name = virStorageVolGetName(vlist[i]);
@@ -504,14 +624,16 @@ sald_virt_list(virConnectPtr conn, GHashTable **domains, GHashTable **volumes,
 
             if (vm && sald_virt_parse_domain(vm, &job, &idx) &&
                 (g_str_equal(dot, OVERLAY_SUFFIX) ||
-                 g_str_equal(dot, OUTPUT_SUFFIX))) {
+                 g_str_equal(dot, OUTPUT_SUFFIX) ||
+                 g_str_equal(dot, SALD_COPY_VDA_SUFFIX) ||
+                 g_str_equal(dot, SALD_COPY_VDB_SUFFIX))) {
                 g_hash_table_add(vols, g_steal_pointer(&vm));
             }
             virStorageVolFree(vlist[i]);
         }
         g_free(vlist);
-    } else if (!last_error_is(VIR_ERR_NO_STORAGE_POOL)) {
-        return virt_error(error, "cannot look up storage pool '%s'",
+    } else if (!sald_virt_last_error_is(VIR_ERR_NO_STORAGE_POOL)) {
+        return sald_virt_error(error, "cannot look up storage pool '%s'",
                           SALD_POOL_NAME);
     }
     *domains = g_steal_pointer(&doms);

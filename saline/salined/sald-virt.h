@@ -18,6 +18,10 @@
 
 #define SALD_POOL_NAME "saline"
 #define SALD_DOMAIN_PREFIX "saline-"
+/* A VM's point-in-time disk copies while it is snapshotted (sald-snap.h):
+ * <domain><suffix> in the pool. */
+#define SALD_COPY_VDA_SUFFIX ".copy-vda"
+#define SALD_COPY_VDB_SUFFIX ".copy-vdb"
 
 typedef struct {
     const char *domain; /* saline-<job>-<index> */
@@ -31,6 +35,12 @@ typedef struct {
     guint64 mem_mib;
     guint64 output_bytes;
     const char *spec; /* the job spec for the guest (fw_cfg) */
+    /* Redeploy from a snapshot (sald-snap.h): the disks' contents, and
+     * the command that writes the migration stream of RAM and device
+     * state on the node; the domain then stays paused once loaded. */
+    GBytes *overlay_data;
+    GBytes *output_data;
+    const char *incoming; /* NULL: a fresh boot */
 } SaldVmSpec;
 
 /* Opens @uri with keepalive (5 s interval, 3 missed), so that a node that
@@ -38,7 +48,9 @@ typedef struct {
 virConnectPtr sald_virt_open(const char *uri, GError **error);
 
 /* Creates the VM's volumes and starts its domain; TRUE at once if the
- * domain already runs. */
+ * domain already runs. With spec->incoming, the volumes are filled from
+ * the snapshot and the domain is started paused and loaded from it
+ * (TRUE once loaded; a leftover that is not fully loaded is replaced). */
 gboolean sald_virt_create(virConnectPtr conn, const SaldVmSpec *spec,
                           GError **error);
 
@@ -62,6 +74,23 @@ gboolean sald_virt_read_output(virConnectPtr conn, const char *domain,
  * char * names, keys only). */
 gboolean sald_virt_list(virConnectPtr conn, GHashTable **domains,
                         GHashTable **volumes, GError **error);
+
+/* Used by sald-snap.c. */
+gboolean sald_virt_error(GError **error, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+gboolean sald_virt_last_error_is(int code);
+/* The node's pool "saline" (defined and started in @dir if missing). */
+virStoragePoolPtr sald_virt_pool(virConnectPtr conn, const char *dir,
+                                 GError **error);
+/* Creates volume @name afresh from @xml; its path. */
+char *sald_virt_volume_create(virStoragePoolPtr pool, const char *name,
+                              const char *xml, GError **error);
+gboolean sald_virt_volume_delete(virStoragePoolPtr pool, const char *name,
+                                 GError **error);
+/* All of @vol (at most @max bytes). */
+gboolean sald_virt_volume_read_all(virConnectPtr conn, virStorageVolPtr vol,
+                                   const char *name, guint64 max,
+                                   GBytes **data, GError **error);
 
 /* "saline-<job>-<index>" -> job, index. */
 gboolean sald_virt_parse_domain(const char *name, gint64 *job_id,

@@ -89,6 +89,7 @@ namespaces = [ ]
 stdio_handler = "file"
 migration_host = "$ip"
 memory_backing_dir = "$(vm_ram_dir "$site" "$node")"
+${VC_LV_QEMU_CONF:-}
 EOF
 }
 
