@@ -49,6 +49,8 @@
 #define SAL_MAX_WALLTIME_S (30 * 24 * 3600)
 #define SAL_PRIORITY_MIN (-1000)
 #define SAL_PRIORITY_MAX 1000
+#define SAL_MIN_SNAPSHOT_INTERVAL_S 5
+#define SAL_MAX_SNAPSHOT_INTERVAL_S (24 * 3600)
 
 typedef enum {
     SAL_JOB_PENDING,
@@ -84,6 +86,12 @@ typedef struct {
     gint64 elapsed_s; /* running time before start_time */
     gint exit_status; /* -1: none */
     char *failure;    /* why it failed, or NULL */
+    /* Best-effort jobs: seconds between snapshots of their VMs (0: the
+     * daemon's default), the latest complete snapshot (0: none), and a
+     * suspension a user asked for (not resumed until asked). */
+    gint64 snapshot_interval_s;
+    guint snapshot_seq;
+    gboolean held;
 } SalJob;
 
 typedef enum {

@@ -70,6 +70,10 @@ static const Field job_fields[] = {
     {"elapsed_s", FIELD_INT64, 0, JOB(elapsed_s), 0, G_MAXINT64},
     {"exit_status", FIELD_EXIT, 0, JOB(exit_status), 0, 255},
     {"failure", FIELD_STRING, FIELD_NULLABLE, JOB(failure)},
+    {"snapshot_interval_s", FIELD_INT64, FIELD_SUBMIT, JOB(snapshot_interval_s),
+     0, SAL_MAX_SNAPSHOT_INTERVAL_S},
+    {"snapshot_seq", FIELD_UINT, 0, JOB(snapshot_seq), 0, G_MAXUINT32},
+    {"held", FIELD_BOOL, 0, JOB(held)},
 };
 
 static const Field vm_fields[] = {

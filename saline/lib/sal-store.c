@@ -79,6 +79,28 @@ static const char *const migrations[] = {
 
     /* 3: each VM's command has an exit status of its own. */
     "ALTER TABLE vms ADD COLUMN exit_status INTEGER NOT NULL DEFAULT -1;",
+
+    /* 4: best-effort jobs are snapshotted and redeployed: their
+     * snapshots, the one to redeploy from, a suspension asked for by a
+     * user, and a history of where the job ran. */
+    "ALTER TABLE jobs ADD COLUMN snapshot_interval_s INTEGER NOT NULL "
+    "  DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN snapshot_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN held INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (held IN (0, 1));"
+    "CREATE TABLE snapshots ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id),"
+    "  seq INTEGER NOT NULL CHECK (seq > 0),"
+    "  time INTEGER NOT NULL,"
+    "  pause_ms INTEGER NOT NULL,"
+    "  bytes_sent INTEGER NOT NULL,"
+    "  bytes_new INTEGER NOT NULL,"
+    "  PRIMARY KEY (job_id, seq));"
+    "CREATE TABLE events ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs (id),"
+    "  time INTEGER NOT NULL,"
+    "  text TEXT NOT NULL);"
+    "CREATE INDEX events_by_job ON events (job_id);",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == SAL_STORE_SCHEMA_VERSION);
@@ -461,7 +483,8 @@ column_text(sqlite3_stmt *stmt, int col)
 #define JOB_COLUMNS                                                            \
     "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "    \
     "cpus, mem_mib, image, walltime_s, site, command, submit_time, "           \
-    "start_time, end_time, elapsed_s, exit_status, failure"
+    "start_time, end_time, elapsed_s, exit_status, failure, "                  \
+    "snapshot_interval_s, snapshot_seq, held"
 
 static GBytes *
 command_pack(char **argv)
@@ -526,6 +549,9 @@ job_from_row(sqlite3_stmt *stmt, GError **error)
     job->elapsed_s = sqlite3_column_int64(stmt, 17);
     job->exit_status = sqlite3_column_int(stmt, 18);
     job->failure = column_text(stmt, 19);
+    job->snapshot_interval_s = sqlite3_column_int64(stmt, 20);
+    job->snapshot_seq = (guint)sqlite3_column_int64(stmt, 21);
+    job->held = sqlite3_column_int(stmt, 22) != 0;
     return g_steal_pointer(&job);
 }
 
@@ -534,13 +560,15 @@ job_write(SalStore *store, SalJob *job, GError **error)
 {
     static const char insert_sql[] =
         "INSERT INTO jobs (" JOB_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+        "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+        "?21, ?22, ?23)";
     static const char update_sql[] =
         "UPDATE jobs SET owner_uid = ?2, name = ?3, state = ?4, "
         "besteffort = ?5, idempotent = ?6, priority = ?7, n_vms = ?8, "
         "cpus = ?9, mem_mib = ?10, image = ?11, walltime_s = ?12, "
         "site = ?13, command = ?14, submit_time = ?15, start_time = ?16, "
-        "end_time = ?17, elapsed_s = ?18, exit_status = ?19, failure = ?20 "
+        "end_time = ?17, elapsed_s = ?18, exit_status = ?19, failure = ?20, "
+        "snapshot_interval_s = ?21, snapshot_seq = ?22, held = ?23 "
         "WHERE id = ?1";
     gboolean is_new = job->id == 0;
     g_autoptr(sqlite3_stmt) stmt =
@@ -577,6 +605,9 @@ job_write(SalStore *store, SalJob *job, GError **error)
     sqlite3_bind_int64(stmt, 18, job->elapsed_s);
     sqlite3_bind_int(stmt, 19, job->exit_status);
     sqlite3_bind_text(stmt, 20, job->failure, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 21, job->snapshot_interval_s);
+    sqlite3_bind_int64(stmt, 22, job->snapshot_seq);
+    sqlite3_bind_int(stmt, 23, job->held ? 1 : 0);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         return db_error(store, error, "save job %" G_GINT64_FORMAT, job->id);
     }
