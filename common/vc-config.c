@@ -166,12 +166,12 @@ check_value(const VcConfigKey *spec, const char *group, const char *value,
     g_assert_not_reached();
 }
 
-static gboolean
-valid_name(const char *name)
+gboolean
+vc_config_name_valid(const char *name, gsize max_len)
 {
     gsize len = strlen(name);
 
-    if (len == 0 || len > VC_CONFIG_MAX_NAME_LEN) {
+    if (len == 0 || len > max_len) {
         return FALSE;
     }
     for (const char *p = name; *p; p++) {
@@ -215,7 +215,7 @@ find_group(VcConfig *config, const char *group, ConfigTemplate **t,
         return FALSE;
     }
     *name = space + 1;
-    if (!valid_name(*name)) {
+    if (!vc_config_name_valid(*name, VC_CONFIG_MAX_NAME_LEN)) {
         g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
                     "%s: invalid %s name '%s' in [%s]: use 1 to %d letters, "
                     "digits, '.', '_' and '-'",

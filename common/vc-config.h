@@ -56,6 +56,11 @@ gboolean vc_config_load_file(VcConfig *config, const char *path,
 gboolean vc_config_load_data(VcConfig *config, const char *data, gsize len,
                              const char *origin, GError **error);
 
+/* Whether @name is 1..@max_len of [A-Za-z0-9._-]: a NAME of [PREFIX NAME]
+ * with VC_CONFIG_MAX_NAME_LEN, and a name safe in paths and messages for
+ * the values that name things. */
+gboolean vc_config_name_valid(const char *name, gsize max_len);
+
 /* The NAMEs of the groups [@prefix NAME] loaded so far, in file order
  * (NULL-terminated, owned by @config, valid until the next load). Aborts
  * if "@prefix *" is not in the schema. */

@@ -143,6 +143,16 @@ test_named_rejects(void)
     expect_error("[daemon x]\n", "unknown group [daemon x]");
 }
 
+static void
+test_name_valid(void)
+{
+    g_assert_true(vc_config_name_valid("Rennes-1.a_b", 12));
+    g_assert_false(vc_config_name_valid("Rennes-1.a_b", 11));
+    g_assert_false(vc_config_name_valid("", 12));
+    g_assert_false(vc_config_name_valid("a/b", 12));
+    g_assert_false(vc_config_name_valid("caf\xc3\xa9", 12));
+}
+
 /* A second file adds groups and overrides keys, as for fixed groups. */
 static void
 test_named_second_file(void)
@@ -217,6 +227,7 @@ main(int argc, char **argv)
     g_test_add_func("/config/named", test_named);
     g_test_add_func("/config/named-none", test_named_none);
     g_test_add_func("/config/named-rejects", test_named_rejects);
+    g_test_add_func("/config/name-valid", test_name_valid);
     g_test_add_func("/config/named-second-file", test_named_second_file);
     g_test_add_func("/config/bad-file-changes-nothing",
                     test_bad_file_changes_nothing);
