@@ -86,22 +86,6 @@ static const VcConfigKey config_keys[] = {
     {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, 60000},
 };
 
-static gboolean
-valid_site(const char *s)
-{
-    gsize n = strlen(s);
-
-    if (n == 0 || n > DP_MAX_SITE_LEN) {
-        return FALSE;
-    }
-    for (const char *p = s; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("._-", *p)) {
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
 /* Options win over the configuration file, which wins over defaults. */
 static gboolean
 configure(DpDaemon *d, GError **error)
@@ -122,7 +106,7 @@ configure(DpDaemon *d, GError **error)
     d->site = g_strdup(PICK_STR(arg_site, "site"));
     d->address = g_strdup(PICK_STR(arg_address, "address"));
     key_file = PICK_STR(arg_key_file, "site_key_file");
-    if (!d->site || !valid_site(d->site)) {
+    if (!d->site || !vc_config_name_valid(d->site, DP_MAX_SITE_LEN)) {
         g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
                     d->site ? "site name '%s' is not 1-64 of [A-Za-z0-9._-]"
                             : "no site name (--site)%s", d->site ? d->site : "");

@@ -2,10 +2,32 @@
 
 #include <string.h>
 
-#define DEFAULT_STATE_DIR "/var/lib/saline"
-#define DEFAULT_SOCKET "/run/saline/saline.sock"
-#define DEFAULT_POOL_DIR "/var/lib/saline/pool"
+#include "vc-config.h"
+
 #define MAX_PATH_LEN 4096
+
+static const VcConfigKey schema[] = {
+    {"salined", "state-dir", VC_CONFIG_STRING, "/var/lib/saline"},
+    {"salined", "socket", VC_CONFIG_STRING, "/run/saline/saline.sock"},
+    {"salined", "node-timeout", VC_CONFIG_INT, "60", 1, 24 * 3600},
+    {"salined", "output-size", VC_CONFIG_STRING, "64M"},
+    {"salined", "virt-type", VC_CONFIG_STRING, "auto"},
+    {"salined", "emulator", VC_CONFIG_STRING, NULL},
+    {"site *", "network", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
+    {"site *", "range", VC_CONFIG_STRING, NULL},
+    {"site *", "gateway", VC_CONFIG_STRING, NULL},
+    {"node *", "site", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
+    {"node *", "uri", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
+    {"node *", "cpus", VC_CONFIG_INT, NULL, 1, SAL_MAX_CPUS,
+     VC_CONFIG_REQUIRED},
+    {"node *", "memory", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
+    {"node *", "bridge", VC_CONFIG_STRING, "br0"},
+    {"node *", "pool-dir", VC_CONFIG_STRING, "/var/lib/saline/pool"},
+    {"image *", "dir", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
+};
+
+/* In SaldVirtType order. */
+static const char *const virt_types[] = {"auto", "kvm", "qemu", NULL};
 
 static void
 site_free(SaldSiteConf *site)
@@ -54,246 +76,115 @@ sald_config_free(SaldConfig *config)
     }
 }
 
-static SaldConfig *
-config_new(void)
-{
-    SaldConfig *config = g_new0(SaldConfig, 1);
-
-    config->state_dir = g_strdup(DEFAULT_STATE_DIR);
-    config->socket_path = g_strdup(DEFAULT_SOCKET);
-    config->node_timeout_s = 60;
-    config->output_bytes = G_GUINT64_CONSTANT(64) << 20;
-    config->virt_type = SALD_VIRT_AUTO;
-    config->sites = g_ptr_array_new_with_free_func((GDestroyNotify)site_free);
-    config->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
-    config->images = g_ptr_array_new_with_free_func((GDestroyNotify)image_free);
-    return config;
-}
-
-/* Every key of @group is one of @known (NULL-terminated). */
+/* A copy of @key, which must be an absolute path if it is set. */
 static gboolean
-check_keys(GKeyFile *kf, const char *group, const char *const *known,
-           const char *origin, GError **error)
-{
-    g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
-
-    for (guint i = 0; keys && keys[i]; i++) {
-        if (!g_strv_contains(known, keys[i])) {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: unknown key '%s' in group [%s]", origin, keys[i],
-                        group);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-/* The value of @key, or NULL (and no error) if it is absent. */
-static char *
-get_opt(GKeyFile *kf, const char *group, const char *key)
-{
-    char *value = g_key_file_get_string(kf, group, key, NULL);
-
-    if (value) {
-        g_strstrip(value);
-    }
-    return value;
-}
-
-static char *
-get_required(GKeyFile *kf, const char *group, const char *key,
-             const char *origin, GError **error)
-{
-    char *value = get_opt(kf, group, key);
-
-    if (!value || !*value) {
-        g_free(value);
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "%s: [%s] needs '%s'", origin, group, key);
-        return NULL;
-    }
-    return value;
-}
-
-static gboolean
-get_path(GKeyFile *kf, const char *group, const char *key, char **path,
+get_path(VcConfig *vc, const char *group, const char *key, char **path,
          const char *origin, GError **error)
 {
-    g_autofree char *value = get_opt(kf, group, key);
+    const char *value = vc_config_get_string(vc, group, key);
 
-    if (!value) {
-        return TRUE;
-    }
-    if (!g_path_is_absolute(value) || strlen(value) > MAX_PATH_LEN) {
+    if (value && (!g_path_is_absolute(value) || strlen(value) > MAX_PATH_LEN)) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
                     "%s: [%s] %s must be an absolute path", origin, group, key);
         return FALSE;
     }
-    g_free(*path);
-    *path = g_steal_pointer(&value);
+    *path = g_strdup(value);
     return TRUE;
 }
 
 static gboolean
-get_int(GKeyFile *kf, const char *group, const char *key, gint64 min,
-        gint64 max, gint64 *out, const char *origin, GError **error)
+load_main(VcConfig *vc, SaldConfig *config, const char *origin, GError **error)
 {
-    g_autofree char *value = get_opt(kf, group, key);
-    g_autoptr(GError) local = NULL;
-    gint64 n;
-
-    if (!value) {
-        return TRUE;
-    }
-    if (!g_ascii_string_to_signed(value, 10, min, max, &n, &local)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID, "%s: [%s] %s: %s",
-                    origin, group, key, local->message);
-        return FALSE;
-    }
-    *out = n;
-    return TRUE;
-}
-
-static gboolean
-load_main(GKeyFile *kf, SaldConfig *config, const char *origin, GError **error)
-{
-    static const char *const known[] = {"state-dir", "socket", "node-timeout",
-                                        "output-size", "virt-type", "emulator",
-                                        NULL};
     const char *g = "salined";
-    g_autofree char *size = NULL;
-    g_autofree char *virt = NULL;
+    const char *virt = vc_config_get_string(vc, g, "virt-type");
+    guint64 mib;
 
-    if (!g_key_file_has_group(kf, g)) {
-        return TRUE;
-    }
-    if (!check_keys(kf, g, known, origin, error) ||
-        !get_path(kf, g, "state-dir", &config->state_dir, origin, error) ||
-        !get_path(kf, g, "socket", &config->socket_path, origin, error) ||
-        !get_path(kf, g, "emulator", &config->emulator, origin, error) ||
-        !get_int(kf, g, "node-timeout", 1, 24 * 3600, &config->node_timeout_s,
-                 origin, error)) {
+    if (!get_path(vc, g, "state-dir", &config->state_dir, origin, error) ||
+        !get_path(vc, g, "socket", &config->socket_path, origin, error) ||
+        !get_path(vc, g, "emulator", &config->emulator, origin, error)) {
         return FALSE;
     }
-    size = get_opt(kf, g, "output-size");
-    if (size) {
-        guint64 mib;
-
-        if (!sal_mem_parse(size, &mib, error)) {
-            g_prefix_error(error, "%s: [%s] output-size: ", origin, g);
-            return FALSE;
-        }
-        if (mib > 4096) {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: [%s] output-size: at most 4G", origin, g);
-            return FALSE;
-        }
-        config->output_bytes = mib << 20;
+    config->node_timeout_s = vc_config_get_int(vc, g, "node-timeout");
+    if (!sal_mem_parse(vc_config_get_string(vc, g, "output-size"), &mib,
+                       error)) {
+        g_prefix_error(error, "%s: [%s] output-size: ", origin, g);
+        return FALSE;
     }
-    virt = get_opt(kf, g, "virt-type");
-    if (virt) {
-        if (g_str_equal(virt, "auto")) {
-            config->virt_type = SALD_VIRT_AUTO;
-        } else if (g_str_equal(virt, "kvm")) {
-            config->virt_type = SALD_VIRT_KVM;
-        } else if (g_str_equal(virt, "qemu")) {
-            config->virt_type = SALD_VIRT_QEMU;
-        } else {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: [%s] virt-type '%s' is not auto, kvm or qemu",
-                        origin, g, virt);
-            return FALSE;
+    if (mib > 4096) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [%s] output-size: at most 4G", origin, g);
+        return FALSE;
+    }
+    config->output_bytes = mib << 20;
+    for (guint i = 0; virt_types[i]; i++) {
+        if (g_str_equal(virt, virt_types[i])) {
+            config->virt_type = i;
+            return TRUE;
         }
     }
-    return TRUE;
+    g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                "%s: [%s] virt-type '%s' is not auto, kvm or qemu", origin, g,
+                virt);
+    return FALSE;
 }
 
-static gboolean
-load_site(GKeyFile *kf, const char *group, const char *name, SaldConfig *config,
-          const char *origin, GError **error)
+static void
+load_site(VcConfig *vc, const char *name, SaldConfig *config)
 {
-    static const char *const known[] = {"network", "range", "gateway", NULL};
-    SaldSiteConf *site;
+    g_autofree char *group = g_strconcat("site ", name, NULL);
+    SaldSiteConf *site = g_new0(SaldSiteConf, 1);
 
-    if (!check_keys(kf, group, known, origin, error)) {
-        return FALSE;
-    }
-    site = g_new0(SaldSiteConf, 1);
     g_ptr_array_add(config->sites, site);
     site->name = g_strdup(name);
-    site->network = get_required(kf, group, "network", origin, error);
-    site->range = get_opt(kf, group, "range");
-    site->gateway = get_opt(kf, group, "gateway");
-    return site->network != NULL;
+    site->network = g_strdup(vc_config_get_string(vc, group, "network"));
+    site->range = g_strdup(vc_config_get_string(vc, group, "range"));
+    site->gateway = g_strdup(vc_config_get_string(vc, group, "gateway"));
 }
 
 static gboolean
-load_node(GKeyFile *kf, const char *group, const char *name, SaldConfig *config,
+load_node(VcConfig *vc, const char *name, SaldConfig *config,
           const char *origin, GError **error)
 {
-    static const char *const known[] = {"site",   "uri",      "cpus", "memory",
-                                        "bridge", "pool-dir", NULL};
-    g_autofree char *site = NULL;
-    g_autofree char *uri = NULL;
-    g_autofree char *memory = NULL;
-    gint64 cpus = 0;
-    guint64 mem_mib = 0;
+    g_autofree char *group = g_strconcat("node ", name, NULL);
+    const char *site = vc_config_get_string(vc, group, "site");
+    guint64 mem_mib;
     SaldNodeConf *node;
 
-    if (!check_keys(kf, group, known, origin, error) ||
-        !(site = get_required(kf, group, "site", origin, error)) ||
-        !(uri = get_required(kf, group, "uri", origin, error)) ||
-        !(memory = get_required(kf, group, "memory", origin, error))) {
-        return FALSE;
-    }
-    if (!g_key_file_has_key(kf, group, "cpus", NULL)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "%s: [%s] needs 'cpus'", origin, group);
-        return FALSE;
-    }
-    if (!get_int(kf, group, "cpus", 1, SAL_MAX_CPUS, &cpus, origin, error)) {
-        return FALSE;
-    }
-    if (!sal_mem_parse(memory, &mem_mib, error)) {
+    if (!sal_mem_parse(vc_config_get_string(vc, group, "memory"), &mem_mib,
+                       error)) {
         g_prefix_error(error, "%s: [%s] memory: ", origin, group);
         return FALSE;
     }
     node = g_new0(SaldNodeConf, 1);
     g_ptr_array_add(config->nodes, node);
-    node->node = sal_node_new(name, site, uri, (guint)cpus, mem_mib);
-    node->bridge = get_opt(kf, group, "bridge");
-    if (!node->bridge) {
-        node->bridge = g_strdup("br0");
-    }
-    node->pool_dir = g_strdup(DEFAULT_POOL_DIR);
+    node->node =
+        sal_node_new(name, site, vc_config_get_string(vc, group, "uri"),
+                     (guint)vc_config_get_int(vc, group, "cpus"), mem_mib);
+    node->bridge = g_strdup(vc_config_get_string(vc, group, "bridge"));
     if (!sal_node_validate(node->node, error) ||
-        !sal_name_validate("bridge", node->bridge, error) ||
-        !get_path(kf, group, "pool-dir", &node->pool_dir, origin, error)) {
+        !sal_name_validate("bridge", node->bridge, error)) {
         g_prefix_error(error, "%s: [%s] ", origin, group);
         return FALSE;
     }
-    return TRUE;
+    if (!g_strv_contains(vc_config_get_names(vc, "site"), site)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: node '%s' is in site '%s', which has no [site %s]",
+                    origin, name, site, site);
+        return FALSE;
+    }
+    return get_path(vc, group, "pool-dir", &node->pool_dir, origin, error);
 }
 
 static gboolean
-load_image(GKeyFile *kf, const char *group, const char *name,
-           SaldConfig *config, const char *origin, GError **error)
+load_image(VcConfig *vc, const char *name, SaldConfig *config,
+           const char *origin, GError **error)
 {
-    static const char *const known[] = {"dir", NULL};
-    SaldImageConf *image;
+    g_autofree char *group = g_strconcat("image ", name, NULL);
+    SaldImageConf *image = g_new0(SaldImageConf, 1);
 
-    if (!check_keys(kf, group, known, origin, error)) {
-        return FALSE;
-    }
-    image = g_new0(SaldImageConf, 1);
     g_ptr_array_add(config->images, image);
     image->name = g_strdup(name);
-    if (!g_key_file_has_key(kf, group, "dir", NULL)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "%s: [%s] needs 'dir'", origin, group);
-        return FALSE;
-    }
-    return get_path(kf, group, "dir", &image->dir, origin, error);
+    return get_path(vc, group, "dir", &image->dir, origin, error);
 }
 
 static gint
@@ -303,101 +194,68 @@ image_cmp(gconstpointer a, gconstpointer b)
                      (*(SaldImageConf *const *)b)->name);
 }
 
-static gboolean
-check_config(SaldConfig *config, const char *origin, GError **error)
+/* What salined makes of a loaded @vc, with the checks across keys and
+ * groups that the schema cannot express. */
+static SaldConfig *
+config_from(VcConfig *vc, const char *origin, GError **error)
 {
-    for (guint i = 0; i < config->nodes->len; i++) {
-        const SaldNodeConf *node = config->nodes->pdata[i];
-        gboolean found = FALSE;
+    g_autoptr(SaldConfig) config = g_new0(SaldConfig, 1);
+    const char *const *names;
 
-        for (guint j = 0; j < config->sites->len && !found; j++) {
-            found = g_str_equal(
-                ((SaldSiteConf *)config->sites->pdata[j])->name,
-                node->node->site);
+    config->sites = g_ptr_array_new_with_free_func((GDestroyNotify)site_free);
+    config->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
+    config->images = g_ptr_array_new_with_free_func((GDestroyNotify)image_free);
+    if (!load_main(vc, config, origin, error)) {
+        return NULL;
+    }
+    for (names = vc_config_get_names(vc, "site"); *names; names++) {
+        load_site(vc, *names, config);
+    }
+    for (names = vc_config_get_names(vc, "node"); *names; names++) {
+        if (!load_node(vc, *names, config, origin, error)) {
+            return NULL;
         }
-        if (!found) {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: node '%s' is in site '%s', which has no [site %s]",
-                        origin, node->node->name, node->node->site,
-                        node->node->site);
-            return FALSE;
+    }
+    for (names = vc_config_get_names(vc, "image"); *names; names++) {
+        if (!load_image(vc, *names, config, origin, error)) {
+            return NULL;
         }
     }
     g_ptr_array_sort(config->images, image_cmp);
-    return TRUE;
+    return g_steal_pointer(&config);
+}
+
+/* salined and its tests know configuration errors as SAL_ERROR_INVALID,
+ * whatever domain vc-config uses. */
+static SaldConfig *
+config_error(const GError *local, GError **error)
+{
+    g_set_error_literal(error, SAL_ERROR, SAL_ERROR_INVALID, local->message);
+    return NULL;
 }
 
 SaldConfig *
 sald_config_load_data(const char *data, const char *origin, GError **error)
 {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_autoptr(SaldConfig) config = config_new();
-    g_auto(GStrv) groups = NULL;
+    g_autoptr(VcConfig) vc = vc_config_new(schema, G_N_ELEMENTS(schema));
     g_autoptr(GError) local = NULL;
 
-    if (!g_key_file_load_from_data(kf, data, -1, G_KEY_FILE_NONE, &local)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID, "%s: %s", origin,
-                    local->message);
-        return NULL;
+    if (!vc_config_load_data(vc, data, strlen(data), origin, &local)) {
+        return config_error(local, error);
     }
-    if (!load_main(kf, config, origin, error)) {
-        return NULL;
-    }
-    groups = g_key_file_get_groups(kf, NULL);
-    for (guint i = 0; groups[i]; i++) {
-        const char *g = groups[i];
-        const char *name = strchr(g, ' ');
-        gboolean ok;
-
-        if (g_str_equal(g, "salined")) {
-            continue;
-        }
-        if (!name) {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: unknown group [%s]", origin, g);
-            return NULL;
-        }
-        name++;
-        if (g_str_has_prefix(g, "site ")) {
-            ok = sal_name_validate("site", name, error) &&
-                 load_site(kf, g, name, config, origin, error);
-        } else if (g_str_has_prefix(g, "node ")) {
-            ok = sal_name_validate("node", name, error) &&
-                 load_node(kf, g, name, config, origin, error);
-        } else if (g_str_has_prefix(g, "image ")) {
-            ok = sal_name_validate("image", name, error) &&
-                 load_image(kf, g, name, config, origin, error);
-        } else {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                        "%s: unknown group [%s]", origin, g);
-            return NULL;
-        }
-        if (!ok) {
-            return NULL;
-        }
-    }
-    if (!check_config(config, origin, error)) {
-        return NULL;
-    }
-    return g_steal_pointer(&config);
+    return config_from(vc, origin, error);
 }
 
 SaldConfig *
 sald_config_load(const char *path, GError **error)
 {
-    g_autofree char *data = NULL;
+    g_autoptr(VcConfig) vc = vc_config_new(schema, G_N_ELEMENTS(schema));
     g_autoptr(GError) local = NULL;
 
-    if (!path) {
-        return config_new();
+    if (path && !vc_config_load_file(vc, path, FALSE, &local)) {
+        return config_error(local, error);
     }
-    if (!g_file_get_contents(path, &data, NULL, &local)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "cannot read configuration '%s': %s", path,
-                    local->message);
-        return NULL;
-    }
-    return sald_config_load_data(data, path, error);
+    return config_from(vc, path ? path : "defaults", error);
 }
 
 const SaldNodeConf *

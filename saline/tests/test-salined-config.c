@@ -68,6 +68,8 @@ test_defaults(void)
     g_assert_no_error(error);
     g_assert_cmpstr(config->state_dir, ==, "/var/lib/saline");
     g_assert_cmpint(config->node_timeout_s, ==, 60);
+    g_assert_cmpuint(config->output_bytes, ==, 64 << 20);
+    g_assert_null(config->emulator);
     g_assert_cmpint(config->virt_type, ==, SALD_VIRT_AUTO);
     g_assert_cmpuint(config->nodes->len, ==, 0);
 }
@@ -102,6 +104,19 @@ test_bad(void)
          "cpus=1\nmemory=1G\n",
          NULL},
         {"[image i]\n", "t: [image i] needs 'dir'"},
+        {"[image i]\ndir= \n", "t: [image i] needs 'dir'"},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\nmemory=1G\n",
+         "t: [node n] needs 'cpus'"},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\ncpus=1\n"
+         "memory=1G\ncolour=red\n",
+         "t: unknown key 'colour' in group [node n]"},
+        {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\ncpus=1\n"
+         "memory=1G\npool-dir=pool\n",
+         "t: [node n] pool-dir must be an absolute path"},
+        {"[site a b]\nnetwork=10.0.0.0/8\n",
+         "t: invalid site name 'a b' in [site a b]: use 1 to 64 letters, "
+         "digits, '.', '_' and '-'"},
+        {"[image]\ndir=/srv/i\n", "t: group [image] needs a name: [image NAME]"},
         {"not a key file", NULL},
     };
 
