@@ -967,3 +967,174 @@ sal_store_load_leases(SalStore *store, GError **error)
                      NULL, lease_from_row, (GDestroyNotify)sal_lease_free,
                      "load leases", error);
 }
+
+/* ---- snapshots and history ---- */
+
+static gboolean
+snapshot_write(SalStore *store, const SalSnapshot *snap, GError **error)
+{
+    g_autoptr(sqlite3_stmt) stmt = prepare(
+        store,
+        "INSERT OR REPLACE INTO snapshots (job_id, seq, time, pause_ms, "
+        "bytes_sent, bytes_new) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "save a snapshot", error);
+    g_autoptr(sqlite3_stmt) job = NULL;
+
+    if (!stmt) {
+        return FALSE;
+    }
+    sqlite3_bind_int64(stmt, 1, snap->job_id);
+    sqlite3_bind_int64(stmt, 2, snap->seq);
+    sqlite3_bind_int64(stmt, 3, snap->time);
+    sqlite3_bind_int64(stmt, 4, snap->pause_ms);
+    sqlite3_bind_int64(stmt, 5, (gint64)snap->bytes_sent);
+    sqlite3_bind_int64(stmt, 6, (gint64)snap->bytes_new);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+        return db_error(store, error, "save snapshot %u of job %" G_GINT64_FORMAT,
+                        snap->seq, snap->job_id);
+    }
+    job = prepare(store, "UPDATE jobs SET snapshot_seq = ?2 WHERE id = ?1",
+                  "save a snapshot", error);
+    if (!job) {
+        return FALSE;
+    }
+    sqlite3_bind_int64(job, 1, snap->job_id);
+    sqlite3_bind_int64(job, 2, snap->seq);
+    if (sqlite3_step(job) != SQLITE_DONE) {
+        return db_error(store, error, "save snapshot %u of job %" G_GINT64_FORMAT,
+                        snap->seq, snap->job_id);
+    }
+    if (sqlite3_changes(store->db) == 0) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_NOT_FOUND,
+                    "no job %" G_GINT64_FORMAT, snap->job_id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+sal_store_add_snapshot(SalStore *store, const SalSnapshot *snap,
+                       GError **error)
+{
+    if (!sal_store_begin(store, error)) {
+        return FALSE;
+    }
+    return sal_store_end(store, snapshot_write(store, snap, error), error);
+}
+
+static gboolean
+snapshots_drop(SalStore *store, gint64 job_id, guint seq, GError **error)
+{
+    g_autoptr(sqlite3_stmt) del = prepare(
+        store, "DELETE FROM snapshots WHERE job_id = ?1 AND seq >= ?2",
+        "drop snapshots", error);
+    g_autoptr(sqlite3_stmt) job = NULL;
+
+    if (!del) {
+        return FALSE;
+    }
+    sqlite3_bind_int64(del, 1, job_id);
+    sqlite3_bind_int64(del, 2, seq);
+    if (sqlite3_step(del) != SQLITE_DONE) {
+        return db_error(store, error, "drop snapshots of job %" G_GINT64_FORMAT,
+                        job_id);
+    }
+    job = prepare(store,
+                  "UPDATE jobs SET snapshot_seq = (SELECT COALESCE(MAX(seq), 0) "
+                  "FROM snapshots WHERE job_id = ?1) WHERE id = ?1",
+                  "drop snapshots", error);
+    if (!job) {
+        return FALSE;
+    }
+    sqlite3_bind_int64(job, 1, job_id);
+    if (sqlite3_step(job) != SQLITE_DONE) {
+        return db_error(store, error, "drop snapshots of job %" G_GINT64_FORMAT,
+                        job_id);
+    }
+    return TRUE;
+}
+
+gboolean
+sal_store_drop_snapshots(SalStore *store, gint64 job_id, guint seq,
+                         GError **error)
+{
+    if (!sal_store_begin(store, error)) {
+        return FALSE;
+    }
+    return sal_store_end(store, snapshots_drop(store, job_id, seq, error),
+                         error);
+}
+
+static gpointer
+snapshot_from_row(sqlite3_stmt *stmt, GError **error)
+{
+    SalSnapshot *snap = g_new0(SalSnapshot, 1);
+
+    snap->job_id = sqlite3_column_int64(stmt, 0);
+    snap->seq = (guint)sqlite3_column_int64(stmt, 1);
+    snap->time = sqlite3_column_int64(stmt, 2);
+    snap->pause_ms = sqlite3_column_int64(stmt, 3);
+    snap->bytes_sent = (guint64)sqlite3_column_int64(stmt, 4);
+    snap->bytes_new = (guint64)sqlite3_column_int64(stmt, 5);
+    return snap;
+}
+
+GPtrArray *
+sal_store_load_snapshots(SalStore *store, gint64 job_id, GError **error)
+{
+    return load_rows(store,
+                     "SELECT job_id, seq, time, pause_ms, bytes_sent, bytes_new "
+                     "FROM snapshots WHERE job_id = ?1 ORDER BY seq",
+                     &job_id, snapshot_from_row, g_free, "load snapshots",
+                     error);
+}
+
+gboolean
+sal_store_add_event(SalStore *store, gint64 job_id, gint64 time,
+                    const char *text, GError **error)
+{
+    g_autoptr(sqlite3_stmt) stmt = prepare(
+        store, "INSERT INTO events (job_id, time, text) VALUES (?1, ?2, ?3)",
+        "save an event", error);
+
+    if (!stmt) {
+        return FALSE;
+    }
+    sqlite3_bind_int64(stmt, 1, job_id);
+    sqlite3_bind_int64(stmt, 2, time);
+    sqlite3_bind_text(stmt, 3, text, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_DONE) {
+        return db_error(store, error, "save an event of job %" G_GINT64_FORMAT,
+                        job_id);
+    }
+    return TRUE;
+}
+
+void
+sal_event_free(SalEvent *event)
+{
+    if (event) {
+        g_free(event->text);
+        g_free(event);
+    }
+}
+
+static gpointer
+event_from_row(sqlite3_stmt *stmt, GError **error)
+{
+    SalEvent *event = g_new0(SalEvent, 1);
+
+    event->time = sqlite3_column_int64(stmt, 0);
+    event->text = column_text(stmt, 1);
+    return event;
+}
+
+GPtrArray *
+sal_store_load_events(SalStore *store, gint64 job_id, GError **error)
+{
+    return load_rows(store,
+                     "SELECT time, text FROM events WHERE job_id = ?1 "
+                     "ORDER BY rowid",
+                     &job_id, event_from_row, (GDestroyNotify)sal_event_free,
+                     "load events", error);
+}

@@ -112,3 +112,38 @@ GPtrArray *sal_store_load_leases(SalStore *store, GError **error);
 SalLease *sal_lease_copy(const SalLease *lease);
 void sal_lease_free(SalLease *lease);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalLease, sal_lease_free)
+
+/* A complete snapshot of a job's VM set (stored with Kget+ as
+ * "saline-<job>@<seq>"), and one line of a job's history. */
+typedef struct {
+    gint64 job_id;
+    guint seq;
+    gint64 time;
+    gint64 pause_ms; /* the longest guest pause of the set */
+    guint64 bytes_sent;
+    guint64 bytes_new;
+} SalSnapshot;
+
+typedef struct {
+    gint64 time;
+    char *text;
+} SalEvent;
+
+/* Records @snap and makes it the job's snapshot to redeploy from
+ * (jobs.snapshot_seq), in one transaction. */
+gboolean sal_store_add_snapshot(SalStore *store, const SalSnapshot *snap,
+                                GError **error);
+/* Forgets the snapshots of job @job_id from @seq on (a corrupt one, and
+ * anything newer), so the job goes back to the one before. */
+gboolean sal_store_drop_snapshots(SalStore *store, gint64 job_id, guint seq,
+                                  GError **error);
+/* SalSnapshot *, by seq. */
+GPtrArray *sal_store_load_snapshots(SalStore *store, gint64 job_id,
+                                    GError **error);
+gboolean sal_store_add_event(SalStore *store, gint64 job_id, gint64 time,
+                             const char *text, GError **error);
+/* SalEvent *, oldest first. */
+GPtrArray *sal_store_load_events(SalStore *store, gint64 job_id,
+                                 GError **error);
+void sal_event_free(SalEvent *event);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalEvent, sal_event_free)
