@@ -15,6 +15,7 @@
 #include <gio/gio.h>
 
 #include "sal-job.h"
+#include "sal-store.h"
 
 typedef struct SaldCore SaldCore;
 
@@ -43,6 +44,25 @@ SalJob *sald_core_get_job(SaldCore *core, guint32 uid, gint64 id,
  * stored; the VMs go away shortly after. */
 gboolean sald_core_cancel(SaldCore *core, guint32 uid, gint64 id,
                           GError **error);
+
+/*
+ * Suspends running best-effort job @id: a final snapshot of its VMs is
+ * stored, then they are destroyed; the job stays suspended, "held",
+ * until sald_core_resume(). SAL_ERROR_INVALID for a regular job or when
+ * salined has no snapshot store, SAL_ERROR_STATE unless it is running.
+ * Returns once the decision is stored; the snapshot follows.
+ */
+gboolean sald_core_suspend(SaldCore *core, guint32 uid, gint64 id,
+                           GError **error);
+/* Lets a held job be redeployed when capacity allows. SAL_ERROR_STATE
+ * unless it is suspending or suspended and held. */
+gboolean sald_core_resume(SaldCore *core, guint32 uid, gint64 id,
+                          GError **error);
+/* Job @id's snapshots (SalSnapshot *, by seq) and history (SalEvent *,
+ * oldest first); SAL_ERROR_NOT_FOUND as sald_core_get_job(). */
+gboolean sald_core_get_history(SaldCore *core, guint32 uid, gint64 id,
+                               GPtrArray **snapshots, GPtrArray **events,
+                               GError **error);
 
 typedef struct {
     char *name;
