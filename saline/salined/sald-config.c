@@ -13,6 +13,14 @@ static const VcConfigKey schema[] = {
     {"salined", "output-size", VC_CONFIG_STRING, "64M"},
     {"salined", "virt-type", VC_CONFIG_STRING, "auto"},
     {"salined", "emulator", VC_CONFIG_STRING, NULL},
+    {"snapshots", "store", VC_CONFIG_STRING, NULL},
+    {"snapshots", "key-file", VC_CONFIG_STRING, "/etc/kget/site.key"},
+    {"snapshots", "kget", VC_CONFIG_STRING, "kget"},
+    {"snapshots", "interval", VC_CONFIG_INT, "600", SAL_MIN_SNAPSHOT_INTERVAL_S,
+     SAL_MAX_SNAPSHOT_INTERVAL_S},
+    {"snapshots", "keep", VC_CONFIG_INT, "3", 1, 1000},
+    {"snapshots", "timeout", VC_CONFIG_INT, "600", 5, 24 * 3600},
+    {"snapshots", "on-failure", VC_CONFIG_STRING, "keep"},
     {"site *", "network", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
     {"site *", "range", VC_CONFIG_STRING, NULL},
     {"site *", "gateway", VC_CONFIG_STRING, NULL},
@@ -69,6 +77,9 @@ sald_config_free(SaldConfig *config)
         g_free(config->state_dir);
         g_free(config->socket_path);
         g_free(config->emulator);
+        g_free(config->kget_store);
+        g_free(config->kget_key_file);
+        g_free(config->kget_command);
         g_clear_pointer(&config->sites, g_ptr_array_unref);
         g_clear_pointer(&config->nodes, g_ptr_array_unref);
         g_clear_pointer(&config->images, g_ptr_array_unref);
@@ -89,6 +100,40 @@ get_path(VcConfig *vc, const char *group, const char *key, char **path,
         return FALSE;
     }
     *path = g_strdup(value);
+    return TRUE;
+}
+
+static gboolean
+load_snapshots(VcConfig *vc, SaldConfig *config, const char *origin,
+               GError **error)
+{
+    const char *g = "snapshots";
+    const char *policy = vc_config_get_string(vc, g, "on-failure");
+    const char *kget = vc_config_get_string(vc, g, "kget");
+
+    if (!get_path(vc, g, "key-file", &config->kget_key_file, origin, error)) {
+        return FALSE;
+    }
+    /* QEMU runs it through the shell on the nodes: no metacharacters. */
+    if (strlen(kget) > MAX_PATH_LEN ||
+        kget[strspn(kget, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789/._-")] != '\0') {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [%s] kget: '%s' is not a plain path", origin, g, kget);
+        return FALSE;
+    }
+    if (!g_str_equal(policy, "keep") && !g_str_equal(policy, "kill")) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [%s] on-failure: '%s' is neither keep nor kill",
+                    origin, g, policy);
+        return FALSE;
+    }
+    config->kget_store = g_strdup(vc_config_get_string(vc, g, "store"));
+    config->kget_command = g_strdup(kget);
+    config->snapshot_interval_s = vc_config_get_int(vc, g, "interval");
+    config->snapshot_keep = (guint)vc_config_get_int(vc, g, "keep");
+    config->snapshot_timeout_s = (guint)vc_config_get_int(vc, g, "timeout");
+    config->snapshot_failure_kills = g_str_equal(policy, "kill");
     return TRUE;
 }
 
@@ -205,7 +250,8 @@ config_from(VcConfig *vc, const char *origin, GError **error)
     config->sites = g_ptr_array_new_with_free_func((GDestroyNotify)site_free);
     config->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
     config->images = g_ptr_array_new_with_free_func((GDestroyNotify)image_free);
-    if (!load_main(vc, config, origin, error)) {
+    if (!load_main(vc, config, origin, error) ||
+        !load_snapshots(vc, config, origin, error)) {
         return NULL;
     }
     for (names = vc_config_get_names(vc, "site"); *names; names++) {

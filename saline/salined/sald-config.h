@@ -10,6 +10,18 @@
  *   virt-type=auto             kvm when the node offers it, else qemu
  *   emulator=                  QEMU binary on the nodes (libvirt's default)
  *
+ *   [snapshots]                best-effort jobs' snapshots (Kget+, saline/kget)
+ *   store=HOST[:PORT]          the site's kget-store; unset: no snapshots,
+ *                              preempted best-effort jobs are killed
+ *   key-file=/etc/kget/site.key    the store's key, here and on every node
+ *   kget=kget                  the kget command on the nodes (QEMU runs it,
+ *                              so their qemu.conf needs seccomp_sandbox=0)
+ *   interval=600               s between snapshots, unless a job says
+ *   keep=3                     snapshots kept per job
+ *   timeout=600                s a snapshot or a redeploy may take
+ *   on-failure=keep            a final snapshot that fails: keep the job
+ *                              running (and try again), or kill it
+ *
  *   [site NAME]                one per site: its address pool
  *   network=10.77.1.0/24
  *   range=10.77.1.100-10.77.1.199   (optional)
@@ -64,6 +76,13 @@ typedef struct {
     guint64 output_bytes;
     SaldVirtType virt_type;
     char *emulator; /* NULL: libvirt's default */
+    char *kget_store; /* NULL: no snapshots */
+    char *kget_key_file;
+    char *kget_command;
+    gint64 snapshot_interval_s;
+    guint snapshot_keep;
+    guint snapshot_timeout_s;
+    gboolean snapshot_failure_kills;
     GPtrArray *sites;  /* SaldSiteConf * */
     GPtrArray *nodes;  /* SaldNodeConf *, in file order */
     GPtrArray *images; /* SaldImageConf *, sorted by name */

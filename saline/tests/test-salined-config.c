@@ -72,6 +72,12 @@ test_defaults(void)
     g_assert_null(config->emulator);
     g_assert_cmpint(config->virt_type, ==, SALD_VIRT_AUTO);
     g_assert_cmpuint(config->nodes->len, ==, 0);
+    /* No store: no snapshots, until an operator names one. */
+    g_assert_null(config->kget_store);
+    g_assert_cmpstr(config->kget_command, ==, "kget");
+    g_assert_cmpint(config->snapshot_interval_s, ==, 600);
+    g_assert_cmpuint(config->snapshot_keep, ==, 3);
+    g_assert_false(config->snapshot_failure_kills);
 }
 
 static void
@@ -104,6 +110,13 @@ test_bad(void)
          "cpus=1\nmemory=1G\n",
          NULL},
         {"[image i]\n", "t: [image i] needs 'dir'"},
+        {"[snapshots]\non-failure=retry\n",
+         "t: [snapshots] on-failure: 'retry' is neither keep nor kill"},
+        {"[snapshots]\nkget=kget;reboot\n",
+         "t: [snapshots] kget: 'kget;reboot' is not a plain path"},
+        {"[snapshots]\ninterval=1\n", NULL},
+        {"[snapshots]\nkey-file=site.key\n",
+         "t: [snapshots] key-file must be an absolute path"},
         {"[image i]\ndir= \n", "t: [image i] needs 'dir'"},
         {"[site a]\nnetwork=10.0.0.0/8\n[node n]\nsite=a\nuri=x\nmemory=1G\n",
          "t: [node n] needs 'cpus'"},
