@@ -84,10 +84,13 @@ GHashTable *sald_id_set_new(void);
 void sald_id_set_add(GHashTable *set, gint64 id);
 
 /* nodes */
+SaldNode *sald_node_new(SaldCore *core, const SaldNodeConf *conf);
 void sald_node_free(SaldNode *node);
 SaldNode *sald_node_get(SaldCore *core, const char *name);
 gboolean sald_node_ready(const SaldNode *node);
 void sald_node_connect(SaldCore *core, SaldNode *node);
+/* Reconnects, relists or gives up on @node, as its time has come. */
+void sald_node_tick(SaldCore *core, SaldNode *node, gint64 now);
 
 /* operations in worker threads */
 SaldOp *sald_op_new(SaldCore *core, SaldOpKind kind, SaldNode *node,

@@ -48,6 +48,20 @@ sald_id_set_add(GHashTable *set, gint64 id)
 
 /* ---- nodes ---- */
 
+SaldNode *
+sald_node_new(SaldCore *core, const SaldNodeConf *conf)
+{
+    SaldNode *node = g_new0(SaldNode, 1);
+
+    node->core = core;
+    node->conf = conf;
+    node->event_id = -1;
+    node->down_since = sald_now_s();
+    node->domains =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    return node;
+}
+
 void
 sald_node_free(SaldNode *node)
 {
@@ -1167,6 +1181,22 @@ node_lose(SaldCore *core, SaldNode *node)
     }
 }
 
+void
+sald_node_tick(SaldCore *core, SaldNode *node, gint64 now)
+{
+    if (!node->conn) {
+        if (!node->connecting && now - node->last_try >= RECONNECT_S) {
+            sald_node_connect(core, node);
+        }
+        if (!node->lost &&
+            now - node->down_since >= core->config->node_timeout_s) {
+            node_lose(core, node);
+        }
+    } else if (!node->listing && now - node->last_list >= RELIST_S) {
+        node_list(core, node);
+    }
+}
+
 static gboolean
 tick(gpointer data)
 {
@@ -1177,19 +1207,7 @@ tick(gpointer data)
 
     g_hash_table_iter_init(&iter, core->nodes);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        SaldNode *node = value;
-
-        if (!node->conn) {
-            if (!node->connecting && now - node->last_try >= RECONNECT_S) {
-                sald_node_connect(core, node);
-            }
-            if (!node->lost &&
-                now - node->down_since >= core->config->node_timeout_s) {
-                node_lose(core, node);
-            }
-        } else if (!node->listing && now - node->last_list >= RELIST_S) {
-            node_list(core, node);
-        }
+        sald_node_tick(core, value, now);
     }
     /* Walltimes, and anything an earlier pass could not finish. */
     sald_job_reconcile_all(core);
@@ -1286,15 +1304,9 @@ sald_core_new(SaldConfig *config, GError **error)
     }
     for (guint i = 0; i < config->nodes->len; i++) {
         const SaldNodeConf *conf = config->nodes->pdata[i];
-        SaldNode *node = g_new0(SaldNode, 1);
 
-        node->core = core;
-        node->conf = conf;
-        node->event_id = -1;
-        node->down_since = sald_now_s();
-        node->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                              NULL);
-        g_hash_table_insert(core->nodes, conf->node->name, node);
+        g_hash_table_insert(core->nodes, conf->node->name,
+                            sald_node_new(core, conf));
     }
     return g_steal_pointer(&core);
 }
