@@ -92,7 +92,7 @@ void sald_node_connect(SaldCore *core, SaldNode *node);
 /* Reconnects, relists or gives up on @node, as its time has come. */
 void sald_node_tick(SaldCore *core, SaldNode *node, gint64 now);
 
-/* operations in worker threads */
+/* sald-op.c: operations in worker threads */
 SaldOp *sald_op_new(SaldCore *core, SaldOpKind kind, SaldNode *node,
                     gint64 job_id, guint index);
 void sald_op_free(SaldOp *op);
