@@ -83,7 +83,7 @@ gint64 sald_now_s(void);
 GHashTable *sald_id_set_new(void);
 void sald_id_set_add(GHashTable *set, gint64 id);
 
-/* nodes */
+/* sald-node.c: nodes */
 SaldNode *sald_node_new(SaldCore *core, const SaldNodeConf *conf);
 void sald_node_free(SaldNode *node);
 SaldNode *sald_node_get(SaldCore *core, const char *name);
