@@ -78,7 +78,7 @@ typedef struct {
     GBytes *output;
 } SaldOp;
 
-/* helpers */
+/* sald-core.c: small helpers */
 gint64 sald_now_s(void);
 GHashTable *sald_id_set_new(void);
 void sald_id_set_add(GHashTable *set, gint64 id);
@@ -107,7 +107,7 @@ void sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
                     GPtrArray *vms, const SalVm *vm);
 void sald_vm_collect(SaldCore *core, SaldNode *node, const SalVm *vm);
 
-/* jobs */
+/* sald-job.c: jobs, their reconcile and scheduling */
 SalJob *sald_job_load(SaldCore *core, gint64 id, GPtrArray **vms);
 gboolean sald_job_save(SaldCore *core, SalJob *job, GPtrArray *vms);
 SalVm *sald_job_find_vm(GPtrArray *vms, guint index);
