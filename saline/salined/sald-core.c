@@ -3,7 +3,7 @@
  *
  * The store is the truth; memory holds only what a restart may forget
  * (connections, operations in flight, the domains each node runs). Every
- * decision is level-triggered: job_reconcile() looks at a job as stored
+ * decision is level-triggered: sald_job_reconcile() looks at a job as stored
  * and at what the nodes run, and starts what is missing (create a VM,
  * collect one that ended, tear down the VMs of an ended job, release its
  * addresses). It runs after every event, every operation and every tick,
@@ -14,1255 +14,39 @@
  * results come back to the main thread, the only one that touches the
  * store. A job with an operation in flight is not reconciled until the
  * operation is back, so two operations never race on one VM.
+ *
+ * This file holds the core's life (new, start, tick, free) and what the
+ * API asks of it (sald-core.h). Its parts share sald-core-internal.h:
+ * sald-job.c (reconcile, scheduling), sald-node.c (connections,
+ * listings, leftovers, lost nodes), sald-op.c (worker-thread operations
+ * on a node's VMs).
  */
 #include "sald-core.h"
 #include "sald-core-private.h"
+#include "sald-core-internal.h"
 
 #include <glib/gstdio.h>
-#include <libvirt/virterror.h>
 
-#include "sal-addr.h"
 #include "sal-sched.h"
-#include "sald-virt.h"
 
 #define TICK_S 2
-#define RECONNECT_S 5
-#define RELIST_S 10
-#define MAX_LOG_BYTES (G_GUINT64_CONSTANT(64) << 20)
 
-typedef struct {
-    SaldCore *core;
-    const SaldNodeConf *conf;
-    virConnectPtr conn; /* NULL while down */
-    int event_id;
-    gboolean connecting;
-    gboolean listing;
-    gboolean listed;  /* domains is known since the last (re)connection */
-    gint64 down_since; /* 0: up; else when it went down (or started down) */
-    gint64 last_try;
-    gint64 last_list;
-    gboolean lost;     /* down longer than node-timeout: VMs declared dead */
-    char *error;
-    char *closed; /* why libvirt closed the connection, until handled */
-    guint64 seq;
-    GHashTable *domains; /* running saline domain -> seq when learnt */
-} SaldNode;
-
-struct SaldCore {
-    SaldConfig *config;
-    SalStore *store;
-    SalAddr *addr;
-    char *output_dir;
-    GPtrArray *all_nodes; /* SalNode * (borrowed from config) */
-    GHashTable *nodes;    /* name -> SaldNode * */
-    GHashTable *busy;     /* job id -> operations in flight */
-    GHashTable *teardown; /* ended jobs whose VMs or addresses remain */
-    GHashTable *requeue;  /* jobs to requeue once their VMs are gone */
-    guint tick_id;
-    guint sched_id;
-};
-
-static void job_reconcile(SaldCore *core, gint64 id);
-static void schedule_soon(SaldCore *core);
-
-static gint64
-now_s(void)
+gint64
+sald_now_s(void)
 {
     return g_get_real_time() / G_USEC_PER_SEC;
 }
 
-static GHashTable *
-id_set(void)
+GHashTable *
+sald_id_set_new(void)
 {
     return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 }
 
-static void
-id_add(GHashTable *set, gint64 id)
+void
+sald_id_set_add(GHashTable *set, gint64 id)
 {
     g_hash_table_add(set, g_memdup2(&id, sizeof(id)));
-}
-
-/* ---- nodes ---- */
-
-static void
-node_free(SaldNode *node)
-{
-    if (node) {
-        if (node->conn) {
-            if (node->event_id >= 0) {
-                virConnectDomainEventDeregisterAny(node->conn, node->event_id);
-            }
-            virConnectClose(node->conn);
-        }
-        g_free(node->error);
-        g_free(node->closed);
-        g_hash_table_unref(node->domains);
-        g_free(node);
-    }
-}
-
-static SaldNode *
-node_get(SaldCore *core, const char *name)
-{
-    return name ? g_hash_table_lookup(core->nodes, name) : NULL;
-}
-
-static gboolean
-node_ready(const SaldNode *node)
-{
-    return node && node->conn && node->listed;
-}
-
-static void
-node_set_down(SaldNode *node, const char *why)
-{
-    if (node->conn) {
-        if (node->event_id >= 0) {
-            virConnectDomainEventDeregisterAny(node->conn, node->event_id);
-        }
-        virConnectUnregisterCloseCallback(node->conn, NULL);
-        virConnectClose(node->conn);
-        node->conn = NULL;
-        g_warning("node '%s' is down: %s", node->conf->node->name, why);
-    }
-    node->event_id = -1;
-    node->listed = FALSE;
-    if (!node->down_since) {
-        node->down_since = now_s();
-    }
-    g_free(node->error);
-    node->error = g_strdup(why);
-}
-
-/* ---- operations in worker threads ---- */
-
-typedef enum {
-    OP_CONNECT,
-    OP_LIST,
-    OP_CREATE,
-    OP_COLLECT, /* read the output, destroy the domain, delete the volumes */
-    OP_DESTROY, /* an orphan: destroy without reading */
-    OP_READ,    /* the output so far, for `saline log` */
-} OpKind;
-
-typedef struct {
-    OpKind kind;
-    SaldCore *core;
-    char *node;
-    char *uri;
-    virConnectPtr conn;
-    gint64 job_id;
-    guint index;
-    char *domain;
-    guint64 seq; /* node->seq when the operation started */
-    SaldVmSpec spec;
-    char *spec_text;
-    char *image_dir;
-    char *mac;
-    /* results */
-    virConnectPtr new_conn;
-    GHashTable *domains;
-    GHashTable *volumes;
-    SalOutputHeader header;
-    gboolean have_output;
-    GBytes *output;
-} Op;
-
-static void
-op_free(Op *op)
-{
-    if (op->conn) {
-        virConnectClose(op->conn);
-    }
-    if (op->new_conn) {
-        virConnectClose(op->new_conn);
-    }
-    g_free(op->node);
-    g_free(op->uri);
-    g_free(op->domain);
-    g_free(op->spec_text);
-    g_free(op->image_dir);
-    g_free(op->mac);
-    g_clear_pointer(&op->domains, g_hash_table_unref);
-    g_clear_pointer(&op->volumes, g_hash_table_unref);
-    g_clear_pointer(&op->output, g_bytes_unref);
-    g_free(op);
-}
-
-static Op *
-op_new(SaldCore *core, OpKind kind, SaldNode *node, gint64 job_id,
-       guint index)
-{
-    Op *op = g_new0(Op, 1);
-
-    op->kind = kind;
-    op->core = core;
-    op->node = g_strdup(node->conf->node->name);
-    op->uri = g_strdup(node->conf->node->uri);
-    if (node->conn) {
-        virConnectRef(node->conn);
-        op->conn = node->conn;
-    }
-    op->job_id = job_id;
-    op->index = index;
-    if (job_id > 0) {
-        op->domain = sal_vm_domain_name(job_id, index);
-    }
-    op->seq = node->seq;
-    return op;
-}
-
-static void
-op_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
-{
-    Op *op = data;
-    GError *error = NULL;
-    gboolean ok = FALSE;
-
-    switch (op->kind) {
-    case OP_CONNECT:
-        op->new_conn = sald_virt_open(op->uri, &error);
-        ok = op->new_conn &&
-             sald_virt_list(op->new_conn, &op->domains, &op->volumes, &error);
-        break;
-    case OP_LIST:
-        ok = sald_virt_list(op->conn, &op->domains, &op->volumes, &error);
-        break;
-    case OP_CREATE:
-        ok = sald_virt_create(op->conn, &op->spec, &error);
-        break;
-    case OP_COLLECT:
-    case OP_READ: {
-        g_autoptr(GError) read_error = NULL;
-
-        op->have_output =
-            sald_virt_read_output(op->conn, op->domain, MAX_LOG_BYTES,
-                                  &op->header, &op->output, &read_error);
-        if (op->kind == OP_READ) {
-            ok = op->have_output;
-            if (!ok) {
-                error = g_steal_pointer(&read_error);
-            }
-            break;
-        }
-        /* A drive that is gone or unreadable: the VM left no output. */
-        if (read_error && !g_error_matches(read_error, SAL_ERROR,
-                                           SAL_ERROR_NOT_FOUND)) {
-            g_warning("cannot read the output of '%s' on node '%s': %s",
-                      op->domain, op->node, read_error->message);
-        }
-        ok = sald_virt_destroy(op->conn, op->domain, &error);
-        break;
-    }
-    case OP_DESTROY:
-        ok = sald_virt_destroy(op->conn, op->domain, &error);
-        break;
-    }
-    if (ok) {
-        g_task_return_boolean(task, TRUE);
-    } else {
-        g_task_return_error(task, error);
-    }
-}
-
-static void
-op_run(Op *op, GAsyncReadyCallback done, gpointer data)
-{
-    g_autoptr(GTask) task = g_task_new(NULL, NULL, done, data);
-
-    g_task_set_task_data(task, op, NULL);
-    /* A leftover's destroy counts too: the job may be placed on the same
-     * node again, under the same domain name. */
-    if (op->job_id > 0 && op->kind != OP_READ) {
-        gint64 *key = g_memdup2(&op->job_id, sizeof(op->job_id));
-        guint n = GPOINTER_TO_UINT(
-            g_hash_table_lookup(op->core->busy, &op->job_id));
-
-        g_hash_table_replace(op->core->busy, key, GUINT_TO_POINTER(n + 1));
-    }
-    g_task_run_in_thread(task, op_thread);
-}
-
-/* The operation is back: unmark its job; TRUE if it is no longer busy. */
-static gboolean
-op_done(Op *op)
-{
-    guint n;
-
-    if (op->job_id <= 0 || op->kind == OP_READ) {
-        return TRUE;
-    }
-    n = GPOINTER_TO_UINT(g_hash_table_lookup(op->core->busy, &op->job_id));
-    if (n <= 1) {
-        g_hash_table_remove(op->core->busy, &op->job_id);
-        return TRUE;
-    }
-    g_hash_table_replace(op->core->busy,
-                         g_memdup2(&op->job_id, sizeof(op->job_id)),
-                         GUINT_TO_POINTER(n - 1));
-    return FALSE;
-}
-
-/* Frees @op; its job is looked at again if no other operation of it is
- * in flight (@idle, from op_done()). */
-static void
-op_finish(Op *op, gboolean idle)
-{
-    if (idle && op->job_id > 0) {
-        job_reconcile(op->core, op->job_id);
-    }
-    op_free(op);
-}
-
-static gboolean
-job_busy(SaldCore *core, gint64 id)
-{
-    return g_hash_table_contains(core->busy, &id);
-}
-
-/* ---- the store, with errors reported (the daemon's own decisions) ---- */
-
-static SalJob *
-load_job(SaldCore *core, gint64 id, GPtrArray **vms)
-{
-    g_autoptr(GError) error = NULL;
-    SalJob *job = sal_store_load_job(core->store, id, vms, &error);
-
-    if (!job) {
-        g_warning("cannot load job %" G_GINT64_FORMAT ": %s", id,
-                  error->message);
-    }
-    return job;
-}
-
-static gboolean
-save_job(SaldCore *core, SalJob *job, GPtrArray *vms)
-{
-    g_autoptr(GError) error = NULL;
-
-    if (!sal_store_save_job(core->store, job, vms, &error)) {
-        g_warning("cannot save job %" G_GINT64_FORMAT ": %s", job->id,
-                  error->message);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-static SalVm *
-job_vm(GPtrArray *vms, guint index)
-{
-    for (guint i = 0; i < vms->len; i++) {
-        SalVm *vm = vms->pdata[i];
-
-        if (vm->index == index) {
-            return vm;
-        }
-    }
-    return NULL;
-}
-
-static gboolean
-vm_final(const SalVm *vm)
-{
-    return vm->state == SAL_VM_STOPPED || vm->state == SAL_VM_DEAD;
-}
-
-/* Moves @job to @state (terminal: its VMs get torn down) and saves it
- * with @vms. */
-static void
-job_end(SaldCore *core, SalJob *job, GPtrArray *vms, SalJobState state,
-        const char *failure)
-{
-    g_autoptr(GError) error = NULL;
-
-    if (!sal_job_transition(job, state, &error)) {
-        g_warning("job %" G_GINT64_FORMAT ": %s", job->id, error->message);
-        return;
-    }
-    if (failure && !job->failure) {
-        job->failure = g_strdup(failure);
-    }
-    if (!save_job(core, job, vms)) {
-        return;
-    }
-    g_message("job %" G_GINT64_FORMAT " %s%s%s", job->id,
-              sal_job_state_to_string(state), job->failure ? ": " : "",
-              job->failure ? job->failure : "");
-    id_add(core->teardown, job->id);
-    g_hash_table_remove(core->requeue, &job->id);
-    schedule_soon(core);
-}
-
-/* ---- output kept by salined once a VM is collected ---- */
-
-static char *
-output_path(SaldCore *core, gint64 job_id, guint index, const char *suffix)
-{
-    g_autofree char *dir = g_strdup_printf("%" G_GINT64_FORMAT, job_id);
-    g_autofree char *file = g_strdup_printf("%u.%s", index, suffix);
-
-    return g_build_filename(core->output_dir, dir, file, NULL);
-}
-
-static void
-output_save(SaldCore *core, const Op *op)
-{
-    g_autofree char *data_path = output_path(core, op->job_id, op->index, "out");
-    g_autofree char *meta_path =
-        output_path(core, op->job_id, op->index, "meta");
-    g_autofree char *dir = g_path_get_dirname(data_path);
-    g_autofree char *meta = g_strdup_printf(
-        "exit=%d truncated=%d\n", op->header.exited ? op->header.exit_status : -1,
-        op->header.truncated || op->header.length > MAX_LOG_BYTES);
-    g_autoptr(GError) error = NULL;
-    gsize len = 0;
-    const char *data = op->output ? g_bytes_get_data(op->output, &len) : "";
-
-    if (g_mkdir_with_parents(dir, 0750) < 0 ||
-        !g_file_set_contents_full(data_path, data, (gssize)len,
-                                  G_FILE_SET_CONTENTS_CONSISTENT |
-                                      G_FILE_SET_CONTENTS_DURABLE,
-                                  0640, &error) ||
-        !g_file_set_contents_full(meta_path, meta, -1,
-                                  G_FILE_SET_CONTENTS_CONSISTENT |
-                                      G_FILE_SET_CONTENTS_DURABLE,
-                                  0640, &error)) {
-        g_warning("cannot keep the output of '%s': %s", op->domain,
-                  error ? error->message : g_strerror(errno));
-    }
-}
-
-/* ---- VM operations and their results ---- */
-
-static void
-collect_done(GObject *source, GAsyncResult *result, gpointer data)
-{
-    Op *op = g_task_get_task_data(G_TASK(result));
-    SaldCore *core = op->core;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SalJob) job = NULL;
-    gboolean idle = op_done(op);
-    SaldNode *node = node_get(core, op->node);
-    SalVm *vm;
-
-    if (op->have_output) {
-        output_save(core, op);
-    }
-    if (!g_task_propagate_boolean(G_TASK(result), &error)) {
-        /* Left as it is: the next reconcile tries again. */
-        g_warning("cannot remove '%s' on node '%s': %s", op->domain, op->node,
-                  error->message);
-        goto out;
-    }
-    if (node) {
-        g_hash_table_remove(node->domains, op->domain);
-    }
-    job = load_job(core, op->job_id, &vms);
-    vm = job ? job_vm(vms, op->index) : NULL;
-    if (!vm || vm_final(vm)) {
-        goto out;
-    }
-    if (op->have_output && op->header.exited) {
-        vm->state = SAL_VM_STOPPED;
-        vm->exit_status = op->header.exit_status;
-    } else {
-        vm->state = SAL_VM_DEAD;
-    }
-    if (job->state == SAL_JOB_RUNNING && vm->state == SAL_VM_DEAD &&
-        !g_hash_table_contains(core->requeue, &job->id)) {
-        g_autofree char *why = g_strdup_printf(
-            "VM %u on node '%s' stopped before its command ended", vm->index,
-            op->node);
-
-        job_end(core, job, vms, SAL_JOB_FAILED, why);
-    } else {
-        save_job(core, job, vms);
-    }
-out:
-    op_finish(op, idle);
-}
-
-static void
-vm_collect(SaldCore *core, SaldNode *node, const SalVm *vm)
-{
-    op_run(op_new(core, OP_COLLECT, node, vm->job_id, vm->index),
-           collect_done, NULL);
-}
-
-static void
-create_done(GObject *source, GAsyncResult *result, gpointer data)
-{
-    Op *op = g_task_get_task_data(G_TASK(result));
-    SaldCore *core = op->core;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SalJob) job = NULL;
-    gboolean ok = g_task_propagate_boolean(G_TASK(result), &error);
-    gboolean idle = op_done(op);
-    SaldNode *node = node_get(core, op->node);
-    SalVm *vm;
-
-    job = load_job(core, op->job_id, &vms);
-    vm = job ? job_vm(vms, op->index) : NULL;
-    if (!vm) {
-        goto out;
-    }
-    if (ok) {
-        g_debug("VM '%s' runs on node '%s'", op->domain, op->node);
-        if (node) {
-            g_hash_table_replace(node->domains, g_strdup(op->domain),
-                                 GSIZE_TO_POINTER(++node->seq));
-        }
-        if (vm->state == SAL_VM_STARTING) {
-            vm->state = SAL_VM_RUNNING;
-            save_job(core, job, vms);
-        }
-        goto out;
-    }
-    g_warning("cannot start '%s' on node '%s': %s", op->domain, op->node,
-              error->message);
-    if (vm->state != SAL_VM_STARTING) {
-        goto out;
-    }
-    vm->state = SAL_VM_DEAD;
-    if (job->state == SAL_JOB_STARTING) {
-        if (node && !node->conn && job->idempotent) {
-            /* The node went away under us: not the job's fault. */
-            id_add(core->requeue, job->id);
-            save_job(core, job, vms);
-        } else {
-            g_autofree char *why =
-                g_strdup_printf("cannot start VM %u on node '%s': %s",
-                                vm->index, op->node, error->message);
-
-            job_end(core, job, vms, SAL_JOB_FAILED, why);
-        }
-    } else {
-        save_job(core, job, vms);
-    }
-out:
-    op_finish(op, idle);
-}
-
-static const SaldSiteConf *
-site_conf(SaldCore *core, const char *site)
-{
-    for (guint i = 0; i < core->config->sites->len; i++) {
-        const SaldSiteConf *s = core->config->sites->pdata[i];
-
-        if (g_str_equal(s->name, site)) {
-            return s;
-        }
-    }
-    return NULL;
-}
-
-/* The text the guest reads from fw_cfg (saline/README.md). */
-static char *
-guest_spec(SaldCore *core, const SalJob *job, GPtrArray *vms, const SalVm *vm)
-{
-    g_autoptr(GString) spec = g_string_new("saline-job 1\n");
-    /* VMs are placed on configured nodes, of configured sites (whose
-     * network sal_addr_add_pool() checked: it has a prefix). */
-    const SaldSiteConf *site = site_conf(core, vm->site);
-    const char *prefix = strchr(site->network, '/') + 1;
-
-    g_string_append_printf(spec,
-                           "job=%" G_GINT64_FORMAT "\nvm=%u\nvms=%u\n"
-                           "hostname=%s\nip=%s/%s\ngateway=%s\n",
-                           job->id, vm->index, job->n_vms, vm->domain, vm->ip,
-                           prefix, site->gateway ? site->gateway : "");
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *peer = vms->pdata[i];
-
-        g_string_append_printf(spec, "peer=%s\n", peer->ip ? peer->ip : "");
-    }
-    for (guint i = 0; job->command[i]; i++) {
-        g_autofree char *b64 = g_base64_encode(
-            (const guchar *)job->command[i], strlen(job->command[i]));
-
-        g_string_append_printf(spec, "arg=%s\n", b64);
-    }
-    return g_string_free(g_steal_pointer(&spec), FALSE);
-}
-
-static void
-vm_create(SaldCore *core, SaldNode *node, const SalJob *job, GPtrArray *vms,
-          const SalVm *vm)
-{
-    const SaldImageConf *image = sald_config_image(core->config, job->image);
-    Op *op;
-
-    if (!image) {
-        /* The image left the configuration after the job was accepted. */
-        g_autoptr(GPtrArray) all = NULL;
-        g_autoptr(SalJob) copy = load_job(core, job->id, &all);
-        g_autofree char *why =
-            g_strdup_printf("image '%s' is no longer configured", job->image);
-
-        if (copy) {
-            job_end(core, copy, all, SAL_JOB_FAILED, why);
-        }
-        return;
-    }
-    op = op_new(core, OP_CREATE, node, job->id, vm->index);
-    op->spec_text = guest_spec(core, job, vms, vm);
-    /* libvirt hands the text to -fw_cfg string= without escaping; all of
-     * it is base64, numbers, addresses and names, so this never fires. */
-    g_return_if_fail(strchr(op->spec_text, ',') == NULL);
-    op->image_dir = g_strdup(image->dir);
-    op->mac = g_strdup(vm->mac);
-    op->spec = (SaldVmSpec){
-        .domain = op->domain,
-        .pool_dir = node->conf->pool_dir,
-        .image_dir = op->image_dir,
-        .bridge = node->conf->bridge,
-        .mac = op->mac,
-        .emulator = core->config->emulator,
-        .virt_type = core->config->virt_type,
-        .cpus = job->cpus,
-        .mem_mib = job->mem_mib,
-        .output_bytes = core->config->output_bytes,
-        .spec = op->spec_text,
-    };
-    if (op->spec.virt_type == SALD_VIRT_AUTO) {
-        g_autofree char *caps = virConnectGetCapabilities(node->conn);
-
-        op->spec.virt_type = caps && strstr(caps, "<domain type='kvm'")
-                                 ? SALD_VIRT_KVM
-                                 : SALD_VIRT_QEMU;
-    }
-    op_run(op, create_done, NULL);
-}
-
-/* ---- the job reconciler ---- */
-
-static gboolean
-vm_domain_known(SaldNode *node, const SalVm *vm)
-{
-    return g_hash_table_contains(node->domains, vm->domain);
-}
-
-static void
-job_requeue(SaldCore *core, SalJob *job)
-{
-    g_autoptr(GError) error = NULL;
-    gboolean ok;
-
-    if (!sal_store_begin(core->store, &error)) {
-        g_warning("cannot requeue job %" G_GINT64_FORMAT ": %s", job->id,
-                  error->message);
-        return;
-    }
-    ok = sal_addr_release_job(core->addr, job->id, &error) &&
-         sal_store_delete_vms(core->store, job->id, &error) &&
-         sal_job_transition(job, SAL_JOB_PENDING, &error) &&
-         sal_store_save_job(core->store, job, NULL, &error);
-    if (!sal_store_end(core->store, ok, &error)) {
-        g_warning("cannot requeue job %" G_GINT64_FORMAT ": %s", job->id,
-                  error->message);
-        return;
-    }
-    g_message("job %" G_GINT64_FORMAT " requeued", job->id);
-    g_hash_table_remove(core->requeue, &job->id);
-    schedule_soon(core);
-}
-
-static void
-job_release(SaldCore *core, gint64 id)
-{
-    g_autoptr(GError) error = NULL;
-
-    if (!sal_addr_release_job(core->addr, id, &error)) {
-        g_warning("cannot release the addresses of job %" G_GINT64_FORMAT
-                  ": %s",
-                  id, error->message);
-        return;
-    }
-    g_hash_table_remove(core->teardown, &id);
-    schedule_soon(core);
-}
-
-/* Tears down every VM of @job that is not final; TRUE once all are. */
-static gboolean
-vms_teardown(SaldCore *core, GPtrArray *vms)
-{
-    gboolean all_final = TRUE;
-
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *vm = vms->pdata[i];
-        SaldNode *node = node_get(core, vm->node);
-
-        if (vm_final(vm)) {
-            continue;
-        }
-        all_final = FALSE;
-        if (node_ready(node)) {
-            vm_collect(core, node, vm);
-        }
-    }
-    return all_final;
-}
-
-static void
-job_reconcile_running(SaldCore *core, SalJob *job, GPtrArray *vms)
-{
-    gboolean any_dead = FALSE;
-    gboolean all_stopped = TRUE;
-    gint exit_status = 0;
-
-    if (sal_job_run_time(job, now_s()) >= job->walltime_s) {
-        g_autofree char *wall = sal_walltime_format(job->walltime_s);
-        g_autofree char *why = g_strdup_printf("walltime %s exceeded", wall);
-
-        job_end(core, job, vms, SAL_JOB_FAILED, why);
-        job_reconcile(core, job->id);
-        return;
-    }
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *vm = vms->pdata[i];
-
-        any_dead |= vm->state == SAL_VM_DEAD;
-        all_stopped &= vm->state == SAL_VM_STOPPED;
-        if (vm->state == SAL_VM_STOPPED && exit_status == 0) {
-            exit_status = vm->exit_status;
-        }
-    }
-    if (any_dead) {
-        job_end(core, job, vms, SAL_JOB_FAILED, "a VM died");
-        job_reconcile(core, job->id);
-        return;
-    }
-    if (all_stopped) {
-        job->exit_status = exit_status;
-        job_end(core, job, vms, SAL_JOB_DONE, NULL);
-        job_reconcile(core, job->id);
-        return;
-    }
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *vm = vms->pdata[i];
-        SaldNode *node = node_get(core, vm->node);
-
-        if (vm->state == SAL_VM_RUNNING && node_ready(node) &&
-            !vm_domain_known(node, vm)) {
-            /* Its domain is gone: it ended (or died) */
-            vm_collect(core, node, vm);
-        }
-    }
-}
-
-static void
-job_reconcile_starting(SaldCore *core, SalJob *job, GPtrArray *vms)
-{
-    gboolean all_running = TRUE;
-    gboolean any_dead = FALSE;
-
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *vm = vms->pdata[i];
-
-        any_dead |= vm->state == SAL_VM_DEAD;
-        all_running &= vm->state == SAL_VM_RUNNING;
-    }
-    if (any_dead) {
-        job_end(core, job, vms, SAL_JOB_FAILED, "a VM could not start");
-        job_reconcile(core, job->id);
-        return;
-    }
-    if (all_running) {
-        g_autoptr(GError) error = NULL;
-
-        if (!sal_job_transition(job, SAL_JOB_RUNNING, &error)) {
-            g_warning("job %" G_GINT64_FORMAT ": %s", job->id, error->message);
-            return;
-        }
-        if (save_job(core, job, NULL)) {
-            g_message("job %" G_GINT64_FORMAT " running", job->id);
-        }
-        return;
-    }
-    for (guint i = 0; i < vms->len; i++) {
-        const SalVm *vm = vms->pdata[i];
-        SaldNode *node = node_get(core, vm->node);
-
-        if ((vm->state == SAL_VM_STARTING || vm->state == SAL_VM_PLACED) &&
-            node_ready(node)) {
-            vm_create(core, node, job, vms, vm);
-        }
-    }
-}
-
-static void
-job_reconcile(SaldCore *core, gint64 id)
-{
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SalJob) job = NULL;
-
-    if (job_busy(core, id)) {
-        return;
-    }
-    job = load_job(core, id, &vms);
-    if (!job) {
-        return;
-    }
-    /* Starting or running, to be requeued (its node was lost, or it was
-     * preempted): its VMs go first. */
-    if (g_hash_table_contains(core->requeue, &id) &&
-        (job->state == SAL_JOB_STARTING || job->state == SAL_JOB_RUNNING)) {
-        if (vms_teardown(core, vms)) {
-            job_requeue(core, job);
-        }
-        return;
-    }
-    switch (job->state) {
-    case SAL_JOB_STARTING:
-        job_reconcile_starting(core, job, vms);
-        break;
-    case SAL_JOB_RUNNING:
-        job_reconcile_running(core, job, vms);
-        break;
-    case SAL_JOB_DONE:
-    case SAL_JOB_FAILED:
-    case SAL_JOB_CANCELLED:
-        if (vms_teardown(core, vms) && !job_busy(core, id)) {
-            job_release(core, id);
-        }
-        break;
-    default:
-        break;
-    }
-}
-
-/* ---- the scheduler ---- */
-
-static GPtrArray *
-up_nodes(SaldCore *core)
-{
-    GPtrArray *nodes = g_ptr_array_new();
-
-    for (guint i = 0; i < core->all_nodes->len; i++) {
-        SalNode *n = core->all_nodes->pdata[i];
-
-        if (node_ready(node_get(core, n->name))) {
-            g_ptr_array_add(nodes, n);
-        }
-    }
-    return nodes;
-}
-
-static void
-job_start(SaldCore *core, SalJob *job, const SalPlacement *placement)
-{
-    g_autoptr(GPtrArray) vms =
-        g_ptr_array_new_with_free_func((GDestroyNotify)sal_vm_free);
-    g_autoptr(GError) error = NULL;
-    gboolean ok;
-
-    for (guint i = 0; i < job->n_vms; i++) {
-        SalVm *vm = sal_vm_new(job->id, i);
-        const SaldNodeConf *node =
-            sald_config_node(core->config, placement->nodes[i]);
-
-        vm->node = g_strdup(placement->nodes[i]);
-        vm->site = g_strdup(node->node->site);
-        vm->domain = sal_vm_domain_name(job->id, i);
-        vm->state = SAL_VM_STARTING;
-        g_ptr_array_add(vms, vm);
-    }
-    /* State, VMs and addresses change together, or not at all. */
-    if (!sal_store_begin(core->store, &error)) {
-        g_warning("cannot start job %" G_GINT64_FORMAT ": %s", job->id,
-                  error->message);
-        return;
-    }
-    ok = sal_job_transition(job, SAL_JOB_STARTING, &error) &&
-         sal_store_save_job(core->store, job, vms, &error) &&
-         sal_addr_allocate_vms(core->addr, vms, &error);
-    if (!sal_store_end(core->store, ok, &error)) {
-        g_warning("cannot start job %" G_GINT64_FORMAT ": %s", job->id,
-                  error->message);
-        return;
-    }
-    g_message("job %" G_GINT64_FORMAT " starting on %u VMs", job->id,
-              job->n_vms);
-    job_reconcile(core, job->id);
-}
-
-/* A running best-effort job whose capacity a regular job needs: killed
- * (requeued if idempotent), until suspension comes. */
-static void
-job_preempt(SaldCore *core, gint64 id)
-{
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SalJob) job = load_job(core, id, &vms);
-
-    if (!job || job->state != SAL_JOB_RUNNING ||
-        g_hash_table_contains(core->requeue, &id)) {
-        return;
-    }
-    if (job->idempotent) {
-        g_message("job %" G_GINT64_FORMAT " preempted, to be requeued", id);
-        id_add(core->requeue, id);
-        job_reconcile(core, id);
-        return;
-    }
-    job_end(core, job, vms, SAL_JOB_FAILED,
-            "killed: a regular job needed its capacity (best-effort)");
-    job_reconcile(core, id);
-}
-
-static gboolean
-schedule_run(gpointer data)
-{
-    SaldCore *core = data;
-    g_autoptr(GPtrArray) nodes = up_nodes(core);
-    g_autoptr(GPtrArray) jobs = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SalSchedResult) result = NULL;
-    g_autoptr(GError) error = NULL;
-
-    core->sched_id = 0;
-    jobs = sal_store_load_active(core->store, &vms, &error);
-    if (!jobs) {
-        g_warning("cannot load the jobs: %s", error->message);
-        return G_SOURCE_REMOVE;
-    }
-    result = sal_sched_run(nodes, jobs, vms, now_s());
-    for (guint i = 0; i < result->preempt->len; i++) {
-        job_preempt(core, g_array_index(result->preempt, gint64, i));
-    }
-    for (guint i = 0; i < result->start->len; i++) {
-        const SalPlacement *p = result->start->pdata[i];
-
-        for (guint j = 0; j < jobs->len; j++) {
-            SalJob *job = jobs->pdata[j];
-
-            if (job->id == p->job_id && job->state == SAL_JOB_PENDING) {
-                job_start(core, job, p);
-            }
-        }
-    }
-    return G_SOURCE_REMOVE;
-}
-
-static void
-schedule_soon(SaldCore *core)
-{
-    if (!core->sched_id) {
-        core->sched_id = g_idle_add(schedule_run, core);
-    }
-}
-
-/* ---- node connections, events, sweeps ---- */
-
-static void node_connect(SaldCore *core, SaldNode *node);
-
-static gboolean
-node_closed(gpointer data)
-{
-    SaldNode *node = data;
-    g_autofree char *why = g_steal_pointer(&node->closed);
-
-    if (why && node->conn) {
-        node_set_down(node, why);
-    }
-    return G_SOURCE_REMOVE;
-}
-
-/* Called inside libvirt: the connection is let go of from the loop. */
-static void
-on_close(virConnectPtr conn, int reason, void *data)
-{
-    SaldNode *node = data;
-    static const char *const reasons[] = {"connection error", "end of file",
-                                          "keepalive timeout", "closed"};
-
-    if (conn != node->conn || node->closed) {
-        return;
-    }
-    node->closed = g_strdup(reason >= 0 && reason < (int)G_N_ELEMENTS(reasons)
-                                ? reasons[reason]
-                                : "connection lost");
-    g_idle_add(node_closed, node);
-}
-
-static int
-on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
-             void *data)
-{
-    SaldNode *node = data;
-    const char *name = virDomainGetName(dom);
-    gint64 job_id;
-    guint index;
-
-    if (!name || !sald_virt_parse_domain(name, &job_id, &index)) {
-        return 0;
-    }
-    if (event == VIR_DOMAIN_EVENT_STOPPED) {
-        g_debug("domain '%s' stopped on node '%s' (%d)", name,
-                node->conf->node->name, detail);
-        g_hash_table_remove(node->domains, name);
-        job_reconcile(node->core, job_id);
-    }
-    return 0;
-}
-
-static void
-destroy_done(GObject *source, GAsyncResult *result, gpointer data)
-{
-    Op *op = g_task_get_task_data(G_TASK(result));
-    g_autoptr(GError) error = NULL;
-
-    if (!g_task_propagate_boolean(G_TASK(result), &error)) {
-        g_warning("cannot remove '%s' on node '%s': %s", op->domain, op->node,
-                  error->message);
-    }
-    op_finish(op, op_done(op));
-}
-
-/* What the node runs that no active VM placed on it explains: leftovers
- * of jobs that ended while salined was away or the node was cut off. */
-static void
-node_sweep(SaldCore *core, SaldNode *node, GHashTable *domains,
-           GHashTable *volumes)
-{
-    g_autoptr(GHashTable) names =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GHashTableIter iter;
-    gpointer key;
-
-    g_hash_table_iter_init(&iter, domains);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        g_hash_table_add(names, g_strdup(key));
-    }
-    g_hash_table_iter_init(&iter, volumes);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        g_hash_table_add(names, g_strdup(key));
-    }
-    g_hash_table_iter_init(&iter, names);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        const char *name = key;
-        g_autoptr(GPtrArray) vms = NULL;
-        g_autoptr(SalJob) job = NULL;
-        const SalVm *vm = NULL;
-        gint64 job_id;
-        guint index;
-
-        if (!sald_virt_parse_domain(name, &job_id, &index)) {
-            continue;
-        }
-        job = sal_store_load_job(core->store, job_id, &vms, NULL);
-        vm = job ? job_vm(vms, index) : NULL;
-        if (vm && g_strcmp0(vm->node, node->conf->node->name) == 0 &&
-            (!vm_final(vm) || job_busy(core, job_id))) {
-            continue; /* its job's reconcile takes care of it */
-        }
-        g_message("removing leftover '%s' on node '%s'", name,
-                  node->conf->node->name);
-        op_run(op_new(core, OP_DESTROY, node, job_id, index), destroy_done,
-               NULL);
-    }
-}
-
-static void
-node_learn(SaldNode *node, GHashTable *domains, guint64 since_seq)
-{
-    GHashTableIter iter;
-    gpointer key, value;
-    g_autoptr(GHashTable) known =
-        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-
-    /* Domains learnt after the listing started stay known. */
-    g_hash_table_iter_init(&iter, node->domains);
-    while (g_hash_table_iter_next(&iter, &key, &value)) {
-        if (GPOINTER_TO_SIZE(value) > since_seq) {
-            g_hash_table_replace(known, g_strdup(key), value);
-        }
-    }
-    g_hash_table_iter_init(&iter, domains);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        if (!g_hash_table_contains(known, key)) {
-            g_hash_table_replace(known, g_strdup(key),
-                                 GSIZE_TO_POINTER(since_seq));
-        }
-    }
-    g_hash_table_unref(node->domains);
-    node->domains = g_steal_pointer(&known);
-}
-
-/* Every job not ended, and every ended one still tearing down: a copy,
- * as looking at them changes the teardown set. */
-static GArray *
-job_ids(SaldCore *core)
-{
-    g_autoptr(GPtrArray) jobs = sal_store_load_active(core->store, NULL, NULL);
-    GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-    GHashTableIter iter;
-    gpointer key;
-
-    for (guint i = 0; jobs && i < jobs->len; i++) {
-        g_array_append_val(ids, ((SalJob *)jobs->pdata[i])->id);
-    }
-    g_hash_table_iter_init(&iter, core->teardown);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
-        g_array_append_val(ids, *(gint64 *)key);
-    }
-    return ids;
-}
-
-static void
-reconcile_all(SaldCore *core)
-{
-    g_autoptr(GArray) ids = job_ids(core);
-
-    for (guint i = 0; i < ids->len; i++) {
-        job_reconcile(core, g_array_index(ids, gint64, i));
-    }
-}
-
-static void
-list_done(GObject *source, GAsyncResult *result, gpointer data)
-{
-    Op *op = g_task_get_task_data(G_TASK(result));
-    SaldCore *core = op->core;
-    SaldNode *node = node_get(core, op->node);
-    g_autoptr(GError) error = NULL;
-    gboolean ok = g_task_propagate_boolean(G_TASK(result), &error);
-
-    node->listing = FALSE;
-    if (op->kind == OP_CONNECT) {
-        node->connecting = FALSE;
-        if (!ok) {
-            g_free(node->error);
-            node->error = g_strdup(error->message);
-            g_debug("node '%s': %s", op->node, error->message);
-            op_free(op);
-            return;
-        }
-        node->conn = g_steal_pointer(&op->new_conn);
-        virConnectRegisterCloseCallback(node->conn, on_close, node, NULL);
-        node->event_id = virConnectDomainEventRegisterAny(
-            node->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-            VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), node, NULL);
-        if (node->event_id < 0) {
-            g_warning("node '%s': cannot watch domain events: %s", op->node,
-                      virGetLastErrorMessage());
-        }
-        if (node->lost || node->down_since) {
-            g_message("node '%s' is up", op->node);
-        }
-        node->down_since = 0;
-        node->lost = FALSE;
-        g_clear_pointer(&node->error, g_free);
-        /* Nothing started on it since this listing: take it as it is. */
-        g_hash_table_remove_all(node->domains);
-    } else if (!ok) {
-        g_warning("node '%s': %s", op->node, error->message);
-        op_free(op);
-        return;
-    }
-    if (!node->conn || (op->conn != NULL && op->conn != node->conn)) {
-        op_free(op); /* a listing of a connection since replaced */
-        return;
-    }
-    node->last_list = now_s();
-    node_learn(node, op->domains, op->seq);
-    node->listed = TRUE;
-    node_sweep(core, node, op->domains, op->volumes);
-    reconcile_all(core);
-    schedule_soon(core);
-    op_free(op);
-}
-
-static void
-node_connect(SaldCore *core, SaldNode *node)
-{
-    node->connecting = TRUE;
-    node->last_try = now_s();
-    op_run(op_new(core, OP_CONNECT, node, 0, 0), list_done, NULL);
-}
-
-static void
-node_list(SaldCore *core, SaldNode *node)
-{
-    node->listing = TRUE;
-    node->seq++;
-    op_run(op_new(core, OP_LIST, node, 0, 0), list_done, NULL);
-}
-
-/* The node stayed away longer than node-timeout: the VMs on it are taken
- * for dead, their jobs fail (or are requeued when idempotent), and their
- * addresses go back to the pool. */
-static void
-node_lose(SaldCore *core, SaldNode *node)
-{
-    const char *name = node->conf->node->name;
-    g_autofree char *why = g_strdup_printf(
-        "node '%s' lost: %s", name, node->error ? node->error : "down");
-    g_autoptr(GArray) ids = job_ids(core);
-
-    node->lost = TRUE;
-    g_warning("%s", why);
-    /* Operations in flight on the node fail and find their VM final;
-     * their job is looked at again when they are back. */
-    for (guint i = 0; i < ids->len; i++) {
-        g_autoptr(GPtrArray) vms = NULL;
-        g_autoptr(SalJob) job = load_job(core, g_array_index(ids, gint64, i),
-                                         &vms);
-        gboolean hit = FALSE;
-
-        for (guint j = 0; job && j < vms->len; j++) {
-            SalVm *vm = vms->pdata[j];
-
-            if (g_strcmp0(vm->node, name) == 0 && !vm_final(vm)) {
-                vm->state = SAL_VM_DEAD;
-                hit = TRUE;
-            }
-        }
-        if (!hit) {
-            continue;
-        }
-        if (sal_job_state_is_active(job->state) && !job->idempotent) {
-            job_end(core, job, vms, SAL_JOB_FAILED, why);
-        } else {
-            if (sal_job_state_is_active(job->state)) {
-                id_add(core->requeue, job->id);
-            }
-            save_job(core, job, vms);
-        }
-        job_reconcile(core, job->id);
-    }
-}
-
-static gboolean
-tick(gpointer data)
-{
-    SaldCore *core = data;
-    gint64 now = now_s();
-    GHashTableIter iter;
-    gpointer value;
-
-    g_hash_table_iter_init(&iter, core->nodes);
-    while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        SaldNode *node = value;
-
-        if (!node->conn) {
-            if (!node->connecting && now - node->last_try >= RECONNECT_S) {
-                node_connect(core, node);
-            }
-            if (!node->lost &&
-                now - node->down_since >= core->config->node_timeout_s) {
-                node_lose(core, node);
-            }
-        } else if (!node->listing && now - node->last_list >= RELIST_S) {
-            node_list(core, node);
-        }
-    }
-    /* Walltimes, and anything an earlier pass could not finish. */
-    reconcile_all(core);
-    schedule_soon(core);
-    return G_SOURCE_CONTINUE;
 }
 
 /* ---- life of the core ---- */
@@ -1289,7 +73,7 @@ core_find_teardown(SaldCore *core, GError **error)
     g_autoptr(GPtrArray) jobs = NULL;
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(GPtrArray) leases = sal_addr_list(core->addr);
-    g_autoptr(GHashTable) ended = id_set();
+    g_autoptr(GHashTable) ended = sald_id_set_new();
 
     jobs = sal_store_load_jobs(core->store, TRUE, &vms, error);
     if (!jobs) {
@@ -1299,21 +83,21 @@ core_find_teardown(SaldCore *core, GError **error)
         const SalJob *job = jobs->pdata[i];
 
         if (sal_job_state_is_terminal(job->state)) {
-            id_add(ended, job->id);
+            sald_id_set_add(ended, job->id);
         }
     }
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = vms->pdata[i];
 
-        if (!vm_final(vm) && g_hash_table_contains(ended, &vm->job_id)) {
-            id_add(core->teardown, vm->job_id);
+        if (!sald_vm_final(vm) && g_hash_table_contains(ended, &vm->job_id)) {
+            sald_id_set_add(core->teardown, vm->job_id);
         }
     }
     for (guint i = 0; i < leases->len; i++) {
         const SalLease *lease = leases->pdata[i];
 
         if (g_hash_table_contains(ended, &lease->job_id)) {
-            id_add(core->teardown, lease->job_id);
+            sald_id_set_add(core->teardown, lease->job_id);
         }
     }
     return TRUE;
@@ -1328,11 +112,11 @@ sald_core_new(SaldConfig *config, GError **error)
 
     core->config = config;
     core->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                        (GDestroyNotify)node_free);
+                                        (GDestroyNotify)sald_node_free);
     core->busy = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                        NULL);
-    core->teardown = id_set();
-    core->requeue = id_set();
+    core->teardown = sald_id_set_new();
+    core->requeue = sald_id_set_new();
     core->all_nodes = sald_config_sal_nodes(config);
     if (g_mkdir_with_parents(config->state_dir, 0750) < 0) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_STORE,
@@ -1354,17 +138,29 @@ sald_core_new(SaldConfig *config, GError **error)
     }
     for (guint i = 0; i < config->nodes->len; i++) {
         const SaldNodeConf *conf = config->nodes->pdata[i];
-        SaldNode *node = g_new0(SaldNode, 1);
 
-        node->core = core;
-        node->conf = conf;
-        node->event_id = -1;
-        node->down_since = now_s();
-        node->domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                              NULL);
-        g_hash_table_insert(core->nodes, conf->node->name, node);
+        g_hash_table_insert(core->nodes, conf->node->name,
+                            sald_node_new(core, conf));
     }
     return g_steal_pointer(&core);
+}
+
+static gboolean
+tick(gpointer data)
+{
+    SaldCore *core = data;
+    gint64 now = sald_now_s();
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, core->nodes);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        sald_node_tick(core, value, now);
+    }
+    /* Walltimes, and anything an earlier pass could not finish. */
+    sald_job_reconcile_all(core);
+    sald_job_schedule_soon(core);
+    return G_SOURCE_CONTINUE;
 }
 
 void
@@ -1375,10 +171,10 @@ sald_core_start(SaldCore *core)
 
     g_hash_table_iter_init(&iter, core->nodes);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        node_connect(core, value);
+        sald_node_connect(core, value);
     }
     core->tick_id = g_timeout_add_seconds(TICK_S, tick, core);
-    schedule_soon(core);
+    sald_job_schedule_soon(core);
 }
 
 gboolean
@@ -1434,7 +230,7 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
     job->id = 0;
     job->owner_uid = uid;
     job->state = SAL_JOB_PENDING;
-    job->submit_time = now_s();
+    job->submit_time = sald_now_s();
     if (!sal_job_validate(job, error)) {
         return FALSE;
     }
@@ -1452,7 +248,7 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
         return FALSE;
     }
     g_message("job %" G_GINT64_FORMAT " submitted by uid %u", job->id, uid);
-    schedule_soon(core);
+    sald_job_schedule_soon(core);
     return TRUE;
 }
 
@@ -1464,7 +260,7 @@ sald_core_list_jobs(SaldCore *core, guint32 uid, gboolean all,
     g_autoptr(GPtrArray) all_vms = NULL;
     g_autoptr(GPtrArray) out =
         g_ptr_array_new_with_free_func((GDestroyNotify)sal_job_free);
-    g_autoptr(GHashTable) seen = id_set();
+    g_autoptr(GHashTable) seen = sald_id_set_new();
 
     jobs = sal_store_load_jobs(core->store, all, &all_vms, error);
     if (!jobs) {
@@ -1474,7 +270,7 @@ sald_core_list_jobs(SaldCore *core, guint32 uid, gboolean all,
         SalJob *job = jobs->pdata[i];
 
         if (may_see(uid, job)) {
-            id_add(seen, job->id);
+            sald_id_set_add(seen, job->id);
             g_ptr_array_add(out, sal_job_copy(job));
         }
     }
@@ -1539,10 +335,10 @@ sald_core_cancel(SaldCore *core, guint32 uid, gint64 id, GError **error)
         return FALSE;
     }
     g_message("job %" G_GINT64_FORMAT " cancelled by uid %u", id, uid);
-    id_add(core->teardown, id);
+    sald_id_set_add(core->teardown, id);
     g_hash_table_remove(core->requeue, &id);
-    job_reconcile(core, id);
-    schedule_soon(core);
+    sald_job_reconcile(core, id);
+    sald_job_schedule_soon(core);
     return TRUE;
 }
 
@@ -1569,7 +365,7 @@ sald_core_list_nodes(SaldCore *core)
     jobs = sal_store_load_active(core->store, &vms, NULL);
     for (guint i = 0; i < core->all_nodes->len; i++) {
         const SalNode *n = core->all_nodes->pdata[i];
-        SaldNode *node = node_get(core, n->name);
+        SaldNode *node = sald_node_get(core, n->name);
         SaldNodeInfo *info = g_new0(SaldNodeInfo, 1);
 
         info->name = g_strdup(n->name);
@@ -1585,7 +381,7 @@ sald_core_list_nodes(SaldCore *core)
             for (guint k = 0; k < jobs->len; k++) {
                 const SalJob *job = jobs->pdata[k];
 
-                if (job->id == vm->job_id && !vm_final(vm) &&
+                if (job->id == vm->job_id && !sald_vm_final(vm) &&
                     g_strcmp0(vm->node, n->name) == 0 &&
                     sal_job_state_is_active(job->state)) {
                     info->used_cpus += job->cpus;
@@ -1626,9 +422,9 @@ static SaldVmLog *
 log_from_files(SaldCore *core, const SalVm *vm)
 {
     g_autofree char *data_path =
-        output_path(core, vm->job_id, vm->index, "out");
+        sald_output_path(core, vm->job_id, vm->index, "out");
     g_autofree char *meta_path =
-        output_path(core, vm->job_id, vm->index, "meta");
+        sald_output_path(core, vm->job_id, vm->index, "meta");
     g_autofree char *data = NULL;
     g_autofree char *meta = NULL;
     gsize len = 0;
@@ -1686,7 +482,7 @@ static void
 log_read_done(GObject *source, GAsyncResult *result, gpointer data)
 {
     g_autoptr(GTask) task = data;
-    Op *op = g_task_get_task_data(G_TASK(result));
+    SaldOp *op = g_task_get_task_data(G_TASK(result));
     LogRead *read = g_task_get_task_data(task);
     g_autoptr(GError) error = NULL;
     SaldVmLog *log = g_new0(SaldVmLog, 1);
@@ -1697,8 +493,8 @@ log_read_done(GObject *source, GAsyncResult *result, gpointer data)
     log->state = SAL_VM_RUNNING;
     if (g_task_propagate_boolean(G_TASK(result), &error)) {
         log->exit_status = op->header.exited ? op->header.exit_status : -1;
-        log->truncated = op->header.truncated ||
-                         op->header.length > MAX_LOG_BYTES;
+        log->truncated =
+            op->header.truncated || op->header.length > SALD_LOG_MAX_BYTES;
         log->output = g_steal_pointer(&op->output);
     }
     if (!log->output) {
@@ -1718,7 +514,7 @@ log_read_done(GObject *source, GAsyncResult *result, gpointer data)
     read->logs->pdata[op->index] = log;
     read->pending--;
     log_finish_if_done(task);
-    op_free(op);
+    sald_op_free(op);
 }
 
 void
@@ -1744,10 +540,10 @@ sald_core_get_log_async(SaldCore *core, guint32 uid, gint64 id,
     g_task_set_task_data(task, read, (GDestroyNotify)log_read_free);
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = vms->pdata[i];
-        SaldNode *node = node_get(core, vm->node);
+        SaldNode *node = sald_node_get(core, vm->node);
         SaldVmLog *kept = log_from_files(core, vm);
 
-        if (kept || vm_final(vm) || !node || !node->conn) {
+        if (kept || sald_vm_final(vm) || !node || !node->conn) {
             if (!kept) {
                 kept = g_new0(SaldVmLog, 1);
                 kept->index = vm->index;
@@ -1760,8 +556,9 @@ sald_core_get_log_async(SaldCore *core, guint32 uid, gint64 id,
             continue;
         }
         read->pending++;
-        op_run(op_new(core, OP_READ, node, vm->job_id, vm->index),
-               log_read_done, g_object_ref(task));
+        sald_op_run(
+            sald_op_new(core, SALD_OP_READ, node, vm->job_id, vm->index),
+            log_read_done, g_object_ref(task));
     }
     log_finish_if_done(task);
 }

@@ -1,0 +1,121 @@
+/*
+ * What the parts of salined's core share, and nothing else includes:
+ * the core's state, a node as the core sees it, an operation in a worker
+ * thread, and the functions one part calls in another.
+ */
+#pragma once
+
+#include "sal-addr.h"
+#include "sal-store.h"
+#include "sald-config.h"
+#include "sald-core.h"
+#include "sald-virt.h"
+
+/* The most output kept or shown per VM. */
+#define SALD_LOG_MAX_BYTES (G_GUINT64_CONSTANT(64) << 20)
+
+typedef struct {
+    SaldCore *core;
+    const SaldNodeConf *conf;
+    virConnectPtr conn; /* NULL while down */
+    int event_id;
+    gboolean connecting;
+    gboolean listing;
+    gboolean listed;  /* domains is known since the last (re)connection */
+    gint64 down_since; /* 0: up; else when it went down (or started down) */
+    gint64 last_try;
+    gint64 last_list;
+    gboolean lost;     /* down longer than node-timeout: VMs declared dead */
+    char *error;
+    char *closed; /* why libvirt closed the connection, until handled */
+    guint64 seq;
+    GHashTable *domains; /* running saline domain -> seq when learnt */
+} SaldNode;
+
+struct SaldCore {
+    SaldConfig *config;
+    SalStore *store;
+    SalAddr *addr;
+    char *output_dir;
+    GPtrArray *all_nodes; /* SalNode * (borrowed from config) */
+    GHashTable *nodes;    /* name -> SaldNode * */
+    GHashTable *busy;     /* job id -> operations in flight */
+    GHashTable *teardown; /* ended jobs whose VMs or addresses remain */
+    GHashTable *requeue;  /* jobs to requeue once their VMs are gone */
+    guint tick_id;
+    guint sched_id;
+};
+
+typedef enum {
+    SALD_OP_CONNECT,
+    SALD_OP_LIST,
+    SALD_OP_CREATE,
+    SALD_OP_COLLECT, /* read the output, destroy the domain and volumes */
+    SALD_OP_DESTROY, /* an orphan: destroy without reading */
+    SALD_OP_READ,    /* the output so far, for `saline log` */
+} SaldOpKind;
+
+typedef struct {
+    SaldOpKind kind;
+    SaldCore *core;
+    char *node;
+    char *uri;
+    virConnectPtr conn;
+    gint64 job_id;
+    guint index;
+    char *domain;
+    guint64 seq; /* node->seq when the operation started */
+    SaldVmSpec spec;
+    char *spec_text;
+    char *image_dir;
+    char *mac;
+    /* results */
+    virConnectPtr new_conn;
+    GHashTable *domains;
+    GHashTable *volumes;
+    SalOutputHeader header;
+    gboolean have_output;
+    GBytes *output;
+} SaldOp;
+
+/* sald-core.c: small helpers */
+gint64 sald_now_s(void);
+GHashTable *sald_id_set_new(void);
+void sald_id_set_add(GHashTable *set, gint64 id);
+
+/* sald-node.c: nodes */
+SaldNode *sald_node_new(SaldCore *core, const SaldNodeConf *conf);
+void sald_node_free(SaldNode *node);
+SaldNode *sald_node_get(SaldCore *core, const char *name);
+gboolean sald_node_ready(const SaldNode *node);
+void sald_node_connect(SaldCore *core, SaldNode *node);
+/* Reconnects, relists or gives up on @node, as its time has come. */
+void sald_node_tick(SaldCore *core, SaldNode *node, gint64 now);
+
+/* sald-op.c: operations in worker threads */
+SaldOp *sald_op_new(SaldCore *core, SaldOpKind kind, SaldNode *node,
+                    gint64 job_id, guint index);
+void sald_op_free(SaldOp *op);
+/* Runs @op in a worker thread; @done gets it back with
+ * g_task_get_task_data(). */
+void sald_op_run(SaldOp *op, GAsyncReadyCallback done, gpointer data);
+gboolean sald_op_done(SaldOp *op);
+void sald_op_finish(SaldOp *op, gboolean idle);
+char *sald_output_path(SaldCore *core, gint64 job_id, guint index,
+                       const char *suffix);
+void sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
+                    GPtrArray *vms, const SalVm *vm);
+void sald_vm_collect(SaldCore *core, SaldNode *node, const SalVm *vm);
+
+/* sald-job.c: jobs, their reconcile and scheduling */
+SalJob *sald_job_load(SaldCore *core, gint64 id, GPtrArray **vms);
+gboolean sald_job_save(SaldCore *core, SalJob *job, GPtrArray *vms);
+SalVm *sald_job_find_vm(GPtrArray *vms, guint index);
+gboolean sald_vm_final(const SalVm *vm);
+void sald_job_end(SaldCore *core, SalJob *job, GPtrArray *vms,
+                  SalJobState state, const char *failure);
+gboolean sald_job_busy(SaldCore *core, gint64 id);
+void sald_job_reconcile(SaldCore *core, gint64 id);
+GArray *sald_job_list_ids(SaldCore *core);
+void sald_job_reconcile_all(SaldCore *core);
+void sald_job_schedule_soon(SaldCore *core);
