@@ -801,9 +801,12 @@ kget_vmstate_parse_head(const guint8 *head, gsize len, gboolean footers,
                         guint64 *ram_size, GError **error)
 {
     g_autoptr(KgetVmstateParser) p = kget_vmstate_parser_new(NULL, NULL);
+    g_autoptr(GError) local = NULL;
 
     p->footers = footers ? 1 : 0;
-    if (!kget_vmstate_parser_feed(p, head, len, error)) {
+    if (!kget_vmstate_parser_feed(p, head, len, &local)) {
+        g_set_error(error, KGET_VMSTATE_ERROR, KGET_VMSTATE_ERROR_INVALID,
+                    "stream head: %s", local->message);
         return FALSE;
     }
     if (p->phase != PHASE_BODY || p->state != ST_SECTION ||
