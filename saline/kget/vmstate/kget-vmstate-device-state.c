@@ -60,8 +60,8 @@ kget_vmstate_device_state_new(GBytes *item, GError **error)
     if (c.left != 0) {
         return invalid(error, "trailing bytes");
     }
-    if (tail_len == 0 || (tail[0] != KGET_VMSTATE_SECTION_FULL &&
-                          tail[0] != KGET_VMSTATE_EOF)) {
+    if (tail_len == 0 ||
+        (tail[0] != KGET_VMSTATE_SECTION_FULL && tail[0] != KGET_VMSTATE_EOF)) {
         return invalid(error, "tail does not start with a device section");
     }
     ds->footers = footers;

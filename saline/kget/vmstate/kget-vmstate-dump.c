@@ -49,8 +49,7 @@ on_ram_size(guint64 ram_size, gpointer user_data, GError **error)
 }
 
 static gboolean
-on_page(guint64 offset, const guint8 *data, gpointer user_data,
-        GError **error)
+on_page(guint64 offset, const guint8 *data, gpointer user_data, GError **error)
 {
     static const guint8 zero[KGET_VMSTATE_PAGE_SIZE];
     Dump *d = user_data;
@@ -162,8 +161,8 @@ dump(const char *stream, const char *ram_path, const char *ds_path,
     gboolean ok = FALSE;
 
     if (ram_path) {
-        d.ram_fd = open(ram_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                        0644);
+        d.ram_fd =
+            open(ram_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (d.ram_fd < 0) {
             return set_io_error(error, "create", ram_path);
         }
@@ -188,8 +187,8 @@ dump(const char *stream, const char *ram_path, const char *ds_path,
 }
 
 static gboolean
-read_ram_page(guint64 offset, guint8 *buf, gboolean *zero,
-              gpointer user_data, GError **error)
+read_ram_page(guint64 offset, guint8 *buf, gboolean *zero, gpointer user_data,
+              GError **error)
 {
     int fd = GPOINTER_TO_INT(user_data);
     ssize_t n = pread(fd, buf, KGET_VMSTATE_PAGE_SIZE, (off_t)offset);
@@ -238,8 +237,8 @@ rebuild(const char *ds_path, const char *ram_path, const char *out,
             return set_io_error(error, "create", out);
         }
     }
-    ok = kget_vmstate_rebuild_to_fd(ds, read_ram_page,
-                                    GINT_TO_POINTER(ram_fd), out_fd, error);
+    ok = kget_vmstate_rebuild_to_fd(ds, read_ram_page, GINT_TO_POINTER(ram_fd),
+                                    out_fd, error);
     close(ram_fd);
     if (out_fd != STDOUT_FILENO && close(out_fd) < 0 && ok) {
         ok = set_io_error(error, "close", out);

@@ -30,7 +30,7 @@ G_DEFINE_QUARK(kget-vmstate-error-quark, kget_vmstate_error)
 #define RAM_SAVE_FLAG_HOOK 0x80
 #define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100
 #define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200 /* QEMU 8.0 */
-#define RAM_SAVE_FLAG_HASH 0x400         /* qemu-patches/0002 */
+#define RAM_SAVE_FLAG_HASH 0x400          /* qemu-patches/0002 */
 #define RAM_SAVE_FLAG_HASH_SYNC 0x800     /* qemu-patches/0002 */
 
 #define RAM_SECTION_IDSTR "ram"
@@ -96,7 +96,10 @@ struct KgetVmstateParser {
     gint last_block; /* of the last page record, for CONTINUE */
 };
 
-static Step G_GNUC_PRINTF(4, 5)
+static Step fail(KgetVmstateParser *p, GError **error, int code,
+                 const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+static Step
 fail(KgetVmstateParser *p, GError **error, int code, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
@@ -113,8 +116,7 @@ fail(KgetVmstateParser *p, GError **error, int code, const char *fmt, ...)
 }
 
 KgetVmstateParser *
-kget_vmstate_parser_new(const KgetVmstateParserFuncs *funcs,
-                        gpointer user_data)
+kget_vmstate_parser_new(const KgetVmstateParserFuncs *funcs, gpointer user_data)
 {
     KgetVmstateParser *p = g_new0(KgetVmstateParser, 1);
 
@@ -154,8 +156,7 @@ kget_vmstate_parser_free(KgetVmstateParser *p)
  * usable name (1..255 bytes, no NUL).
  */
 static gboolean
-cursor_idstr(VcCursor *c, char out[KGET_VMSTATE_MAX_IDSTR + 1],
-             gboolean *valid)
+cursor_idstr(VcCursor *c, char out[KGET_VMSTATE_MAX_IDSTR + 1], gboolean *valid)
 {
     const guint8 *bytes;
     guint8 len;
@@ -232,7 +233,8 @@ step_subsection(KgetVmstateParser *p, VcCursor *c, GError **error)
         p->state = ST_SECTION;
         return STEP_DONE;
     }
-    if (!vc_cursor_u8(c, &type) || !cursor_idstr(c, name, &valid) || !vc_cursor_u32(c, &version)) {
+    if (!vc_cursor_u8(c, &type) || !cursor_idstr(c, name, &valid) ||
+        !vc_cursor_u32(c, &version)) {
         return STEP_MORE;
     }
     if (!valid || version != 1) {
@@ -411,8 +413,7 @@ step_block(KgetVmstateParser *p, VcCursor *c, GError **error)
         return STEP_MORE;
     }
     if (!valid) {
-        return fail(p, error, KGET_VMSTATE_ERROR_INVALID,
-                    "bad RAM block name");
+        return fail(p, error, KGET_VMSTATE_ERROR_INVALID, "bad RAM block name");
     }
     if (p->blocks->len >= KGET_VMSTATE_MAX_BLOCKS) {
         return fail(p, error, KGET_VMSTATE_ERROR_TOO_LARGE,
@@ -420,8 +421,8 @@ step_block(KgetVmstateParser *p, VcCursor *c, GError **error)
     }
     if (b.size == 0 || (b.size & PAGE_MASK) != 0 || b.size > p->list_left) {
         return fail(p, error, KGET_VMSTATE_ERROR_INVALID,
-                    "RAM block '%s' of %" G_GUINT64_FORMAT " bytes (%"
-                    G_GUINT64_FORMAT " left of the announced size)",
+                    "RAM block '%s' of %" G_GUINT64_FORMAT
+                    " bytes (%" G_GUINT64_FORMAT " left of the announced size)",
                     b.idstr, b.size, p->list_left);
     }
     if (g_hash_table_contains(p->index, b.idstr)) {
@@ -501,9 +502,9 @@ page_record(KgetVmstateParser *p, VcCursor *c, guint64 addr, guint flags,
         return STEP_MORE;
     }
     if (!(flags & KGET_VMSTATE_RAM_CONTINUE)) {
-        block = valid ? GPOINTER_TO_INT(g_hash_table_lookup(p->index, idstr))
-                            - 1
-                      : -1;
+        block = valid
+                    ? GPOINTER_TO_INT(g_hash_table_lookup(p->index, idstr)) - 1
+                    : -1;
         if (block < 0) {
             return fail(p, error, KGET_VMSTATE_ERROR_INVALID,
                         "page of unknown RAM block '%s'", idstr);
@@ -560,8 +561,7 @@ step_ram_record(KgetVmstateParser *p, VcCursor *c, GError **error)
         if (v != KGET_VMSTATE_RAM_EOS) {
             break;
         }
-        if (p->section_type == KGET_VMSTATE_SECTION_START &&
-            p->ram_size == 0) {
+        if (p->section_type == KGET_VMSTATE_SECTION_START && p->ram_size == 0) {
             return fail(p, error, KGET_VMSTATE_ERROR_INVALID,
                         "RAM setup section without a block list");
         }
@@ -692,8 +692,8 @@ parse(KgetVmstateParser *p, const guint8 *data, gsize len, gsize *done,
 }
 
 gboolean
-kget_vmstate_parser_feed(KgetVmstateParser *p, const guint8 *data,
-                         gsize len, GError **error)
+kget_vmstate_parser_feed(KgetVmstateParser *p, const guint8 *data, gsize len,
+                         GError **error)
 {
     gboolean buffered = p->pending->len > 0;
     gsize done;
@@ -754,8 +754,8 @@ kget_vmstate_parser_finish(KgetVmstateParser *p, GError **error)
     }
     p->state = ST_FINISHED;
     item = kget_vmstate_item_encode(p->ram_section_id, p->footers == 1,
-                                    p->head->data, p->head->len,
-                                    p->tail->data, p->tail->len);
+                                    p->head->data, p->head->len, p->tail->data,
+                                    p->tail->len);
     return g_byte_array_free_to_bytes(item);
 }
 
@@ -774,11 +774,11 @@ kget_vmstate_parser_get_blocks(KgetVmstateParser *p, guint *n_blocks)
 
 GByteArray *
 kget_vmstate_item_encode(guint32 section_id, gboolean footers,
-                         const guint8 *head, gsize head_len,
-                         const guint8 *tail, gsize tail_len)
+                         const guint8 *head, gsize head_len, const guint8 *tail,
+                         gsize tail_len)
 {
-    GByteArray *item = g_byte_array_sized_new(
-        KGET_VMSTATE_ITEM_OVERHEAD + head_len + tail_len);
+    GByteArray *item = g_byte_array_sized_new(KGET_VMSTATE_ITEM_OVERHEAD +
+                                              head_len + tail_len);
 
     g_byte_array_append(item, (const guint8 *)DEVICE_STATE_MAGIC, 4);
     vc_put_u32(item, DEVICE_STATE_VERSION);
@@ -797,8 +797,8 @@ kget_vmstate_item_encode(guint32 section_id, gboolean footers,
  */
 gboolean
 kget_vmstate_parse_head(const guint8 *head, gsize len, gboolean footers,
-                        guint32 section_id, GArray **blocks,
-                        guint64 *ram_size, GError **error)
+                        guint32 section_id, GArray **blocks, guint64 *ram_size,
+                        GError **error)
 {
     g_autoptr(KgetVmstateParser) p = kget_vmstate_parser_new(NULL, NULL);
     g_autoptr(GError) local = NULL;

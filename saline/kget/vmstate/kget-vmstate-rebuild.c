@@ -49,8 +49,7 @@ put_footer(Writer *w, KgetVmstateDeviceState *ds)
 
 static gboolean
 put_block(Writer *w, const KgetVmstateBlock *b,
-          KgetVmstateReadPageFunc read_page, gpointer user_data,
-          GError **error)
+          KgetVmstateReadPageFunc read_page, gpointer user_data, GError **error)
 {
     g_autofree guint8 *page = g_malloc(KGET_VMSTATE_PAGE_SIZE);
 
@@ -120,8 +119,7 @@ kget_vmstate_rebuild(KgetVmstateDeviceState *ds,
     if (!writer_flush(&w, error)) {
         return FALSE;
     }
-    return write(g_bytes_get_data(kget_vmstate_device_state_get_tail(ds),
-                                  NULL),
+    return write(g_bytes_get_data(kget_vmstate_device_state_get_tail(ds), NULL),
                  g_bytes_get_size(kget_vmstate_device_state_get_tail(ds)),
                  user_data, error);
 }
@@ -158,6 +156,5 @@ kget_vmstate_rebuild_to_fd(KgetVmstateDeviceState *ds,
 {
     FdClosure fc = {read_page, user_data, fd};
 
-    return kget_vmstate_rebuild(ds, read_page_fd, write_closure_fd, &fc,
-                                error);
+    return kget_vmstate_rebuild(ds, read_page_fd, write_closure_fd, &fc, error);
 }

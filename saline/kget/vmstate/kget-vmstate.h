@@ -63,8 +63,7 @@ typedef struct KgetVmstateParser KgetVmstateParser;
 
 typedef struct {
     /* The block list is known; called once, before any page. */
-    gboolean (*ram_size)(guint64 ram_size, gpointer user_data,
-                         GError **error);
+    gboolean (*ram_size)(guint64 ram_size, gpointer user_data, GError **error);
     /*
      * One page record, in stream order (a page may come several times:
      * the last one wins). @offset is in the RAM item; @data is the
@@ -85,12 +84,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(KgetVmstateParser, kget_vmstate_parser_free)
  * Feed the next @len bytes of the stream, split anywhere. A callback's
  * error, or a malformed stream, fails this call and every later one.
  */
-gboolean kget_vmstate_parser_feed(KgetVmstateParser *parser,
-                                  const guint8 *data, gsize len,
-                                  GError **error);
+gboolean kget_vmstate_parser_feed(KgetVmstateParser *parser, const guint8 *data,
+                                  gsize len, GError **error);
 /* The stream has ended: returns the device-state item. */
-GBytes *kget_vmstate_parser_finish(KgetVmstateParser *parser,
-                                   GError **error);
+GBytes *kget_vmstate_parser_finish(KgetVmstateParser *parser, GError **error);
 
 /* 0 until the block list has been read. */
 guint64 kget_vmstate_parser_get_ram_size(KgetVmstateParser *parser);
@@ -123,8 +120,7 @@ GBytes *kget_vmstate_device_state_get_tail(KgetVmstateDeviceState *ds);
  * item, or set *@zero (then @buf is ignored).
  */
 typedef gboolean (*KgetVmstateReadPageFunc)(guint64 offset, guint8 *buf,
-                                            gboolean *zero,
-                                            gpointer user_data,
+                                            gboolean *zero, gpointer user_data,
                                             GError **error);
 typedef gboolean (*KgetVmstateWriteFunc)(const guint8 *data, gsize len,
                                          gpointer user_data, GError **error);
@@ -140,5 +136,4 @@ gboolean kget_vmstate_rebuild(KgetVmstateDeviceState *ds,
                               GError **error);
 gboolean kget_vmstate_rebuild_to_fd(KgetVmstateDeviceState *ds,
                                     KgetVmstateReadPageFunc read_page,
-                                    gpointer user_data, int fd,
-                                    GError **error);
+                                    gpointer user_data, int fd, GError **error);

@@ -191,8 +191,7 @@ on_ram_size(guint64 ram_size, gpointer user_data, GError **error)
 }
 
 static gboolean
-on_page(guint64 offset, const guint8 *data, gpointer user_data,
-        GError **error)
+on_page(guint64 offset, const guint8 *data, gpointer user_data, GError **error)
 {
     Sink *s = user_data;
 
@@ -217,11 +216,10 @@ static const KgetVmstateParserFuncs sink_funcs = {on_ram_size, on_page};
 
 /* Parse data fed in slices of at most step bytes, the first of first. */
 static GBytes *
-parse_split(const guint8 *data, gsize len, gsize first, gsize step,
-            Sink *sink, GError **error)
+parse_split(const guint8 *data, gsize len, gsize first, gsize step, Sink *sink,
+            GError **error)
 {
-    g_autoptr(KgetVmstateParser) p = kget_vmstate_parser_new(&sink_funcs,
-                                                             sink);
+    g_autoptr(KgetVmstateParser) p = kget_vmstate_parser_new(&sink_funcs, sink);
     gsize pos = MIN(first, len);
 
     if (!kget_vmstate_parser_feed(p, data, pos, error)) {
@@ -294,8 +292,8 @@ test_layout(gconstpointer data)
     g_assert_cmpuint(kget_vmstate_parser_get_ram_size(p), ==, 0);
     kget_vmstate_parser_get_blocks(p, &n_blocks);
     g_assert_cmpuint(n_blocks, ==, 0);
-    g_assert_true(kget_vmstate_parser_feed(p, s.bytes->data, s.head_len + 1,
-                                           &error));
+    g_assert_true(
+        kget_vmstate_parser_feed(p, s.bytes->data, s.head_len + 1, &error));
     g_assert_cmpuint(kget_vmstate_parser_get_ram_size(p), ==, 5 * PAGE);
     blocks = kget_vmstate_parser_get_blocks(p, &n_blocks);
     g_assert_cmpuint(n_blocks, ==, 2);
@@ -316,8 +314,8 @@ test_splits(void)
     for (gsize cut = 0; cut <= s.bytes->len; cut++) {
         g_autoptr(GError) error = NULL;
         g_auto(Sink) sink = {0};
-        g_autoptr(GBytes) item = parse_split(s.bytes->data, s.bytes->len,
-                                             cut, G_MAXSIZE, &sink, &error);
+        g_autoptr(GBytes) item = parse_split(s.bytes->data, s.bytes->len, cut,
+                                             G_MAXSIZE, &sink, &error);
 
         g_assert_no_error(error);
         check_parsed(item, &sink, &s, &precopy);
@@ -326,8 +324,8 @@ test_splits(void)
     for (gsize step = 1; step <= 17; step++) {
         g_autoptr(GError) error = NULL;
         g_auto(Sink) sink = {0};
-        g_autoptr(GBytes) item = parse_split(s.bytes->data, s.bytes->len,
-                                             0, step, &sink, &error);
+        g_autoptr(GBytes) item =
+            parse_split(s.bytes->data, s.bytes->len, 0, step, &sink, &error);
 
         g_assert_no_error(error);
         check_parsed(item, &sink, &s, &precopy);
@@ -343,8 +341,8 @@ test_truncated(void)
     for (gsize len = 0; len <= s.body_end; len++) {
         g_autoptr(GError) error = NULL;
         g_auto(Sink) sink = {0};
-        g_autoptr(GBytes) item = parse_split(s.bytes->data, len, len, 1,
-                                             &sink, &error);
+        g_autoptr(GBytes) item =
+            parse_split(s.bytes->data, len, len, 1, &sink, &error);
 
         g_assert_null(item);
         g_assert_error(error, KGET_VMSTATE_ERROR, KGET_VMSTATE_ERROR_INVALID);
@@ -409,22 +407,18 @@ test_rebuild(gconstpointer data)
     g_assert_no_error(error);
     ds = kget_vmstate_device_state_new(item, &error);
     g_assert_no_error(error);
-    g_assert_cmpuint(kget_vmstate_device_state_get_ram_size(ds), ==,
-                     5 * PAGE);
-    g_assert_cmpuint(kget_vmstate_device_state_get_section_id(ds), ==,
-                     RAM_ID);
-    g_assert_cmpint(kget_vmstate_device_state_get_footers(ds), ==,
-                    l->footers);
-    g_assert_true(kget_vmstate_rebuild(ds, read_page, write_out, &src,
-                                       &error));
+    g_assert_cmpuint(kget_vmstate_device_state_get_ram_size(ds), ==, 5 * PAGE);
+    g_assert_cmpuint(kget_vmstate_device_state_get_section_id(ds), ==, RAM_ID);
+    g_assert_cmpint(kget_vmstate_device_state_get_footers(ds), ==, l->footers);
+    g_assert_true(kget_vmstate_rebuild(ds, read_page, write_out, &src, &error));
     g_assert_no_error(error);
     g_assert_cmpuint(src.reads, ==, 5);
     g_assert_cmpuint(src.zero_reads, ==, 2);
 
     /* head, PART: 2 records with idstr, 3 continued, EOS; END: EOS */
     expected_len = s.head_len + 5 + (8 + 7 + PAGE) + 2 * (8 + 1) + (8 + PAGE) +
-                   (8 + 19 + PAGE) + 8 + 5 + 8 +
-                   (s.bytes->len - s.body_end) + (l->footers ? 10 : 0);
+                   (8 + 19 + PAGE) + 8 + 5 + 8 + (s.bytes->len - s.body_end) +
+                   (l->footers ? 10 : 0);
     g_assert_cmpuint(out->len, ==, expected_len);
     g_assert_cmpmem(out->data, s.head_len, s.bytes->data, s.head_len);
 
@@ -440,7 +434,7 @@ test_rebuild(gconstpointer data)
 typedef struct {
     const char *name;
     void (*mutate)(GByteArray *b, const Stream *s);
-    int code; /* KgetVmstateError */
+    int code;            /* KgetVmstateError */
     const char *message; /* a part of the error message */
 } Malformed;
 
@@ -541,8 +535,8 @@ blocks_too_large(GByteArray *b, const Stream *s)
 static void
 ram_too_large(GByteArray *b, const Stream *s)
 {
-    patch_u64(b, mem_size_at(), ((G_GUINT64_CONSTANT(1) << 40) + PAGE) |
-                                    F_MEM_SIZE);
+    patch_u64(b, mem_size_at(),
+              ((G_GUINT64_CONSTANT(1) << 40) + PAGE) | F_MEM_SIZE);
 }
 
 static void
@@ -670,8 +664,8 @@ test_malformed(gconstpointer data)
     for (gsize step = b->len; step > 0; step = step > 1 ? 1 : 0) {
         g_autoptr(GError) error = NULL;
         g_auto(Sink) sink = {0};
-        g_autoptr(GBytes) item = parse_split(b->data, b->len, 0, step, &sink,
-                                             &error);
+        g_autoptr(GBytes) item =
+            parse_split(b->data, b->len, 0, step, &sink, &error);
 
         g_assert_null(item);
         g_assert_error(error, KGET_VMSTATE_ERROR, m->code);
@@ -687,11 +681,11 @@ test_callback_error(void)
     g_auto(Stream) s = build(&precopy);
     g_autoptr(GError) error = NULL;
     g_auto(Sink) sink = {.fail_page = TRUE};
-    g_autoptr(KgetVmstateParser) p = kget_vmstate_parser_new(&sink_funcs,
-                                                             &sink);
+    g_autoptr(KgetVmstateParser) p =
+        kget_vmstate_parser_new(&sink_funcs, &sink);
 
-    g_assert_false(kget_vmstate_parser_feed(p, s.bytes->data, s.bytes->len,
-                                            &error));
+    g_assert_false(
+        kget_vmstate_parser_feed(p, s.bytes->data, s.bytes->len, &error));
     g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOSPC);
     g_clear_error(&error);
     /* A failed parser stays failed. */
