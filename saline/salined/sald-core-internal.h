@@ -6,6 +6,7 @@
 #pragma once
 
 #include "sal-addr.h"
+#include "sal-sched.h"
 #include "sal-store.h"
 #include "sald-config.h"
 #include "sald-core.h"
@@ -42,6 +43,12 @@ struct SaldCore {
     GHashTable *busy;     /* job id -> operations in flight */
     GHashTable *teardown; /* ended jobs whose VMs or addresses remain */
     GHashTable *requeue;  /* jobs to requeue once their VMs are gone */
+    /* sald-snapshot.c: job id -> when its next snapshot is due (gint64 *);
+     * suspending jobs whose final snapshot started (-> the seq they had);
+     * resuming jobs whose snapshot was refused. */
+    GHashTable *snap_due;
+    GHashTable *snap_final;
+    GHashTable *snap_refused;
     guint tick_id;
     guint sched_id;
 };
@@ -53,6 +60,7 @@ typedef enum {
     SALD_OP_COLLECT, /* read the output, destroy the domain and volumes */
     SALD_OP_DESTROY, /* an orphan: destroy without reading */
     SALD_OP_READ,    /* the output so far, for `saline log` */
+    SALD_OP_RESTORE, /* create a VM from a snapshot, loaded and paused */
 } SaldOpKind;
 
 typedef struct {
@@ -76,6 +84,10 @@ typedef struct {
     SalOutputHeader header;
     gboolean have_output;
     GBytes *output;
+    /* SALD_OP_RESTORE */
+    char *snapshot;
+    const SaldConfig *config;
+    char *work_dir;
 } SaldOp;
 
 /* sald-core.c: small helpers */
@@ -99,6 +111,15 @@ void sald_op_free(SaldOp *op);
 /* Runs @op in a worker thread; @done gets it back with
  * g_task_get_task_data(). */
 void sald_op_run(SaldOp *op, GAsyncReadyCallback done, gpointer data);
+/* Count an operation of job @id in flight that is not a SaldOp; remove
+ * returns TRUE once none is left. */
+void sald_job_busy_add(SaldCore *core, gint64 id);
+gboolean sald_job_busy_remove(SaldCore *core, gint64 id);
+/* A create (or restore) operation of @vm with its domain spec, or NULL
+ * (the job was failed: its image is gone). */
+SaldOp *sald_op_prepare_create(SaldCore *core, SaldNode *node,
+                               const SalJob *job, GPtrArray *vms,
+                               const SalVm *vm, SaldOpKind kind);
 gboolean sald_op_done(SaldOp *op);
 void sald_op_finish(SaldOp *op, gboolean idle);
 char *sald_output_path(SaldCore *core, gint64 job_id, guint index,
@@ -119,3 +140,23 @@ void sald_job_reconcile(SaldCore *core, gint64 id);
 GArray *sald_job_list_ids(SaldCore *core);
 void sald_job_reconcile_all(SaldCore *core);
 void sald_job_schedule_soon(SaldCore *core);
+
+/* sald-snapshot.c: best-effort jobs' snapshots and redeploys */
+gboolean sald_snapshots_on(SaldCore *core);
+void sald_event(SaldCore *core, gint64 job_id, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+void sald_snapshot_set_due(SaldCore *core, const SalJob *job);
+/* A running job's periodic snapshot, if due. */
+void sald_snapshot_maybe(SaldCore *core, SalJob *job, GPtrArray *vms);
+/* running -> suspending (saved), with the reason in its history. */
+gboolean sald_job_suspend(SaldCore *core, SalJob *job, gboolean held,
+                          const char *why);
+gboolean sald_job_rollback(SaldCore *core, SalJob *job, const char *why);
+void sald_job_reconcile_suspending(SaldCore *core, SalJob *job,
+                                   GPtrArray *vms);
+void sald_job_reconcile_resuming(SaldCore *core, SalJob *job, GPtrArray *vms);
+/* A suspended job placed by the scheduler: resuming there. */
+void sald_job_resume_on(SaldCore *core, SalJob *job, GPtrArray *vms,
+                        const SalPlacement *placement);
+/* The body of SALD_OP_RESTORE, in its worker thread. */
+gboolean sald_op_restore(SaldOp *op, GError **error);

@@ -117,6 +117,11 @@ sald_core_new(SaldConfig *config, GError **error)
                                        NULL);
     core->teardown = sald_id_set_new();
     core->requeue = sald_id_set_new();
+    core->snap_due = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                           g_free);
+    core->snap_final = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                             g_free, g_free);
+    core->snap_refused = sald_id_set_new();
     core->all_nodes = sald_config_sal_nodes(config);
     if (g_mkdir_with_parents(config->state_dir, 0750) < 0) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_STORE,
@@ -206,6 +211,9 @@ sald_core_free(SaldCore *core)
     g_clear_pointer(&core->busy, g_hash_table_unref);
     g_clear_pointer(&core->teardown, g_hash_table_unref);
     g_clear_pointer(&core->requeue, g_hash_table_unref);
+    g_clear_pointer(&core->snap_due, g_hash_table_unref);
+    g_clear_pointer(&core->snap_final, g_hash_table_unref);
+    g_clear_pointer(&core->snap_refused, g_hash_table_unref);
     g_clear_pointer(&core->all_nodes, g_ptr_array_unref);
     g_clear_pointer(&core->addr, sal_addr_unref);
     g_clear_pointer(&core->store, sal_store_free);
@@ -339,6 +347,93 @@ sald_core_cancel(SaldCore *core, guint32 uid, gint64 id, GError **error)
     g_hash_table_remove(core->requeue, &id);
     sald_job_reconcile(core, id);
     sald_job_schedule_soon(core);
+    return TRUE;
+}
+
+gboolean
+sald_core_suspend(SaldCore *core, guint32 uid, gint64 id, GError **error)
+{
+    g_autoptr(SalJob) job = sald_core_get_job(core, uid, id, NULL, error);
+    g_autofree char *why = NULL;
+
+    if (!job) {
+        return FALSE;
+    }
+    if (!job->besteffort) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "job %" G_GINT64_FORMAT " is not best-effort: only "
+                    "best-effort jobs can be suspended",
+                    id);
+        return FALSE;
+    }
+    if (!sald_snapshots_on(core)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "salined has no snapshot store ([snapshots] store=)");
+        return FALSE;
+    }
+    if (job->state != SAL_JOB_RUNNING) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_STATE,
+                    "job %" G_GINT64_FORMAT " is %s, not running", id,
+                    sal_job_state_to_string(job->state));
+        return FALSE;
+    }
+    if (!sal_job_transition(job, SAL_JOB_SUSPENDING, error)) {
+        return FALSE;
+    }
+    job->held = TRUE;
+    if (!sal_store_save_job(core->store, job, NULL, error)) {
+        return FALSE;
+    }
+    why = g_strdup_printf("suspending: asked by uid %u", uid);
+    sald_event(core, id, "%s", why);
+    sald_job_reconcile(core, id);
+    return TRUE;
+}
+
+gboolean
+sald_core_resume(SaldCore *core, guint32 uid, gint64 id, GError **error)
+{
+    g_autoptr(SalJob) job = sald_core_get_job(core, uid, id, NULL, error);
+
+    if (!job) {
+        return FALSE;
+    }
+    if (!job->held || (job->state != SAL_JOB_SUSPENDED &&
+                       job->state != SAL_JOB_SUSPENDING)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_STATE,
+                    "job %" G_GINT64_FORMAT " is %s, not suspended by a user",
+                    id, sal_job_state_to_string(job->state));
+        return FALSE;
+    }
+    job->held = FALSE;
+    if (!sal_store_save_job(core->store, job, NULL, error)) {
+        return FALSE;
+    }
+    sald_event(core, id, "resume asked by uid %u", uid);
+    sald_job_schedule_soon(core);
+    return TRUE;
+}
+
+gboolean
+sald_core_get_history(SaldCore *core, guint32 uid, gint64 id,
+                      GPtrArray **snapshots, GPtrArray **events,
+                      GError **error)
+{
+    g_autoptr(SalJob) job = sald_core_get_job(core, uid, id, NULL, error);
+    g_autoptr(GPtrArray) snaps = NULL;
+
+    if (!job) {
+        return FALSE;
+    }
+    snaps = sal_store_load_snapshots(core->store, id, error);
+    if (!snaps) {
+        return FALSE;
+    }
+    *events = sal_store_load_events(core->store, id, error);
+    if (!*events) {
+        return FALSE;
+    }
+    *snapshots = g_steal_pointer(&snaps);
     return TRUE;
 }
 

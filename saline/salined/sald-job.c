@@ -183,7 +183,9 @@ job_reconcile_running(SaldCore *core, SalJob *job, GPtrArray *vms)
         }
     }
     if (any_dead) {
-        sald_job_end(core, job, vms, SAL_JOB_FAILED, "a VM died");
+        if (!sald_job_rollback(core, job, "a VM died")) {
+            sald_job_end(core, job, vms, SAL_JOB_FAILED, "a VM died");
+        }
         sald_job_reconcile(core, job->id);
         return;
     }
@@ -202,6 +204,9 @@ job_reconcile_running(SaldCore *core, SalJob *job, GPtrArray *vms)
             /* Its domain is gone: it ended (or died) */
             sald_vm_collect(core, node, vm);
         }
+    }
+    if (!sald_job_busy(core, job->id)) {
+        sald_snapshot_maybe(core, job, vms);
     }
 }
 
@@ -273,6 +278,12 @@ sald_job_reconcile(SaldCore *core, gint64 id)
         break;
     case SAL_JOB_RUNNING:
         job_reconcile_running(core, job, vms);
+        break;
+    case SAL_JOB_SUSPENDING:
+        sald_job_reconcile_suspending(core, job, vms);
+        break;
+    case SAL_JOB_RESUMING:
+        sald_job_reconcile_resuming(core, job, vms);
         break;
     case SAL_JOB_DONE:
     case SAL_JOB_FAILED:
@@ -371,8 +382,9 @@ job_start(SaldCore *core, SalJob *job, const SalPlacement *placement)
     sald_job_reconcile(core, job->id);
 }
 
-/* A running best-effort job whose capacity a regular job needs: killed
- * (requeued if idempotent), until suspension comes. */
+/* A running best-effort job whose capacity a regular job needs:
+ * suspended (snapshotted, redeployed later) when salined has a snapshot
+ * store, else killed (requeued if idempotent). */
 static void
 job_preempt(SaldCore *core, gint64 id)
 {
@@ -380,7 +392,15 @@ job_preempt(SaldCore *core, gint64 id)
     g_autoptr(SalJob) job = sald_job_load(core, id, &vms);
 
     if (!job || job->state != SAL_JOB_RUNNING ||
-        g_hash_table_contains(core->requeue, &id)) {
+        g_hash_table_contains(core->requeue, &id) ||
+        sald_job_busy(core, id)) {
+        return;
+    }
+    if (sald_snapshots_on(core)) {
+        if (sald_job_suspend(core, job, FALSE,
+                             "preempted: a regular job needs its capacity")) {
+            sald_job_reconcile(core, id);
+        }
         return;
     }
     if (job->idempotent) {
@@ -410,6 +430,14 @@ schedule_run(gpointer data)
         g_warning("cannot load the jobs: %s", error->message);
         return G_SOURCE_REMOVE;
     }
+    /* A job a user suspended waits for `saline resume`. */
+    for (guint i = jobs->len; i-- > 0;) {
+        const SalJob *job = jobs->pdata[i];
+
+        if (job->state == SAL_JOB_SUSPENDED && job->held) {
+            g_ptr_array_remove_index(jobs, i);
+        }
+    }
     result = sal_sched_run(nodes, jobs, vms, sald_now_s());
     for (guint i = 0; i < result->preempt->len; i++) {
         job_preempt(core, g_array_index(result->preempt, gint64, i));
@@ -422,6 +450,16 @@ schedule_run(gpointer data)
 
             if (job->id == p->job_id && job->state == SAL_JOB_PENDING) {
                 job_start(core, job, p);
+            } else if (job->id == p->job_id &&
+                       job->state == SAL_JOB_SUSPENDED &&
+                       !sald_job_busy(core, job->id)) {
+                g_autoptr(GPtrArray) job_vms = NULL;
+                g_autoptr(SalJob) fresh = sald_job_load(core, job->id,
+                                                        &job_vms);
+
+                if (fresh) {
+                    sald_job_resume_on(core, fresh, job_vms, p);
+                }
             }
         }
     }

@@ -27,6 +27,10 @@ sald_op_free(SaldOp *op)
     g_clear_pointer(&op->domains, g_hash_table_unref);
     g_clear_pointer(&op->volumes, g_hash_table_unref);
     g_clear_pointer(&op->output, g_bytes_unref);
+    g_clear_pointer(&op->spec.overlay_data, g_bytes_unref);
+    g_clear_pointer(&op->spec.output_data, g_bytes_unref);
+    g_free(op->snapshot);
+    g_free(op->work_dir);
     g_free(op);
 }
 
@@ -98,12 +102,38 @@ op_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
     case SALD_OP_DESTROY:
         ok = sald_virt_destroy(op->conn, op->domain, &error);
         break;
+    case SALD_OP_RESTORE:
+        ok = sald_op_restore(op, &error);
+        break;
     }
     if (ok) {
         g_task_return_boolean(task, TRUE);
     } else {
         g_task_return_error(task, error);
     }
+}
+
+void
+sald_job_busy_add(SaldCore *core, gint64 id)
+{
+    guint n = GPOINTER_TO_UINT(g_hash_table_lookup(core->busy, &id));
+
+    g_hash_table_replace(core->busy, g_memdup2(&id, sizeof(id)),
+                         GUINT_TO_POINTER(n + 1));
+}
+
+gboolean
+sald_job_busy_remove(SaldCore *core, gint64 id)
+{
+    guint n = GPOINTER_TO_UINT(g_hash_table_lookup(core->busy, &id));
+
+    if (n <= 1) {
+        g_hash_table_remove(core->busy, &id);
+        return TRUE;
+    }
+    g_hash_table_replace(core->busy, g_memdup2(&id, sizeof(id)),
+                         GUINT_TO_POINTER(n - 1));
+    return FALSE;
 }
 
 void
@@ -115,11 +145,7 @@ sald_op_run(SaldOp *op, GAsyncReadyCallback done, gpointer data)
     /* A leftover's destroy counts too: the job may be placed on the same
      * node again, under the same domain name. */
     if (op->job_id > 0 && op->kind != SALD_OP_READ) {
-        gint64 *key = g_memdup2(&op->job_id, sizeof(op->job_id));
-        guint n = GPOINTER_TO_UINT(
-            g_hash_table_lookup(op->core->busy, &op->job_id));
-
-        g_hash_table_replace(op->core->busy, key, GUINT_TO_POINTER(n + 1));
+        sald_job_busy_add(op->core, op->job_id);
     }
     g_task_run_in_thread(task, op_thread);
 }
@@ -128,20 +154,10 @@ sald_op_run(SaldOp *op, GAsyncReadyCallback done, gpointer data)
 gboolean
 sald_op_done(SaldOp *op)
 {
-    guint n;
-
     if (op->job_id <= 0 || op->kind == SALD_OP_READ) {
         return TRUE;
     }
-    n = GPOINTER_TO_UINT(g_hash_table_lookup(op->core->busy, &op->job_id));
-    if (n <= 1) {
-        g_hash_table_remove(op->core->busy, &op->job_id);
-        return TRUE;
-    }
-    g_hash_table_replace(op->core->busy,
-                         g_memdup2(&op->job_id, sizeof(op->job_id)),
-                         GUINT_TO_POINTER(n - 1));
-    return FALSE;
+    return sald_job_busy_remove(op->core, op->job_id);
 }
 
 /* Frees @op; its job is looked at again if no other operation of it is
@@ -239,7 +255,11 @@ collect_done(GObject *source, GAsyncResult *result, gpointer data)
             "VM %u on node '%s' stopped before its command ended", vm->index,
             op->node);
 
-        sald_job_end(core, job, vms, SAL_JOB_FAILED, why);
+        /* A best-effort job goes back to its latest snapshot. */
+        if (!sald_job_save(core, job, vms) ||
+            !sald_job_rollback(core, job, why)) {
+            sald_job_end(core, job, vms, SAL_JOB_FAILED, why);
+        }
     } else {
         sald_job_save(core, job, vms);
     }
@@ -351,9 +371,9 @@ guest_spec(SaldCore *core, const SalJob *job, GPtrArray *vms, const SalVm *vm)
     return g_string_free(g_steal_pointer(&spec), FALSE);
 }
 
-void
-sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
-               GPtrArray *vms, const SalVm *vm)
+SaldOp *
+sald_op_prepare_create(SaldCore *core, SaldNode *node, const SalJob *job,
+                       GPtrArray *vms, const SalVm *vm, SaldOpKind kind)
 {
     const SaldImageConf *image = sald_config_image(core->config, job->image);
     SaldOp *op;
@@ -368,13 +388,18 @@ sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
         if (copy) {
             sald_job_end(core, copy, all, SAL_JOB_FAILED, why);
         }
-        return;
+        return NULL;
     }
-    op = sald_op_new(core, SALD_OP_CREATE, node, job->id, vm->index);
+    op = sald_op_new(core, kind, node, job->id, vm->index);
     op->spec_text = guest_spec(core, job, vms, vm);
     /* libvirt hands the text to -fw_cfg string= without escaping; all of
      * it is base64, numbers, addresses and names, so this never fires. */
-    g_return_if_fail(strchr(op->spec_text, ',') == NULL);
+    if (strchr(op->spec_text, ',')) {
+        g_critical("job %" G_GINT64_FORMAT ": a comma in the guest spec",
+                   job->id);
+        sald_op_free(op);
+        return NULL;
+    }
     op->image_dir = g_strdup(image->dir);
     op->mac = g_strdup(vm->mac);
     op->spec = (SaldVmSpec){
@@ -397,5 +422,17 @@ sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
                                  ? SALD_VIRT_KVM
                                  : SALD_VIRT_QEMU;
     }
-    sald_op_run(op, create_done, NULL);
+    return op;
+}
+
+void
+sald_vm_create(SaldCore *core, SaldNode *node, const SalJob *job,
+               GPtrArray *vms, const SalVm *vm)
+{
+    SaldOp *op = sald_op_prepare_create(core, node, job, vms, vm,
+                                        SALD_OP_CREATE);
+
+    if (op) {
+        sald_op_run(op, create_done, NULL);
+    }
 }
