@@ -19,14 +19,13 @@ source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
 source "$(dirname "$0")/lib/libvirt.sh"
+source "$(dirname "$0")/lib/saline.sh"
 requires_root
 needs virsh nsenter unshare python3 setpriv qemu-img
 
-salined=$VC_BUILDDIR/saline/salined/salined
-saline_bin=$VC_BUILDDIR/saline/cli/saline
 image=$VC_BUILDDIR/images/saline
 qemu=/usr/bin/qemu-system-x86_64
-[[ -x $salined && -x $saline_bin ]] || fail "salined or saline not built"
+[[ -x $salined_bin && -x $saline_bin ]] || fail "salined or saline not built"
 [[ -f $image/disk.qcow2 ]] || fail "no saline image in '$image'"
 
 user1=4201
@@ -81,56 +80,11 @@ memory=1G
 dir=$image
 EOF
 
-salined_pid=
-start_salined() {
-    # In node a1's network namespace: the nodes' libvirtd listen on site
-    # addresses the root namespace cannot reach.
-    # Its warnings are about the grid (a node lost), not bugs: not fatal.
-    ip netns exec "$(node_ns a 1)" env -u G_DEBUG "$salined" --config "$conf" \
-        >>"$VC_TESTDIR/salined.log" 2>&1 &
-    salined_pid=$!
-    # After a kill -9 the old socket file is still there: wait for answers.
-    wait_for 20 "$saline_bin" --socket "$sock" nodes || fail "salined does not answer"
-}
-stop_salined() {
-    [[ -n $salined_pid ]] || return 0
-    kill "$salined_pid" 2>/dev/null
-    wait "$salined_pid" 2>/dev/null || true
-    salined_pid=
-}
-show_salined_log() {
-    [[ -f $VC_TESTDIR/salined.log ]] || return 0
-    echo "--- salined.log (last 40 lines)" >&2
-    tail -n 40 "$VC_TESTDIR/salined.log" >&2
-}
-cleanup_fn stop_salined
-cleanup_fn show_salined_log
-
-as_root() { "$saline_bin" --socket "$sock" "$@"; }
-as_user() {
-    local uid=$1
-    shift
-    setpriv --reuid="$uid" --regid="$uid" --clear-groups "$saline_bin" --socket "$sock" "$@"
-}
-# field JSON_TEXT EXPR: evaluate EXPR on the parsed JSON `j`.
-field() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2" <<<"$1"; }
-job_json() { as_root stat "$1" --json; }
-job_state() { field "$(job_json "$1")" 'j["state"]'; }
-state_is() { [[ $(job_state "$1") == "$2" ]]; }
-state_in() {
-    local s
-    s=$(job_state "$1")
-    shift
-    [[ " $* " == *" $s "* ]]
-}
-submit() {
-    local who=$1 out id
-    shift
-    out=$("$@") || return 1
-    id=$(sed -n 's/^SALINE_JOB_ID=\([0-9]*\)$/\1/p' <<<"$out")
-    [[ -n $id ]] || { echo "no job id in '$out'" >&2; return 1; }
-    echo "$id"
-}
+SALINE_CONF=$conf
+SALINE_SOCK=$sock
+SALINE_NS_NODE="a 1"
+start_salined() { saline_start; }
+stop_salined() { saline_stop; }
 no_domains() { [[ -z $(all_domains) ]]; }
 all_domains() {
     local n
@@ -159,7 +113,7 @@ assert_eq "jobs after bad submissions" 0 "$(field "$(as_root stat --all --json)"
 
 # ---- a 2-VM job spanning two nodes; output and exit status ----
 cmd='echo "hello from $(hostname) vm $SALINE_VM_INDEX of $SALINE_VMS"; sort $SALINE_NODEFILE | tr "\n" " "; echo; echo to-stderr >&2; test -d /job && echo cwd=$(pwd); exit 7'
-j1=$(submit user1 as_user $user1 submit --name pair -n 2 -c 2 -m 192M --image saline \
+j1=$(submit as_user $user1 submit --name pair -n 2 -c 2 -m 192M --image saline \
     --walltime 10m -- sh -c "$cmd") || fail "cannot submit the 2-VM job"
 log "job $j1 submitted"
 wait_for 120 state_is "$j1" running || fail "job $j1 did not start: $(job_json "$j1")"
@@ -192,7 +146,7 @@ as_root stat --all | grep -qw "$j1" || fail "root's list lacks job $j1"
 log "ok: user2 neither sees nor changes job $j1"
 
 # ---- walltime ----
-j2=$(submit user2 as_user $user2 submit -n 1 -c 1 -m 192M --image saline --walltime 25s \
+j2=$(submit as_user $user2 submit -n 1 -c 1 -m 192M --image saline --walltime 25s \
     -- sh -c 'echo sleeping; sleep 600; echo woke') || fail "cannot submit the walltime job"
 wait_for 240 state_in "$j2" done failed cancelled || fail "job $j2 did not end"
 js=$(job_json "$j2")
@@ -203,20 +157,18 @@ as_user $user2 log "$j2" | grep -q woke && fail "job $j2 was not killed"
 wait_for 30 no_domains || fail "domains left after job $j2: $(all_domains)"
 
 # ---- kill -9 salined while one job runs and another starts ----
-j3=$(submit user1 as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
+j3=$(submit as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
     -- sh -c 'echo started-once; sleep 45; echo finished') || fail "cannot submit job $j3"
 wait_for 120 state_is "$j3" running || fail "job $j3 did not start"
 dom3=saline-$j3-0
 node3=$(field "$(job_json "$j3")" 'j["vm_list"][0]["node"]')
 pid3=$(lv_exec "${node3:0:1}" "${node3:1}" cat "/run/libvirt/qemu/$dom3.pid")
-j4=$(submit user2 as_user $user2 submit -n 2 -c 1 -m 192M --image saline --walltime 10m \
+j4=$(submit as_user $user2 submit -n 2 -c 1 -m 192M --image saline --walltime 10m \
     -- sh -c 'echo started-once; sleep 5; echo finished') || fail "cannot submit job $j4"
 wait_for 30 state_in "$j4" starting running || fail "job $j4 did not start: $(job_state "$j4")"
 s4=$(job_state "$j4")
 ips_before=$(field "$(as_root stat --json)" '" ".join(sorted(v["ip"] for x in j["jobs"] for v in x["vm_list"]))')
-kill -9 "$salined_pid"
-wait "$salined_pid" 2>/dev/null || true
-salined_pid=
+saline_kill9
 log "salined killed while job $j3 runs and job $j4 is $s4"
 start_salined
 ips_after=$(field "$(as_root stat --json)" '" ".join(sorted(v["ip"] for x in j["jobs"] for v in x["vm_list"]))')
@@ -240,9 +192,9 @@ all=$(as_root stat --all --json)
 assert_eq "jobs known" "$j1 $j2 $j3 $j4" "$(field "$all" '" ".join(str(x["id"]) for x in j["jobs"])')"
 
 # ---- a node's libvirtd goes away ----
-j5=$(submit user1 as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
+j5=$(submit as_user $user1 submit -n 1 -c 1 -m 192M --image saline --walltime 10m \
     --site b -- sh -c 'echo start; sleep 600') || fail "cannot submit job $j5"
-j6=$(submit user1 as_user $user1 submit --idempotent -n 1 -c 1 -m 192M --image saline \
+j6=$(submit as_user $user1 submit --idempotent -n 1 -c 1 -m 192M --image saline \
     --walltime 10m --site b -- sh -c 'echo idem-start; sleep 40; echo idem-end') ||
     fail "cannot submit job $j6"
 wait_for 120 state_is "$j5" running || fail "job $j5 did not start"
