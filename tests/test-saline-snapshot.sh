@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Saline best-effort jobs that lose no work: salined with real libvirtd
+# on four nodes of two sites, a real kget-store on a storage node (a3),
+# guests under TCG. Checked:
+#   - a 2-VM best-effort job counting into a file of its overlay is
+#     snapshotted periodically; a regular job that needs its nodes makes
+#     it suspend (final snapshot, VMs removed), then it is redeployed on
+#     the other site and its count goes on from the snapshot, never from 0;
+#   - kill -9 of one of its QEMUs: back to the latest periodic snapshot,
+#     redeployed; the count goes back at most one interval;
+#   - it ends done with its exit status, its file and output intact;
+#   - saline suspend / resume by its owner; bad input (unknown job, a
+#     regular job, a job already suspended) is one line and changes
+#     nothing;
+#   - the store stopped during a final snapshot: the VMs are not
+#     destroyed, the job runs on (on-failure=keep), said in its history;
+#   - a corrupt chunk of the latest snapshot: refused at redeploy, the
+#     one before is used;
+#   - kill -9 of salined and kget-store mid-snapshot, restart: the store
+#     verifies, the job carries on from a complete snapshot.
+source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/sites.sh"
+source "$(dirname "$0")/lib/guests.sh"
+source "$(dirname "$0")/lib/libvirt.sh"
+source "$(dirname "$0")/lib/saline.sh"
+requires_root
+needs virsh nsenter unshare python3 setpriv qemu-img
+
+image=$VC_BUILDDIR/images/saline
+qemu=/usr/bin/qemu-system-x86_64
+kget=$VC_BUILDDIR/saline/kget/cli/kget
+kget_store=$VC_BUILDDIR/saline/kget/store/kget-store
+for f in "$salined_bin" "$saline_bin" "$kget" "$kget_store"; do
+    [[ -x $f ]] || fail "'$f' not built"
+done
+[[ -f $image/disk.qcow2 ]] || fail "no saline image in '$image'"
+user1=4201
+
+# QEMU runs the node's kget as its migration target (exec:).
+export VC_LV_QEMU_CONF="seccomp_sandbox = 0"
+sites_create 2 3 --delay 5 --rate 100
+lv_start_nodes "$qemu" a1 a2 b1 b2 || fail "libvirtd did not start on every node"
+
+chmod 0711 "$VC_TESTDIR"
+mkdir -m 0755 "$VC_TESTDIR/run"
+store_dir=$VC_TESTDIR/store
+store_ip=$(node_ip a 3)
+key=$VC_TESTDIR/site.key
+head -c 32 /dev/urandom >"$key"
+chmod 0600 "$key"
+kget_pid=
+store_start() {
+    mkdir -p "$store_dir"
+    on_node a 3 env -u G_DEBUG "$kget_store" --dir "$store_dir" --listen "$store_ip:7410" \
+        --key-file "$key" >>"$VC_TESTDIR/kget-store.log" 2>&1 &
+    kget_pid=$!
+    wait_for 20 kg ls >/dev/null || fail "kget-store does not answer"
+}
+store_stop() {
+    [[ -n $kget_pid ]] || return 0
+    kill "${1:--TERM}" "$kget_pid" 2>/dev/null
+    wait "$kget_pid" 2>/dev/null || true
+    kget_pid=
+}
+kg() { on_node a 1 "$kget" --store "$store_ip:7410" --key-file "$key" "$@"; }
+cleanup_fn store_stop
+cleanup_fn bash -c "tail -n 20 '$VC_TESTDIR/kget-store.log' >&2 2>/dev/null"
+
+SALINE_SOCK=$VC_TESTDIR/run/saline.sock
+SALINE_CONF=$VC_TESTDIR/salined.conf
+SALINE_NS_NODE="a 1"
+node_conf() {
+    printf '[node %s%s]\nsite=%s\nuri=%s\ncpus=2\nmemory=1G\n\n' "$1" "$2" "$1" "$(lv_uri "$1" "$2")"
+}
+cat >"$SALINE_CONF" <<EOF
+[salined]
+state-dir=$VC_TESTDIR/state
+socket=$SALINE_SOCK
+node-timeout=6
+virt-type=qemu
+emulator=$qemu
+output-size=8M
+
+[snapshots]
+store=$store_ip:7410
+key-file=$key
+kget=$kget
+interval=600
+keep=3
+timeout=180
+
+[site a]
+network=10.77.1.0/24
+range=10.77.1.100-10.77.1.149
+gateway=10.77.1.254
+
+[site b]
+network=10.77.2.0/24
+range=10.77.2.100-10.77.2.149
+gateway=10.77.2.254
+
+$(node_conf a 1)
+$(node_conf a 2)
+$(node_conf b 1)
+$(node_conf b 2)
+[image saline]
+dir=$image
+EOF
+
+history() { as_root stat "$1" --json | field "$(cat)" '"\n".join(e["text"] for e in j.get("events", []))'; }
+snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))'; }
+has_snapshots() { (($(snapshots "$1") >= $2)); }
+history_has() { history "$1" | grep -q -- "$2"; }
+vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
+# The count a VM's command reached, from its output so far.
+last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
+qemu_pid() {
+    local n
+    n=$(field "$(job_json "$1")" "[v['node'] for v in j['vm_list'] if v['index'] == $2][0]")
+    lv_exec "${n:0:1}" "${n:1}" cat "/run/libvirt/qemu/saline-$1-$2.pid"
+}
+
+store_start
+saline_start
+wait_for 30 bash -c "'$saline_bin' --socket '$SALINE_SOCK' nodes | grep -c ' up ' | grep -qx 4" ||
+    { as_root nodes >&2; fail "the nodes did not come up in salined"; }
+
+# The command counts to 240, one tick every half second, appending each
+# value to /job/count.log on its overlay, then checks that file.
+count_cmd='i=$(tail -n 1 /job/count.log 2>/dev/null || echo 0)
+while [ "$i" -lt 240 ]; do
+  i=$((i + 1)); echo "$i" >>/job/count.log; sync; echo "tick $i"; sleep 0.5
+done
+n=0; while read -r x; do n=$((n + 1)); [ "$x" = "$n" ] || echo "BAD line $n: $x"; done </job/count.log
+echo "counted $n"; exit 3'
+
+# ---- bad input ----
+out=$(as_root suspend 999 2>&1) && fail "suspend of an unknown job accepted"
+[[ $(wc -l <<<"$out") -eq 1 ]] || fail "unknown job: '$out'"
+reg=$(submit as_user $user1 submit -n 1 -c 1 -m 128M --image saline --walltime 10m \
+    -- sleep 1) || fail "cannot submit a regular job"
+out=$(as_user $user1 suspend "$reg" 2>&1) && fail "suspend of a regular job accepted"
+[[ $(wc -l <<<"$out") -eq 1 && $out == *best-effort* ]] || fail "regular job: '$out'"
+log "refused: $out"
+wait_for 120 state_is "$reg" done || fail "job $reg did not end: $(job_json "$reg")"
+
+# ---- a best-effort job, preempted, redeployed on the other site ----
+be=$(submit as_user $user1 submit --besteffort --snapshot-interval 20s -n 2 -c 2 -m 160M \
+    --image saline --walltime 30m -- sh -c "$count_cmd") || fail "cannot submit the best-effort job"
+wait_for 180 state_is "$be" running || fail "job $be did not start: $(job_json "$be")"
+assert_eq "nodes of job $be" "a1 a2" "$(vm_nodes "$be")"
+wait_for 120 has_snapshots "$be" 1 || { history "$be" >&2; fail "no periodic snapshot of job $be"; }
+history "$be" >&2
+before=$(last_tick "$be" 0)
+log "job $be at tick $before on a1 a2; a regular job wants site a"
+rj=$(submit as_user $user1 submit -n 2 -c 2 -m 128M --site a --image saline --walltime 10m \
+    -- sh -c 'echo regular; sleep 20') || fail "cannot submit the regular job"
+wait_for 240 state_is "$rj" running || fail "job $rj did not start: $(job_json "$rj"); $(history "$be")"
+history_has "$be" "suspended at snapshot" || fail "job $be was not suspended: $(history "$be")"
+wait_for 300 state_is "$be" running || fail "job $be not redeployed: $(job_json "$be"); $(history "$be")"
+assert_eq "nodes of job $be after its redeploy" "b1 b2" "$(vm_nodes "$be")"
+sleep 3
+after=$(last_tick "$be" 0)
+log "job $be redeployed on b1 b2: tick $before before, $after now"
+((after >= before)) || fail "the count went back from $before to $after"
+
+# ---- kill -9 of a QEMU: back to the latest periodic snapshot ----
+n=$(snapshots "$be")
+wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no periodic snapshot after the redeploy"
+sleep 4
+killed_at=$(last_tick "$be" 1)
+pid=$(qemu_pid "$be" 1)
+kill -9 "$pid"
+log "QEMU of VM 1 of job $be killed at tick $killed_at"
+wait_for 60 state_in "$be" suspending suspended resuming || fail "job $be did not roll back: $(history "$be")"
+wait_for 300 state_is "$be" running || fail "job $be not redeployed after the kill: $(history "$be")"
+resumed_at=$(last_tick "$be" 1)
+log "after the rollback VM 1 is at tick $resumed_at (killed at $killed_at)"
+# One interval of 20 s is 40 ticks (plus the snapshot's own time).
+((resumed_at > 0 && killed_at - resumed_at <= 60)) ||
+    fail "the count went back from $killed_at to $resumed_at"
+
+# ---- the store stopped during a final snapshot: the VMs are kept ----
+store_stop -STOP
+as_user $user1 suspend "$be" || fail "saline suspend $be refused"
+wait_for 240 history_has "$be" "keeps running" || fail "no failed final snapshot: $(history "$be")"
+store_stop -CONT 2>/dev/null || kill -CONT "$kget_pid"
+state_is "$be" running || fail "job $be is $(job_state "$be") after a failed final snapshot"
+log "ok: final snapshot failed, job $be keeps running"
+kill -CONT "$kget_pid" 2>/dev/null || true
+
+# ---- saline suspend / resume; a job already suspended ----
+as_user $user1 suspend "$be" || fail "saline suspend $be refused"
+wait_for 240 state_is "$be" suspended || fail "job $be not suspended: $(history "$be")"
+[[ -z $(lv_domains b 1)$(lv_domains b 2) ]] || fail "domains left after the suspension"
+out=$(as_user $user1 suspend "$be" 2>&1) && fail "a suspended job suspended again"
+[[ $(wc -l <<<"$out") -eq 1 ]] || fail "suspended twice: '$out'"
+sleep 5
+state_is "$be" suspended || fail "held job $be did not stay suspended"
+as_user $user1 resume "$be" || fail "saline resume $be refused"
+wait_for 300 state_is "$be" running || fail "job $be not resumed: $(history "$be")"
+log "ok: job $be suspended and resumed by its owner on $(vm_nodes "$be")"
+
+# ---- the end: done, exit status, the file and output intact ----
+wait_for 600 state_in "$be" done failed || fail "job $be did not end: $(history "$be")"
+js=$(job_json "$be")
+assert_eq "state of job $be" done "$(field "$js" 'j["state"]')"
+assert_eq "exit status of job $be" 3 "$(field "$js" 'j["exit_status"]')"
+for i in 0 1; do
+    out=$(as_root log "$be" --vm "$i")
+    grep -q "^counted 240$" <<<"$out" || fail "VM $i did not count to 240: $(tail -n 3 <<<"$out")"
+    grep -q "^BAD" <<<"$out" && fail "VM $i's file is inconsistent: $(grep ^BAD <<<"$out" | head -n 3)"
+    assert_eq "times VM $i printed tick 1" 1 "$(grep -c '^tick 1$' <<<"$out")"
+done
+history "$be" >&2
+kg verify >/dev/null || fail "the store does not verify"
+log "ok: job $be done, counted to 240 once in each VM"
+log "PASS"
