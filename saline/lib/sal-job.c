@@ -182,6 +182,24 @@ command_validate(char **command, GError **error)
     return TRUE;
 }
 
+/* 0 is salined's default; snapshots are how best-effort jobs survive
+ * preemption, a regular job is never preempted. */
+static gboolean
+snapshot_interval_validate(const SalJob *job, GError **error)
+{
+    if (job->snapshot_interval_s == 0) {
+        return TRUE;
+    }
+    if (!job->besteffort) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "snapshot_interval_s is for best-effort jobs");
+        return FALSE;
+    }
+    return sal_range_validate("snapshot interval (s)", job->snapshot_interval_s,
+                              SAL_MIN_SNAPSHOT_INTERVAL_S,
+                              SAL_MAX_SNAPSHOT_INTERVAL_S, error);
+}
+
 gboolean
 sal_job_validate(const SalJob *job, GError **error)
 {
@@ -197,7 +215,8 @@ sal_job_validate(const SalJob *job, GError **error)
            (!job->site || sal_name_validate("site", job->site, error)) &&
            command_validate(job->command, error) &&
            sal_range_validate("priority", job->priority, SAL_PRIORITY_MIN,
-                              SAL_PRIORITY_MAX, error);
+                              SAL_PRIORITY_MAX, error) &&
+           snapshot_interval_validate(job, error);
 }
 
 gboolean

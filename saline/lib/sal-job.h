@@ -136,7 +136,9 @@ void sal_job_free(SalJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalJob, sal_job_free)
 
 /* Checks every field a user submits against the bounds above: name,
- * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority. */
+ * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority,
+ * snapshot_interval_s (0, or SAL_MIN_ to SAL_MAX_SNAPSHOT_INTERVAL_S for
+ * a best-effort job only). */
 gboolean sal_job_validate(const SalJob *job, GError **error);
 
 /* Moves @job to @state at the current time, or fails with

@@ -472,6 +472,44 @@ test_validate(void)
                     "-1000..1000");
 }
 
+/* 0 or 5 s .. 24 h, and only for best-effort jobs: a regular job is
+ * never preempted, so never snapshotted. */
+static void
+test_validate_snapshot_interval(void)
+{
+    static const struct {
+        gboolean besteffort;
+        gint64 interval;
+        const char *error; /* NULL: valid */
+    } cases[] = {
+        {FALSE, 0, NULL},
+        {TRUE, 0, NULL},
+        {TRUE, SAL_MIN_SNAPSHOT_INTERVAL_S, NULL},
+        {TRUE, SAL_MAX_SNAPSHOT_INTERVAL_S, NULL},
+        {FALSE, 60, "snapshot_interval_s is for best-effort jobs"},
+        {TRUE, 4, "snapshot interval (s) 4 is out of range 5..86400"},
+        {TRUE, -1, "snapshot interval (s) -1 is out of range 5..86400"},
+        {TRUE, SAL_MAX_SNAPSHOT_INTERVAL_S + 1,
+         "snapshot interval (s) 86401 is out of range 5..86400"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(SalJob) job = make_job();
+        g_autoptr(GError) error = NULL;
+
+        job->besteffort = cases[i].besteffort;
+        job->snapshot_interval_s = cases[i].interval;
+        if (!cases[i].error) {
+            g_assert_true(sal_job_validate(job, &error));
+            g_assert_no_error(error);
+            continue;
+        }
+        g_assert_false(sal_job_validate(job, &error));
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_cmpstr(error->message, ==, cases[i].error);
+    }
+}
+
 static void
 test_names(void)
 {
@@ -538,6 +576,8 @@ main(int argc, char **argv)
     g_test_add_func("/job/mem", test_mem);
     g_test_add_func("/job/mem-format", test_mem_format);
     g_test_add_func("/job/validate", test_validate);
+    g_test_add_func("/job/validate-snapshot-interval",
+                    test_validate_snapshot_interval);
     g_test_add_func("/job/names", test_names);
     g_test_add_func("/job/copy", test_copy);
     return g_test_run();
