@@ -443,6 +443,28 @@ sal_walltime_parse(const char *text, gint64 *seconds, GError **error)
     return TRUE;
 }
 
+gboolean
+sal_duration_parse(const char *what, const char *text, gint64 *seconds,
+                   GError **error)
+{
+    const char *p = text;
+    guint64 s;
+
+    if (!quantity_check(what, text, error)) {
+        return FALSE;
+    }
+    if ((!read_number(&p, NUMBER_MAX_DIGITS, &s) || *p != '\0') &&
+        !walltime_unit(text, &s)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "invalid %s '%s': use seconds, or a number with s, m, h "
+                    "or d",
+                    what, text);
+        return FALSE;
+    }
+    *seconds = (gint64)s;
+    return TRUE;
+}
+
 char *
 sal_walltime_format(gint64 seconds)
 {

@@ -166,6 +166,11 @@ char *sal_vm_domain_name(gint64 job_id, guint index);
  * "3d". M and S below 60. Zero and more than 30 days are refused.
  */
 gboolean sal_walltime_parse(const char *text, gint64 *seconds, GError **error);
+/* A duration in seconds, @what naming it in errors: "90" (seconds, unlike
+ * a walltime), or a number with a unit as a walltime: "90s", "2m", "1h",
+ * "1d". Bounds are the caller's. */
+gboolean sal_duration_parse(const char *what, const char *text,
+                            gint64 *seconds, GError **error);
 /* "H:MM:SS", the form oarstat shows. */
 char *sal_walltime_format(gint64 seconds);
 
