@@ -146,6 +146,12 @@ answer_array(JsonNode *node, const char *name)
     return m && JSON_NODE_HOLDS_ARRAY(m) ? json_node_get_array(m) : NULL;
 }
 
+static gint64
+member_int(JsonObject *o, const char *name)
+{
+    return json_object_get_int_member_with_default(o, name, 0);
+}
+
 /* ---- parsing what users type ---- */
 
 static gboolean
@@ -221,6 +227,7 @@ static char *arg_mem;
 static char *arg_image;
 static char *arg_walltime;
 static char *arg_site;
+static char *arg_snapshot_interval;
 static char **arg_command;
 
 static const GOptionEntry submit_entries[] = {
@@ -246,6 +253,10 @@ static const GOptionEntry submit_entries[] = {
     {"idempotent", 0, 0, G_OPTION_ARG_NONE, &arg_idempotent,
      "The command may run again from the start if the job is requeued",
      NULL},
+    {"snapshot-interval", 0, 0, G_OPTION_ARG_STRING, &arg_snapshot_interval,
+     "With --besteffort: time between snapshots of the VMs, 5s to 24h: "
+     "seconds, or 90s, 15m, 2h (default: salined's)",
+     "D"},
     {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &arg_command, NULL,
      NULL},
     {NULL},
@@ -262,6 +273,12 @@ static const char submit_help[] =
     "  is kept: see 'saline log'. The job is stopped once it has run for\n"
     "  T; a suspended job keeps the time it has used.\n"
     "\n"
+    "  A best-effort job runs on capacity no regular job needs; when one\n"
+    "  does, salined snapshots the job's VMs, removes them and redeploys\n"
+    "  them from that snapshot later, so the command goes on where it was.\n"
+    "  salined also snapshots them every D while they run (0: its\n"
+    "  default), so a job whose node fails loses at most D of work.\n"
+    "\n"
     "  Options stop at COMMAND; put '--' before a COMMAND that starts with\n"
     "  '-'. Every value is checked before anything is sent. On success,\n"
     "  prints the job's id as oarsub does:\n"
@@ -271,7 +288,9 @@ static const char submit_help[] =
     "  saline submit -n 4 -c 2 -m 2G --image debian-12 --walltime 1:30 \\\n"
     "      -- mpirun -hostfile /run/saline/nodefile ./app\n"
     "  saline submit --besteffort --idempotent -n 1 -c 1 -m 512M \\\n"
-    "      --image alpine --walltime 15m -- sh -c 'make test'\n";
+    "      --image alpine --walltime 15m -- sh -c 'make test'\n"
+    "  saline submit --besteffort --snapshot-interval 10m -n 2 -c 4 -m 8G \\\n"
+    "      --image debian-12 --walltime 12h -- ./simulate\n";
 
 static gboolean
 build_job(SalJob *job, GError **error)
@@ -311,6 +330,18 @@ build_job(SalJob *job, GError **error)
     if (!sal_mem_parse(arg_mem, &job->mem_mib, error) ||
         !sal_walltime_parse(arg_walltime, &job->walltime_s, error)) {
         return FALSE;
+    }
+    if (arg_snapshot_interval) {
+        if (!arg_besteffort) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                        "--snapshot-interval is for best-effort jobs: add "
+                        "--besteffort");
+            return FALSE;
+        }
+        if (!sal_duration_parse("snapshot interval", arg_snapshot_interval,
+                                &job->snapshot_interval_s, error)) {
+            return FALSE;
+        }
     }
     job->besteffort = arg_besteffort;
     job->idempotent = arg_idempotent;
@@ -378,8 +409,20 @@ static const char stat_help[] =
     "\n"
     "  With JOB, lists all of that job, 'key = value' a line as oarstat -f\n"
     "  does, then one line per VM: its node, IP, MAC, libvirt domain, state\n"
-    "  and the exit status of the command in it. Times are local; '-' is\n"
-    "  none or not yet.\n";
+    "  and the exit status of the command in it. For a best-effort job,\n"
+    "  snapshot_interval is the time between snapshots of its VMs,\n"
+    "  snapshot_seq the latest complete one it would be redeployed from,\n"
+    "  and held says it was suspended by 'saline suspend' and waits for\n"
+    "  'saline resume'. Then its history:\n"
+    "    Snapshots  one a line: Seq (its number), Time (when complete),\n"
+    "               Pause (the longest time a VM was paused for it), Sent\n"
+    "               (bytes copied) and New (bytes not in the snapshot\n"
+    "               before)\n"
+    "    Events     what happened to the job, oldest first\n"
+    "  With --json, the job's object gets two more members, \"snapshots\"\n"
+    "  and \"events\", as salined's history answer has them.\n"
+    "\n"
+    "  Times are local; '-' is none or not yet.\n";
 
 /* Running time used so far, as salined counts it. */
 static gint64
@@ -537,17 +580,123 @@ stat_list(void)
     return EXIT_OK;
 }
 
+static char *
+format_interval(const SalJob *job)
+{
+    if (!job->besteffort) {
+        return g_strdup("-");
+    }
+    if (job->snapshot_interval_s == 0) {
+        return g_strdup("default");
+    }
+    return sal_walltime_format(job->snapshot_interval_s);
+}
+
+/* "1.5 GiB": GLib's, with a plain space (it puts a no-break space, which
+ * breaks "cut -d' '" and shows as '?' outside UTF-8 locales). */
+static char *
+format_bytes(gint64 bytes)
+{
+    g_autofree char *text =
+        g_format_size_full((guint64)MAX(bytes, 0), G_FORMAT_SIZE_IEC_UNITS);
+    GString *s = g_string_new(text);
+
+    g_string_replace(s, "\u00a0", " ", 0);
+    return g_string_free(s, FALSE);
+}
+
+static void
+print_snapshots(JsonArray *snaps)
+{
+    g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func(g_free);
+    guint n = snaps ? json_array_get_length(snaps) : 0;
+
+    if (n == 0) {
+        printf("Snapshots: none\n");
+        return;
+    }
+    printf("Snapshots:\n");
+    add_cells(cells, g_strdup("Seq"), g_strdup("Time"), g_strdup("Pause"),
+              g_strdup("Sent"), g_strdup("New"), NULL);
+    for (guint i = 0; i < n; i++) {
+        JsonObject *o = json_array_get_object_element(snaps, i);
+
+        if (!o) {
+            continue;
+        }
+        add_cells(cells,
+                  g_strdup_printf("%" G_GINT64_FORMAT, member_int(o, "seq")),
+                  format_time(member_int(o, "time")),
+                  g_strdup_printf("%" G_GINT64_FORMAT " ms",
+                                  member_int(o, "pause_ms")),
+                  format_bytes(member_int(o, "bytes_sent")),
+                  format_bytes(member_int(o, "bytes_new")), NULL);
+    }
+    print_table(cells, 5);
+}
+
+static void
+print_events(JsonArray *events)
+{
+    guint n = events ? json_array_get_length(events) : 0;
+
+    printf("Events:%s\n", n ? "" : " none");
+    for (guint i = 0; i < n; i++) {
+        JsonObject *o = json_array_get_object_element(events, i);
+        g_autofree char *t = NULL;
+
+        if (!o) {
+            continue;
+        }
+        t = format_time(member_int(o, "time"));
+        printf("    %s  %s\n", t,
+               json_object_get_string_member_with_default(o, "text", ""));
+    }
+}
+
+/* The job's object with the history's arrays added: salined's answers
+ * are immutable, so a new object shares their members. */
+static JsonNode *
+job_with_history(JsonNode *job, JsonNode *history)
+{
+    JsonObject *o = json_object_new();
+    JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+    static const char *const arrays[] = {"snapshots", "events"};
+    JsonObjectIter iter;
+    const char *name;
+    JsonNode *member;
+
+    json_object_iter_init(&iter, json_node_get_object(job));
+    while (json_object_iter_next(&iter, &name, &member)) {
+        json_object_set_member(o, name, json_node_ref(member));
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(arrays); i++) {
+        JsonArray *a = answer_array(history, arrays[i]);
+
+        if (a) {
+            json_object_set_array_member(o, arrays[i], json_array_ref(a));
+        } else {
+            json_object_set_array_member(o, arrays[i], json_array_new());
+        }
+    }
+    json_node_take_object(node, o);
+    return node;
+}
+
 static int
 stat_job(const char *id_text)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) answer = NULL;
+    g_autoptr(JsonNode) history = NULL;
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(SalJob) job = NULL;
     g_autofree char *path = NULL;
+    g_autofree char *history_path = NULL;
     g_autofree char *command = NULL;
     g_autofree char *mem = NULL, *wall = NULL, *used = NULL;
     g_autofree char *submit = NULL, *start = NULL, *end = NULL, *ex = NULL;
+    g_autofree char *interval = NULL;
     const char *user;
     gint64 id;
     int rc;
@@ -556,9 +705,20 @@ stat_job(const char *id_text)
         return usage_error(error);
     }
     path = g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, id);
-    rc = get(path, &answer);
-    if (rc != EXIT_OK || !answer) {
+    history_path = g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT "/history", id);
+    rc = call("GET", path, NULL, SOUP_STATUS_OK, &answer);
+    if (rc != EXIT_OK) {
         return rc;
+    }
+    rc = call("GET", history_path, NULL, SOUP_STATUS_OK, &history);
+    if (rc != EXIT_OK) {
+        return rc;
+    }
+    if (arg_json) {
+        g_autoptr(JsonNode) both = job_with_history(answer, history);
+
+        print_json(both);
+        return EXIT_OK;
     }
     job = read_job(answer, &vms, &user);
     if (!job) {
@@ -581,6 +741,7 @@ stat_job(const char *id_text)
     start = format_time(job->start_time);
     end = format_time(job->end_time);
     ex = format_exit(job->exit_status);
+    interval = format_interval(job);
 
     printf("Job_Id: %" G_GINT64_FORMAT "\n", job->id);
     printf("    name = %s\n", or_dash(job->name));
@@ -603,6 +764,13 @@ stat_job(const char *id_text)
     printf("    end_time = %s\n", end);
     printf("    exit_status = %s\n", ex);
     printf("    failure = %s\n", or_dash(job->failure));
+    printf("    snapshot_interval = %s\n", interval);
+    if (job->snapshot_seq > 0) {
+        printf("    snapshot_seq = %u\n", job->snapshot_seq);
+    } else {
+        printf("    snapshot_seq = -\n");
+    }
+    printf("    held = %s\n", job->held ? "yes" : "no");
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = g_ptr_array_index(vms, i);
         g_autofree char *vex = format_exit(vm->exit_status);
@@ -612,6 +780,8 @@ stat_job(const char *id_text)
                or_dash(vm->mac), or_dash(vm->domain),
                sal_vm_state_to_string(vm->state), vex);
     }
+    print_snapshots(answer_array(history, "snapshots"));
+    print_events(answer_array(history, "events"));
     return EXIT_OK;
 }
 
@@ -637,28 +807,67 @@ cmd_stat(int argc, char **argv)
     return stat_list();
 }
 
-/* ---- del ---- */
+/* ---- del, suspend, resume ---- */
 
-static const char del_help[] =
+/* A command that does one thing to each JOB. */
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *help;
+    const char *method;
+    const char *suffix; /* of the job's path */
+} JobAction;
+
+static const JobAction del_action = {
+    "del", "Cancel jobs.",
     "Description:\n"
     "  Cancels each JOB: a pending job at once, a running or suspended one\n"
     "  by destroying its VMs (their output so far is kept: 'saline log').\n"
     "  Prints each job's new state. A job that has already ended cannot be\n"
-    "  cancelled; the others are cancelled all the same (exit 1).\n";
+    "  cancelled; the others are cancelled all the same (exit 1).\n",
+    "DELETE", "",
+};
+
+static const JobAction suspend_action = {
+    "suspend", "Suspend best-effort jobs until resumed.",
+    "Description:\n"
+    "  Suspends each JOB, a running best-effort job: salined takes a last\n"
+    "  snapshot of its VMs, then removes them, and the job stays suspended\n"
+    "  and held, using no node, until 'saline resume'. Its walltime does\n"
+    "  not run meanwhile. Prints each job's new state ('suspending' while\n"
+    "  the snapshot is taken, then 'suspended'), with '(held)'.\n"
+    "\n"
+    "  A regular job cannot be suspended, nor one that is not running, nor\n"
+    "  any job when salined has no snapshot store; the other JOBs are\n"
+    "  suspended all the same (exit 1).\n",
+    "POST", "/suspend",
+};
+
+static const JobAction resume_action = {
+    "resume", "Let suspended jobs run again.",
+    "Description:\n"
+    "  Releases each JOB held by 'saline suspend': salined redeploys its VMs\n"
+    "  from their last snapshot when capacity allows, and the command goes\n"
+    "  on where it was. Prints each job's new state: it stays 'suspended'\n"
+    "  (no longer held) until it is redeployed. A job that is not held\n"
+    "  cannot be resumed; the other JOBs are resumed all the same (exit 1).\n",
+    "POST", "/resume",
+};
 
 static int
-cmd_del(int argc, char **argv)
+job_action(const JobAction *action, int argc, char **argv)
 {
     g_autofree gint64 *ids = NULL;
     g_autoptr(GError) error = NULL;
     int rc = EXIT_OK;
 
-    if (!parse_options("del", "JOB...", "Cancel jobs.", del_help, no_entries,
-                       FALSE, FALSE, &argc, &argv)) {
+    if (!parse_options(action->name, "JOB...", action->summary, action->help,
+                       no_entries, FALSE, FALSE, &argc, &argv)) {
         return EXIT_USAGE;
     }
     if (argc < 2) {
-        g_printerr("saline: missing JOB; see 'saline del --help'\n");
+        g_printerr("saline: missing JOB; see 'saline %s --help'\n",
+                   action->name);
         return EXIT_USAGE;
     }
     ids = g_new(gint64, argc - 1);
@@ -668,10 +877,13 @@ cmd_del(int argc, char **argv)
         }
     }
     for (int i = 0; i < argc - 1; i++) {
-        g_autofree char *path =
-            g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, ids[i]);
+        g_autofree char *path = g_strdup_printf(
+            "/v1/jobs/%" G_GINT64_FORMAT "%s", ids[i], action->suffix);
         g_autoptr(JsonNode) answer = NULL;
-        int r = call("DELETE", path, NULL, SOUP_STATUS_OK, &answer);
+        int r = call(action->method, path, NULL, SOUP_STATUS_OK, &answer);
+        JsonObject *job;
+        const char *state;
+        SalJobState s;
 
         if (r == EXIT_UNREACHABLE) {
             return r;
@@ -680,11 +892,36 @@ cmd_del(int argc, char **argv)
             rc = r;
             continue;
         }
-        printf("Job %" G_GINT64_FORMAT ": %s\n", ids[i],
-               json_object_get_string_member_with_default(
-                   json_node_get_object(answer), "state", "?"));
+        job = json_node_get_object(answer);
+        state = json_object_get_string_member_with_default(job, "state", "?");
+        /* Held says something only while the job may still run. */
+        printf("Job %" G_GINT64_FORMAT ": %s%s\n", ids[i], state,
+               json_object_get_boolean_member_with_default(job, "held",
+                                                           FALSE) &&
+                       sal_job_state_from_string(state, &s, NULL) &&
+                       !sal_job_state_is_terminal(s)
+                   ? " (held)"
+                   : "");
     }
     return rc;
+}
+
+static int
+cmd_del(int argc, char **argv)
+{
+    return job_action(&del_action, argc, argv);
+}
+
+static int
+cmd_suspend(int argc, char **argv)
+{
+    return job_action(&suspend_action, argc, argv);
+}
+
+static int
+cmd_resume(int argc, char **argv)
+{
+    return job_action(&resume_action, argc, argv);
 }
 
 /* ---- nodes ---- */
@@ -698,12 +935,6 @@ static const char nodes_help[] =
     "    Memory      used / the node's\n"
     "    VMs         VMs of active jobs on it\n"
     "    Error       why it is down\n";
-
-static gint64
-member_int(JsonObject *o, const char *name)
-{
-    return json_object_get_int_member_with_default(o, name, 0);
-}
 
 static char *
 used_of(gint64 used, gint64 total, gboolean mem)
@@ -902,8 +1133,9 @@ static const struct {
     const char *name;
     int (*func)(int argc, char **argv);
 } commands[] = {
-    {"submit", cmd_submit}, {"stat", cmd_stat}, {"del", cmd_del},
-    {"nodes", cmd_nodes},   {"log", cmd_log},
+    {"submit", cmd_submit},   {"stat", cmd_stat},     {"del", cmd_del},
+    {"suspend", cmd_suspend}, {"resume", cmd_resume}, {"nodes", cmd_nodes},
+    {"log", cmd_log},
 };
 
 static const char main_help[] =
@@ -911,6 +1143,8 @@ static const char main_help[] =
     "  submit   submit a job: VMs that run a command (as oarsub)\n"
     "  stat     show jobs, or one job in full (as oarstat)\n"
     "  del      cancel jobs (as oardel)\n"
+    "  suspend  suspend best-effort jobs: snapshot, then free their nodes\n"
+    "  resume   let suspended jobs run again from their snapshot\n"
     "  nodes    list the nodes and their use\n"
     "  log      print the output of a job's command in its VMs\n"
     "  'saline COMMAND --help' explains each.\n"
@@ -945,8 +1179,8 @@ main(int argc, char **argv)
         return usage_error(error);
     }
     if (argc < 2) {
-        g_printerr("saline: missing COMMAND: submit, stat, del, nodes or "
-                   "log; see --help\n");
+        g_printerr("saline: missing COMMAND: submit, stat, del, suspend, "
+                   "resume, nodes or log; see --help\n");
         return EXIT_USAGE;
     }
     for (guint i = 0; i < G_N_ELEMENTS(commands); i++) {

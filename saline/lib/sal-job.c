@@ -182,6 +182,24 @@ command_validate(char **command, GError **error)
     return TRUE;
 }
 
+/* 0 is salined's default; snapshots are how best-effort jobs survive
+ * preemption, a regular job is never preempted. */
+static gboolean
+snapshot_interval_validate(const SalJob *job, GError **error)
+{
+    if (job->snapshot_interval_s == 0) {
+        return TRUE;
+    }
+    if (!job->besteffort) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "snapshot_interval_s is for best-effort jobs");
+        return FALSE;
+    }
+    return sal_range_validate("snapshot interval (s)", job->snapshot_interval_s,
+                              SAL_MIN_SNAPSHOT_INTERVAL_S,
+                              SAL_MAX_SNAPSHOT_INTERVAL_S, error);
+}
+
 gboolean
 sal_job_validate(const SalJob *job, GError **error)
 {
@@ -197,7 +215,8 @@ sal_job_validate(const SalJob *job, GError **error)
            (!job->site || sal_name_validate("site", job->site, error)) &&
            command_validate(job->command, error) &&
            sal_range_validate("priority", job->priority, SAL_PRIORITY_MIN,
-                              SAL_PRIORITY_MAX, error);
+                              SAL_PRIORITY_MAX, error) &&
+           snapshot_interval_validate(job, error);
 }
 
 gboolean
@@ -418,6 +437,28 @@ sal_walltime_parse(const char *text, gint64 *seconds, GError **error)
     if (s == 0 || s > SAL_MAX_WALLTIME_S) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
                     "walltime '%s' is not between 1 s and 30 days", text);
+        return FALSE;
+    }
+    *seconds = (gint64)s;
+    return TRUE;
+}
+
+gboolean
+sal_duration_parse(const char *what, const char *text, gint64 *seconds,
+                   GError **error)
+{
+    const char *p = text;
+    guint64 s;
+
+    if (!quantity_check(what, text, error)) {
+        return FALSE;
+    }
+    if ((!read_number(&p, NUMBER_MAX_DIGITS, &s) || *p != '\0') &&
+        !walltime_unit(text, &s)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "invalid %s '%s': use seconds, or a number with s, m, h "
+                    "or d",
+                    what, text);
         return FALSE;
     }
     *seconds = (gint64)s;

@@ -136,7 +136,9 @@ void sal_job_free(SalJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalJob, sal_job_free)
 
 /* Checks every field a user submits against the bounds above: name,
- * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority. */
+ * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority,
+ * snapshot_interval_s (0, or SAL_MIN_ to SAL_MAX_SNAPSHOT_INTERVAL_S for
+ * a best-effort job only). */
 gboolean sal_job_validate(const SalJob *job, GError **error);
 
 /* Moves @job to @state at the current time, or fails with
@@ -164,6 +166,11 @@ char *sal_vm_domain_name(gint64 job_id, guint index);
  * "3d". M and S below 60. Zero and more than 30 days are refused.
  */
 gboolean sal_walltime_parse(const char *text, gint64 *seconds, GError **error);
+/* A duration in seconds, @what naming it in errors: "90" (seconds, unlike
+ * a walltime), or a number with a unit as a walltime: "90s", "2m", "1h",
+ * "1d". Bounds are the caller's. */
+gboolean sal_duration_parse(const char *what, const char *text,
+                            gint64 *seconds, GError **error);
 /* "H:MM:SS", the form oarstat shows. */
 char *sal_walltime_format(gint64 seconds);
 

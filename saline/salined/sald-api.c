@@ -271,16 +271,114 @@ job_get(Request *req)
     job_reply(req, SOUP_STATUS_OK);
 }
 
+/* The core's calls that change a job and answer nothing. */
+typedef gboolean (*JobActionFunc)(SaldCore *core, guint32 uid, gint64 id,
+                                  GError **error);
+
+/* Does @action to the job, answers the job as it is now. */
 static void
-job_cancel(Request *req)
+job_act(Request *req, JobActionFunc action)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!sald_core_cancel(req->api->core, req->uid, req->id, &error)) {
+    if (!action(req->api->core, req->uid, req->id, &error)) {
         reply_gerror(req->msg, error);
         return;
     }
     job_reply(req, SOUP_STATUS_OK);
+}
+
+/* POSTs that carry no data: a body is a client that expects otherwise,
+ * refused rather than ignored. */
+static gboolean
+body_empty(Request *req)
+{
+    SoupMessageBody *body = soup_server_message_get_request_body(req->msg);
+
+    if (body->length > 0) {
+        reply_error(req->msg, SOUP_STATUS_BAD_REQUEST,
+                    "this request takes no body");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void
+job_cancel(Request *req)
+{
+    job_act(req, sald_core_cancel);
+}
+
+static void
+job_suspend(Request *req)
+{
+    if (body_empty(req)) {
+        job_act(req, sald_core_suspend);
+    }
+}
+
+static void
+job_resume(Request *req)
+{
+    if (body_empty(req)) {
+        job_act(req, sald_core_resume);
+    }
+}
+
+static JsonArray *
+snapshots_to_json(GPtrArray *snapshots)
+{
+    JsonArray *list = json_array_new();
+
+    for (guint i = 0; snapshots && i < snapshots->len; i++) {
+        const SalSnapshot *snap = g_ptr_array_index(snapshots, i);
+        JsonObject *o = json_object_new();
+
+        json_object_set_int_member(o, "seq", snap->seq);
+        json_object_set_int_member(o, "time", snap->time);
+        json_object_set_int_member(o, "pause_ms", snap->pause_ms);
+        json_object_set_int_member(o, "bytes_sent",
+                                   (gint64)MIN(snap->bytes_sent, G_MAXINT64));
+        json_object_set_int_member(o, "bytes_new",
+                                   (gint64)MIN(snap->bytes_new, G_MAXINT64));
+        json_array_add_object_element(list, o);
+    }
+    return list;
+}
+
+static JsonArray *
+events_to_json(GPtrArray *events)
+{
+    JsonArray *list = json_array_new();
+
+    for (guint i = 0; events && i < events->len; i++) {
+        const SalEvent *event = g_ptr_array_index(events, i);
+        JsonObject *o = json_object_new();
+
+        json_object_set_int_member(o, "time", event->time);
+        json_object_set_string_member(o, "text", event->text);
+        json_array_add_object_element(list, o);
+    }
+    return list;
+}
+
+static void
+job_history(Request *req)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) snapshots = NULL;
+    g_autoptr(GPtrArray) events = NULL;
+    JsonObject *o;
+
+    if (!sald_core_get_history(req->api->core, req->uid, req->id, &snapshots,
+                               &events, &error)) {
+        reply_gerror(req->msg, error);
+        return;
+    }
+    o = json_object_new();
+    json_object_set_array_member(o, "snapshots", snapshots_to_json(snapshots));
+    json_object_set_array_member(o, "events", events_to_json(events));
+    reply_take(req->msg, SOUP_STATUS_OK, object_node(o));
 }
 
 typedef struct {
@@ -424,6 +522,9 @@ static const struct {
 } routes[] = {
     {"/v1/jobs", "GET, POST", {{"GET", jobs_list}, {"POST", jobs_submit}}},
     {"/v1/jobs/*", "GET, DELETE", {{"GET", job_get}, {"DELETE", job_cancel}}},
+    {"/v1/jobs/*/suspend", "POST", {{"POST", job_suspend}}},
+    {"/v1/jobs/*/resume", "POST", {{"POST", job_resume}}},
+    {"/v1/jobs/*/history", "GET", {{"GET", job_history}}},
     {"/v1/jobs/*/log", "GET", {{"GET", job_log}}},
     {"/v1/nodes", "GET", {{"GET", nodes_list}}},
     {"/v1/images", "GET", {{"GET", images_list}}},

@@ -2,13 +2,28 @@
 
 #include <string.h>
 
+/* A line of history, and whose. */
+typedef struct {
+    gint64 job_id;
+    SalEvent event;
+} FakeEvent;
+
 struct SaldCore {
-    GPtrArray *jobs; /* SalJob * */
-    GPtrArray *vms;  /* SalVm *, by job then index */
+    GPtrArray *jobs;      /* SalJob * */
+    GPtrArray *vms;       /* SalVm *, by job then index */
+    GPtrArray *snapshots; /* SalSnapshot *, by job then seq */
+    GPtrArray *events;    /* FakeEvent *, oldest first */
     gint64 next_id;
     gint64 uid_override;
     guint32 last_uid;
 };
+
+static void
+fake_event_free(FakeEvent *e)
+{
+    g_free(e->event.text);
+    g_free(e);
+}
 
 SaldCore *
 fake_core_new(void)
@@ -17,6 +32,9 @@ fake_core_new(void)
 
     core->jobs = g_ptr_array_new_with_free_func((GDestroyNotify)sal_job_free);
     core->vms = g_ptr_array_new_with_free_func((GDestroyNotify)sal_vm_free);
+    core->snapshots = g_ptr_array_new_with_free_func(g_free);
+    core->events =
+        g_ptr_array_new_with_free_func((GDestroyNotify)fake_event_free);
     core->next_id = 1;
     core->uid_override = -1;
     core->last_uid = G_MAXUINT32;
@@ -31,6 +49,8 @@ fake_core_free(SaldCore *core)
     }
     g_ptr_array_unref(core->jobs);
     g_ptr_array_unref(core->vms);
+    g_ptr_array_unref(core->snapshots);
+    g_ptr_array_unref(core->events);
     g_free(core);
 }
 
@@ -67,6 +87,33 @@ find_job(SaldCore *core, guint32 uid, gint64 id, GError **error)
     g_set_error(error, SAL_ERROR, SAL_ERROR_NOT_FOUND,
                 "no job %" G_GINT64_FORMAT, id);
     return NULL;
+}
+
+static void G_GNUC_PRINTF(4, 5)
+add_event(SaldCore *core, gint64 id, gint64 time, const char *format, ...)
+{
+    FakeEvent *e = g_new0(FakeEvent, 1);
+    va_list ap;
+
+    e->job_id = id;
+    e->event.time = time;
+    va_start(ap, format);
+    e->event.text = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    g_ptr_array_add(core->events, e);
+}
+
+/* Every VM of job @id goes to @state. */
+static void
+set_vms_state(SaldCore *core, gint64 id, SalVmState state)
+{
+    for (guint i = 0; i < core->vms->len; i++) {
+        SalVm *vm = g_ptr_array_index(core->vms, i);
+
+        if (vm->job_id == id) {
+            vm->state = state;
+        }
+    }
 }
 
 static GPtrArray *
@@ -118,7 +165,22 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
         vm->state = SAL_VM_PLACED;
         g_ptr_array_add(core->vms, vm);
     }
+    add_event(core, job->id, job->submit_time, "submitted");
     return TRUE;
+}
+
+void
+fake_core_start(SaldCore *core, gint64 id)
+{
+    SalJob *job = find_job(core, 0, id, NULL);
+
+    g_assert_nonnull(job);
+    g_assert_true(sal_job_transition_at(job, SAL_JOB_STARTING, 1700000010,
+                                        NULL));
+    g_assert_true(sal_job_transition_at(job, SAL_JOB_RUNNING, 1700000020,
+                                        NULL));
+    set_vms_state(core, id, SAL_VM_RUNNING);
+    add_event(core, id, 1700000020, "started");
 }
 
 GPtrArray *
@@ -169,6 +231,110 @@ sald_core_cancel(SaldCore *core, guint32 uid, gint64 id, GError **error)
 
     return job && sal_job_transition_at(job, SAL_JOB_CANCELLED, 1700000100,
                                         error);
+}
+
+/* Stores a final snapshot at once, where salined takes a while: the job
+ * is suspended, held, when this returns. */
+gboolean
+sald_core_suspend(SaldCore *core, guint32 uid, gint64 id, GError **error)
+{
+    SalJob *job = find_job(core, caller(core, uid), id, error);
+    SalSnapshot *snap;
+
+    if (!job) {
+        return FALSE;
+    }
+    if (!job->besteffort) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "job %" G_GINT64_FORMAT " is not best-effort: only "
+                    "best-effort jobs can be suspended",
+                    id);
+        return FALSE;
+    }
+    if (job->state != SAL_JOB_RUNNING) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_STATE,
+                    "job %" G_GINT64_FORMAT " is %s, not running", id,
+                    sal_job_state_to_string(job->state));
+        return FALSE;
+    }
+    g_assert_true(sal_job_transition_at(job, SAL_JOB_SUSPENDING, 1700000200,
+                                        NULL));
+    snap = g_new0(SalSnapshot, 1);
+    snap->job_id = id;
+    snap->seq = job->snapshot_seq + 1;
+    snap->time = 1700000210;
+    snap->pause_ms = 840;
+    snap->bytes_sent = G_GUINT64_CONSTANT(3) << 29; /* 1.5 GiB */
+    snap->bytes_new = 200 * 1024 * 1024;
+    g_ptr_array_add(core->snapshots, snap);
+    job->snapshot_seq = snap->seq;
+    g_assert_true(sal_job_transition_at(job, SAL_JOB_SUSPENDED, 1700000210,
+                                        NULL));
+    job->held = TRUE;
+    set_vms_state(core, id, SAL_VM_SUSPENDED);
+    add_event(core, id, 1700000200, "suspend asked by uid %" G_GUINT32_FORMAT,
+              caller(core, uid));
+    add_event(core, id, 1700000210, "suspended: snapshot %u", snap->seq);
+    return TRUE;
+}
+
+/* The job stays suspended until the scheduler redeploys it, which the
+ * fake never does. */
+gboolean
+sald_core_resume(SaldCore *core, guint32 uid, gint64 id, GError **error)
+{
+    SalJob *job = find_job(core, caller(core, uid), id, error);
+
+    if (!job) {
+        return FALSE;
+    }
+    if ((job->state != SAL_JOB_SUSPENDING && job->state != SAL_JOB_SUSPENDED) ||
+        !job->held) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_STATE,
+                    "job %" G_GINT64_FORMAT " is not held suspended", id);
+        return FALSE;
+    }
+    job->held = FALSE;
+    add_event(core, id, 1700000300, "resume asked by uid %" G_GUINT32_FORMAT,
+              caller(core, uid));
+    return TRUE;
+}
+
+gboolean
+sald_core_get_history(SaldCore *core, guint32 uid, gint64 id,
+                      GPtrArray **snapshots, GPtrArray **events,
+                      GError **error)
+{
+    g_autoptr(GPtrArray) snaps = NULL;
+    g_autoptr(GPtrArray) evs = NULL;
+
+    if (!find_job(core, caller(core, uid), id, error)) {
+        return FALSE;
+    }
+    snaps = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < core->snapshots->len; i++) {
+        const SalSnapshot *snap = g_ptr_array_index(core->snapshots, i);
+
+        if (snap->job_id == id) {
+            g_ptr_array_add(snaps, g_memdup2(snap, sizeof(*snap)));
+        }
+    }
+    evs = g_ptr_array_new_with_free_func((GDestroyNotify)sal_event_free);
+    for (guint i = 0; i < core->events->len; i++) {
+        const FakeEvent *e = g_ptr_array_index(core->events, i);
+        SalEvent *copy;
+
+        if (e->job_id != id) {
+            continue;
+        }
+        copy = g_new0(SalEvent, 1);
+        copy->time = e->event.time;
+        copy->text = g_strdup(e->event.text);
+        g_ptr_array_add(evs, copy);
+    }
+    *snapshots = g_steal_pointer(&snaps);
+    *events = g_steal_pointer(&evs);
+    return TRUE;
 }
 
 void

@@ -272,6 +272,19 @@ test_submit_bad(Fixture *f, gconstpointer data)
          "'command' must be a non-empty array of strings"},
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"image\": \"fedora\""),
          "unknown image 'fedora'"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, "
+                  "\"snapshot_interval_s\": 60"),
+         "snapshot_interval_s is for best-effort jobs"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"besteffort\": true, "
+                  "\"snapshot_interval_s\": 4"),
+         "snapshot interval (s) 4 is out of range 5..86400"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"besteffort\": true, "
+                  "\"snapshot_interval_s\": 86401"),
+         "snapshot_interval_s 86401 is out of range"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"held\": true"),
+         "unknown field 'held'"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"snapshot_seq\": 1"),
+         "unknown field 'snapshot_seq'"},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -362,6 +375,7 @@ test_bad_id(Fixture *f, gconstpointer data)
         "/v1/jobs/%201",
         "/v1/jobs/9223372036854775808",
         "/v1/jobs/99999999999999999999999/log",
+        "/v1/jobs/x/history",
     };
 
     submit(f);
@@ -393,6 +407,10 @@ test_routes(Fixture *f, gconstpointer data)
         {"DELETE", "/v1/jobs", 405, "GET, POST"},
         {"POST", "/v1/jobs/1", 405, "GET, DELETE"},
         {"DELETE", "/v1/jobs/1/log", 405, "GET"},
+        {"GET", "/v1/jobs/1/suspend", 405, "POST"},
+        {"DELETE", "/v1/jobs/1/resume", 405, "POST"},
+        {"POST", "/v1/jobs/1/history", 405, "GET"},
+        {"POST", "/v1/jobs/1/pause", 404, NULL},
         {"POST", "/v1/nodes", 405, "GET"},
         {"DELETE", "/v1/images", 405, "GET"},
         {"GET", "/v1/jobs?colour=red", 400, NULL},
@@ -400,6 +418,9 @@ test_routes(Fixture *f, gconstpointer data)
         {"GET", "/v1/jobs/7", 404, NULL},
         {"DELETE", "/v1/jobs/7", 404, NULL},
         {"GET", "/v1/jobs/7/log", 404, NULL},
+        {"POST", "/v1/jobs/7/suspend", 404, NULL},
+        {"POST", "/v1/jobs/7/resume", 404, NULL},
+        {"GET", "/v1/jobs/7/history", 404, NULL},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -505,6 +526,9 @@ test_other_user(Fixture *f, gconstpointer data)
         {"GET", "/v1/jobs/1"},
         {"DELETE", "/v1/jobs/1"},
         {"GET", "/v1/jobs/1/log"},
+        {"POST", "/v1/jobs/1/suspend"},
+        {"POST", "/v1/jobs/1/resume"},
+        {"GET", "/v1/jobs/1/history"},
     };
     guint32 other = getuid() == 4242 ? 4243 : 4242;
 
@@ -551,6 +575,171 @@ test_log(Fixture *f, gconstpointer data)
     g_assert_false(json_object_get_boolean_member(vm, "truncated"));
     g_assert_cmpstr(json_object_get_string_member(vm, "output"), ==,
                     "vm 1\n");
+}
+
+/* Submits a valid best-effort job, returns its id. */
+static gint64
+submit_besteffort(Fixture *f)
+{
+    g_auto(Answer) a = {0};
+
+    request(f, &a, "POST", "/v1/jobs",
+            SUBMIT_OK ", \"besteffort\": true, \"snapshot_interval_s\": 90}");
+    g_assert_cmpuint(a.status, ==, 201);
+    return json_object_get_int_member(obj(&a), "id");
+}
+
+/* Submits a best-effort job (@besteffort) or a regular one and starts
+ * it; returns its id. */
+static gint64
+submit_running(Fixture *f, gboolean besteffort)
+{
+    gint64 id = besteffort ? submit_besteffort(f) : submit(f);
+
+    fake_core_start(f->core, id);
+    return id;
+}
+
+static void
+test_suspend_resume(Fixture *f, gconstpointer data)
+{
+    gint64 id = submit_running(f, TRUE);
+    g_auto(Answer) s = {0};
+    g_auto(Answer) again = {0};
+    g_auto(Answer) r = {0};
+    g_auto(Answer) r_again = {0};
+    g_auto(Answer) g = {0};
+
+    request(f, &s, "POST", "/v1/jobs/1/suspend", NULL);
+    g_assert_cmpuint(s.status, ==, 200);
+    g_assert_cmpuint(fake_core_last_uid(f->core), ==, getuid());
+    g_assert_cmpint(json_object_get_int_member(obj(&s), "id"), ==, id);
+    g_assert_cmpstr(json_object_get_string_member(obj(&s), "state"), ==,
+                    "suspended");
+    g_assert_true(json_object_get_boolean_member(obj(&s), "held"));
+    g_assert_cmpint(json_object_get_int_member(obj(&s), "snapshot_seq"), ==,
+                    1);
+    g_assert_cmpint(
+        json_object_get_int_member(obj(&s), "snapshot_interval_s"), ==, 90);
+    g_assert_cmpstr(
+        json_object_get_string_member(
+            json_array_get_object_element(
+                json_object_get_array_member(obj(&s), "vm_list"), 0),
+            "state"),
+        ==, "suspended");
+
+    /* Already suspended. */
+    request(f, &again, "POST", "/v1/jobs/1/suspend", NULL);
+    assert_error(&again, 409, "job 1 is suspended, not running");
+
+    request(f, &r, "POST", "/v1/jobs/1/resume", NULL);
+    g_assert_cmpuint(r.status, ==, 200);
+    g_assert_cmpstr(json_object_get_string_member(obj(&r), "state"), ==,
+                    "suspended");
+    g_assert_false(json_object_get_boolean_member(obj(&r), "held"));
+    request(f, &r_again, "POST", "/v1/jobs/1/resume", NULL);
+    assert_error(&r_again, 409, "job 1 is not held suspended");
+
+    request(f, &g, "GET", "/v1/jobs/1", NULL);
+    g_assert_false(json_object_get_boolean_member(obj(&g), "held"));
+}
+
+static void
+test_suspend_refused(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        const char *path;
+        const char *body;
+        guint status;
+        const char *error;
+    } cases[] = {
+        /* A regular job is never snapshotted. */
+        {"/v1/jobs/1/suspend", NULL, 400, "job 1 is not best-effort"},
+        /* Not running yet. */
+        {"/v1/jobs/2/suspend", NULL, 409, "job 2 is pending, not running"},
+        {"/v1/jobs/2/resume", NULL, 409, "job 2 is not held suspended"},
+        {"/v1/jobs/3/resume", NULL, 409, "job 3 is not held suspended"},
+        /* The body is refused before the job is looked at. */
+        {"/v1/jobs/3/suspend", "{}", 400, "this request takes no body"},
+        {"/v1/jobs/3/resume", "{\"force\": true}", 400,
+         "this request takes no body"},
+        {"/v1/jobs/9/suspend", " ", 400, "this request takes no body"},
+        {"/v1/jobs/9/suspend", NULL, 404, "no job 9"},
+        {"/v1/jobs/9/resume", NULL, 404, "no job 9"},
+    };
+    g_auto(Answer) g = {0};
+
+    g_assert_cmpint(submit_running(f, FALSE), ==, 1);
+    g_assert_cmpint(submit_besteffort(f), ==, 2);
+    g_assert_cmpint(submit_running(f, TRUE), ==, 3);
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_auto(Answer) a = {0};
+
+        g_test_message("POST %s %s", cases[i].path,
+                       cases[i].body ? cases[i].body : "");
+        request(f, &a, "POST", cases[i].path, cases[i].body);
+        assert_error(&a, cases[i].status, cases[i].error);
+    }
+    /* Nothing changed: job 3 still runs. */
+    request(f, &g, "GET", "/v1/jobs/3", NULL);
+    g_assert_cmpstr(json_object_get_string_member(obj(&g), "state"), ==,
+                    "running");
+    g_assert_false(json_object_get_boolean_member(obj(&g), "held"));
+}
+
+static void
+test_history(Fixture *f, gconstpointer data)
+{
+    g_auto(Answer) s = {0};
+    g_auto(Answer) h = {0};
+    g_auto(Answer) fresh = {0};
+    g_autofree char *asked =
+        g_strdup_printf("suspend asked by uid %u", (guint)getuid());
+    JsonArray *snaps, *events;
+    JsonObject *o;
+
+    submit_running(f, TRUE);
+    g_assert_cmpint(submit(f), ==, 2);
+    request(f, &s, "POST", "/v1/jobs/1/suspend", NULL);
+    g_assert_cmpuint(s.status, ==, 200);
+
+    request(f, &h, "GET", "/v1/jobs/1/history", NULL);
+    g_assert_cmpuint(h.status, ==, 200);
+    g_assert_cmpuint(json_object_get_size(obj(&h)), ==, 2);
+    snaps = json_object_get_array_member(obj(&h), "snapshots");
+    g_assert_cmpuint(json_array_get_length(snaps), ==, 1);
+    o = json_array_get_object_element(snaps, 0);
+    g_assert_cmpuint(json_object_get_size(o), ==, 5);
+    g_assert_cmpint(json_object_get_int_member(o, "seq"), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(o, "time"), ==, 1700000210);
+    g_assert_cmpint(json_object_get_int_member(o, "pause_ms"), ==, 840);
+    g_assert_cmpint(json_object_get_int_member(o, "bytes_sent"), ==,
+                    G_GINT64_CONSTANT(1610612736));
+    g_assert_cmpint(json_object_get_int_member(o, "bytes_new"), ==,
+                    209715200);
+
+    events = json_object_get_array_member(obj(&h), "events");
+    g_assert_cmpuint(json_array_get_length(events), ==, 4);
+    o = json_array_get_object_element(events, 0);
+    g_assert_cmpuint(json_object_get_size(o), ==, 2);
+    g_assert_cmpint(json_object_get_int_member(o, "time"), ==, 1700000000);
+    g_assert_cmpstr(json_object_get_string_member(o, "text"), ==,
+                    "submitted");
+    o = json_array_get_object_element(events, 2);
+    g_assert_cmpstr(json_object_get_string_member(o, "text"), ==, asked);
+    o = json_array_get_object_element(events, 3);
+    g_assert_cmpstr(json_object_get_string_member(o, "text"), ==,
+                    "suspended: snapshot 1");
+
+    /* Another job's history is its own. */
+    request(f, &fresh, "GET", "/v1/jobs/2/history", NULL);
+    g_assert_cmpuint(fresh.status, ==, 200);
+    g_assert_cmpuint(json_array_get_length(json_object_get_array_member(
+                         obj(&fresh), "snapshots")),
+                     ==, 0);
+    g_assert_cmpuint(json_array_get_length(json_object_get_array_member(
+                         obj(&fresh), "events")),
+                     ==, 1);
 }
 
 static void
@@ -659,6 +848,9 @@ main(int argc, char **argv)
     ADD("get-cancel", test_get_cancel);
     ADD("other-user", test_other_user);
     ADD("log", test_log);
+    ADD("suspend-resume", test_suspend_resume);
+    ADD("suspend-refused", test_suspend_refused);
+    ADD("history", test_history);
     ADD("nodes-images", test_nodes_images);
     ADD("socket", test_socket);
     return g_test_run();

@@ -30,7 +30,7 @@ result_clear(Result *r)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Result, result_clear)
 
 /* Runs saline with SALINE_SOCKET=@socket and the NULL-terminated
- * arguments. */
+ * arguments, times shown in UTC. */
 static void
 run(Result *r, const char *socket, ...)
 {
@@ -49,6 +49,7 @@ run(Result *r, const char *socket, ...)
     va_end(ap);
     g_ptr_array_add(argv, NULL);
     envp = g_environ_setenv(envp, "SALINE_SOCKET", socket, TRUE);
+    envp = g_environ_setenv(envp, "TZ", "UTC", TRUE);
     g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, envp,
                                G_SPAWN_DEFAULT, NULL, NULL, &r->out, &r->err,
                                &wait_status, &error));
@@ -118,6 +119,19 @@ test_usage(void)
         {{SUBMIT, "d", "--walltime", "1", "--site", "a/b", "true", NULL},
          "invalid site name 'a/b'"},
         {{SUBMIT, "", "--walltime", "1", "true", NULL}, "image is empty"},
+        {{SUBMIT, "d", "--walltime", "1", "--snapshot-interval", "90s", "true",
+          NULL},
+         "--snapshot-interval is for best-effort jobs: add --besteffort"},
+        {{SUBMIT, "d", "--walltime", "1", "--besteffort",
+          "--snapshot-interval", "4s", "true", NULL},
+         "snapshot interval (s) 4 is out of range 5..86400"},
+        {{SUBMIT, "d", "--walltime", "1", "--besteffort",
+          "--snapshot-interval", "1:30", "true", NULL},
+         "invalid snapshot interval '1:30'"},
+        {{"suspend", NULL}, "missing JOB; see 'saline suspend --help'"},
+        {{"suspend", "1", "x", NULL}, "invalid job id 'x'"},
+        {{"resume", NULL}, "missing JOB; see 'saline resume --help'"},
+        {{"resume", "0", NULL}, "invalid job id '0'"},
     };
     g_autofree char *dir = sal_test_tmpdir();
     g_autofree char *path = g_build_filename(dir, "probe.sock", NULL);
@@ -160,14 +174,20 @@ test_unreachable(void)
     run(&b, "/nonexistent/x.sock", "--socket", path, SUBMIT, "d",
         "--walltime", "1", "true", NULL);
     assert_fails(&b, 3, path);
+    {
+        g_auto(Result) c = {0};
+
+        run(&c, path, "suspend", "1", "2", NULL);
+        assert_fails(&c, 3, "cannot reach salined at");
+    }
     sal_test_rmdir(dir);
 }
 
 static void
 test_help(void)
 {
-    static const char *const cmds[] = {"submit", "stat", "del", "nodes",
-                                       "log"};
+    static const char *const cmds[] = {"submit", "stat",   "del", "suspend",
+                                       "resume", "nodes", "log"};
     g_auto(Result) r = {0};
 
     run(&r, "/nonexistent", "--help", NULL);
@@ -316,6 +336,136 @@ test_del(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(r.err, "saline: job 1 cannot go from"));
 }
 
+/* Job 1: best-effort, snapshots every 2 minutes, running. */
+static void
+submit_besteffort_running(Fixture *f)
+{
+    g_auto(Result) r = {0};
+
+    run(&r, f->path, SUBMIT, "debian-12", "--walltime", "1:30",
+        "--besteffort", "--snapshot-interval", "2m", "--", "./simulate",
+        NULL);
+    g_assert_cmpstr(r.err, ==, "");
+    g_assert_cmpstr(r.out, ==, "SALINE_JOB_ID=1\n");
+    fake_core_start(f->core, 1);
+}
+
+static void
+test_suspend_resume(Fixture *f, gconstpointer data)
+{
+    g_auto(Result) s = {0};
+    g_auto(Result) again = {0};
+    g_auto(Result) r = {0};
+    g_auto(Result) r_again = {0};
+    g_auto(Result) regular = {0};
+    g_auto(Result) none = {0};
+
+    submit_besteffort_running(f);
+    submit(f);
+    fake_core_start(f->core, 2);
+
+    run(&s, f->path, "suspend", "1", NULL);
+    g_assert_cmpstr(s.err, ==, "");
+    g_assert_cmpstr(s.out, ==, "Job 1: suspended (held)\n");
+    g_assert_cmpint(s.status, ==, 0);
+
+    run(&again, f->path, "suspend", "1", NULL);
+    assert_fails(&again, 1, "saline: job 1 is suspended, not running");
+
+    run(&r, f->path, "resume", "1", NULL);
+    g_assert_cmpstr(r.err, ==, "");
+    g_assert_cmpstr(r.out, ==, "Job 1: suspended\n");
+    g_assert_cmpint(r.status, ==, 0);
+
+    run(&r_again, f->path, "resume", "1", NULL);
+    assert_fails(&r_again, 1, "saline: job 1 is not held suspended");
+
+    run(&regular, f->path, "suspend", "2", NULL);
+    assert_fails(&regular, 1, "saline: job 2 is not best-effort");
+
+    run(&none, f->path, "resume", "7", NULL);
+    assert_fails(&none, 1, "saline: no job 7");
+}
+
+/* Each JOB in turn; a refusal does not stop the others. */
+static void
+test_suspend_several(Fixture *f, gconstpointer data)
+{
+    g_auto(Result) r = {0};
+
+    submit_besteffort_running(f);
+    run(&r, f->path, "suspend", "7", "1", NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_cmpstr(r.out, ==, "Job 1: suspended (held)\n");
+    g_assert_cmpstr(r.err, ==, "saline: no job 7\n");
+}
+
+static void
+test_stat_history(Fixture *f, gconstpointer data)
+{
+    g_auto(Result) before = {0};
+    g_auto(Result) s = {0};
+    g_auto(Result) st = {0};
+    g_auto(Result) json = {0};
+    g_autoptr(JsonNode) node = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *asked =
+        g_strdup_printf("\n    2023-11-14 22:16:40  suspend asked by uid %u\n",
+                        (guint)getuid());
+    JsonObject *o;
+    JsonArray *snaps;
+
+    submit_besteffort_running(f);
+    run(&before, f->path, "stat", "1", NULL);
+    g_assert_cmpint(before.status, ==, 0);
+    g_assert_nonnull(strstr(before.out, "\n    snapshot_interval = 0:02:00\n"
+                                        "    snapshot_seq = -\n"
+                                        "    held = no\n"));
+    g_assert_nonnull(strstr(before.out, "\nSnapshots: none\nEvents:\n"
+                                        "    2023-11-14 22:13:20  submitted\n"
+                                        "    2023-11-14 22:13:40  started\n"));
+
+    run(&s, f->path, "suspend", "1", NULL);
+    g_assert_cmpint(s.status, ==, 0);
+    run(&st, f->path, "stat", "1", NULL);
+    g_assert_cmpstr(st.err, ==, "");
+    g_assert_cmpint(st.status, ==, 0);
+    g_assert_nonnull(strstr(st.out, "\n    state = suspended\n"));
+    g_assert_nonnull(strstr(st.out, "\n    snapshot_seq = 1\n"
+                                    "    held = yes\n"));
+    g_assert_nonnull(strstr(st.out, "state=suspended exit=-\n"));
+    g_assert_nonnull(strstr(st.out,
+                            "\nSnapshots:\n"
+                            "Seq Time                Pause  Sent    New\n"
+                            "--- ------------------- ------ ------- ---------\n"
+                            "1   2023-11-14 22:16:50 840 ms 1.5 GiB 200.0 MiB\n"
+                            "Events:\n"));
+    g_assert_nonnull(strstr(st.out, asked));
+    g_assert_true(g_str_has_suffix(st.out,
+                                   "    2023-11-14 22:16:50  suspended: "
+                                   "snapshot 1\n"));
+
+    /* The job as salined answers it, plus its history. */
+    run(&json, f->path, "stat", "1", "--json", NULL);
+    g_assert_cmpint(json.status, ==, 0);
+    node = sal_json_parse(json.out, strlen(json.out), &error);
+    g_assert_no_error(error);
+    o = json_node_get_object(node);
+    g_assert_cmpstr(json_object_get_string_member(o, "state"), ==,
+                    "suspended");
+    g_assert_true(json_object_get_boolean_member(o, "held"));
+    g_assert_cmpint(json_object_get_int_member(o, "snapshot_interval_s"), ==,
+                    120);
+    snaps = json_object_get_array_member(o, "snapshots");
+    g_assert_cmpuint(json_array_get_length(snaps), ==, 1);
+    g_assert_cmpint(json_object_get_int_member(
+                        json_array_get_object_element(snaps, 0), "bytes_new"),
+                    ==, 209715200);
+    g_assert_cmpuint(
+        json_array_get_length(json_object_get_array_member(o, "events")), ==,
+        4);
+}
+
 static void
 test_log(Fixture *f, gconstpointer data)
 {
@@ -367,6 +517,12 @@ main(int argc, char **argv)
     g_test_add("/cli/stat", Fixture, NULL, setup, test_stat, teardown);
     g_test_add("/cli/del", Fixture, NULL, setup, test_del, teardown);
     g_test_add("/cli/log", Fixture, NULL, setup, test_log, teardown);
+    g_test_add("/cli/suspend-resume", Fixture, NULL, setup,
+               test_suspend_resume, teardown);
+    g_test_add("/cli/suspend-several", Fixture, NULL, setup,
+               test_suspend_several, teardown);
+    g_test_add("/cli/stat-history", Fixture, NULL, setup, test_stat_history,
+               teardown);
     g_test_add("/cli/nodes", Fixture, NULL, setup, test_nodes, teardown);
     return g_test_run();
 }

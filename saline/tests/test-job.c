@@ -268,6 +268,37 @@ test_walltime(void)
 }
 
 static void
+test_duration(void)
+{
+    static const struct {
+        const char *text;
+        gint64 seconds; /* -1: refused */
+    } cases[] = {
+        {"0", 0},     {"90", 90},   {"90s", 90},      {"2m", 120},
+        {"1h", 3600}, {"1d", 86400}, {"", -1},        {"1:30", -1},
+        {"2x", -1},   {"m", -1},    {"-5", -1},       {"1.5m", -1},
+        {"2 m", -1},  {"2mm", -1},  {"9999999999999", -1},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        gint64 s = -1;
+        gboolean ok = sal_duration_parse("interval", cases[i].text, &s, &error);
+
+        g_test_message("'%s'", cases[i].text);
+        if (cases[i].seconds < 0) {
+            g_assert_false(ok);
+            g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+            g_assert_true(g_str_has_prefix(error->message, "interval") ||
+                          g_str_has_prefix(error->message, "invalid interval"));
+        } else {
+            g_assert_no_error(error);
+            g_assert_cmpint(s, ==, cases[i].seconds);
+        }
+    }
+}
+
+static void
 test_walltime_format(void)
 {
     static const struct {
@@ -472,6 +503,44 @@ test_validate(void)
                     "-1000..1000");
 }
 
+/* 0 or 5 s .. 24 h, and only for best-effort jobs: a regular job is
+ * never preempted, so never snapshotted. */
+static void
+test_validate_snapshot_interval(void)
+{
+    static const struct {
+        gboolean besteffort;
+        gint64 interval;
+        const char *error; /* NULL: valid */
+    } cases[] = {
+        {FALSE, 0, NULL},
+        {TRUE, 0, NULL},
+        {TRUE, SAL_MIN_SNAPSHOT_INTERVAL_S, NULL},
+        {TRUE, SAL_MAX_SNAPSHOT_INTERVAL_S, NULL},
+        {FALSE, 60, "snapshot_interval_s is for best-effort jobs"},
+        {TRUE, 4, "snapshot interval (s) 4 is out of range 5..86400"},
+        {TRUE, -1, "snapshot interval (s) -1 is out of range 5..86400"},
+        {TRUE, SAL_MAX_SNAPSHOT_INTERVAL_S + 1,
+         "snapshot interval (s) 86401 is out of range 5..86400"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(SalJob) job = make_job();
+        g_autoptr(GError) error = NULL;
+
+        job->besteffort = cases[i].besteffort;
+        job->snapshot_interval_s = cases[i].interval;
+        if (!cases[i].error) {
+            g_assert_true(sal_job_validate(job, &error));
+            g_assert_no_error(error);
+            continue;
+        }
+        g_assert_false(sal_job_validate(job, &error));
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_cmpstr(error->message, ==, cases[i].error);
+    }
+}
+
 static void
 test_names(void)
 {
@@ -535,9 +604,12 @@ main(int argc, char **argv)
     g_test_add_func("/job/times", test_times);
     g_test_add_func("/job/walltime", test_walltime);
     g_test_add_func("/job/walltime-format", test_walltime_format);
+    g_test_add_func("/job/duration", test_duration);
     g_test_add_func("/job/mem", test_mem);
     g_test_add_func("/job/mem-format", test_mem_format);
     g_test_add_func("/job/validate", test_validate);
+    g_test_add_func("/job/validate-snapshot-interval",
+                    test_validate_snapshot_interval);
     g_test_add_func("/job/names", test_names);
     g_test_add_func("/job/copy", test_copy);
     return g_test_run();
