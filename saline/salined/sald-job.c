@@ -397,6 +397,12 @@ job_preempt(SaldCore *core, gint64 id)
         return;
     }
     if (sald_snapshots_on(core)) {
+        for (guint i = 0; i < vms->len; i++) {
+            /* Its command has ended somewhere: it is about to end. */
+            if (((SalVm *)vms->pdata[i])->state == SAL_VM_STOPPED) {
+                return;
+            }
+        }
         if (sald_job_suspend(core, job, FALSE,
                              "preempted: a regular job needs its capacity")) {
             sald_job_reconcile(core, id);

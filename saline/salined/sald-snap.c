@@ -174,7 +174,8 @@ file_node(const char *driver, const char *name, const char *path,
 
 gboolean
 sald_snap_prepare(virConnectPtr conn, const char *domain,
-                  const char *pool_dir, GError **error)
+                  const char *pool_dir, char **vda_node, char **vdb_node,
+                  GError **error)
 {
     g_auto(Disk) vda = {0};
     g_auto(Disk) vdb = {0};
@@ -251,6 +252,10 @@ sald_snap_prepare(virConnectPtr conn, const char *domain,
     args = json_object_new();
     json_object_set_int_member(args, "max-bandwidth", G_GINT64_CONSTANT(1) << 40);
     ok = qmp_do(dom, "migrate-set-parameters", args, NULL, error);
+    if (ok) {
+        *vda_node = g_strdup(vda.node);
+        *vdb_node = g_strdup(vdb.node);
+    }
 out:
     if (pool) {
         virStoragePoolFree(pool);
@@ -294,11 +299,9 @@ backup_action(const char *job, const char *device, const char *sync)
 }
 
 gboolean
-sald_snap_start(virConnectPtr conn, const char *domain,
-                const char *vmstate_cmd, GError **error)
+sald_snap_start(virConnectPtr conn, const char *domain, const char *vda_node,
+                const char *vdb_node, const char *vmstate_cmd, GError **error)
 {
-    g_auto(Disk) vda = {0};
-    g_auto(Disk) vdb = {0};
     g_autofree char *uri = g_strconcat("exec:", vmstate_cmd, NULL);
     virDomainPtr dom = domain_get(conn, domain, error);
     JsonObject *args;
@@ -308,16 +311,12 @@ sald_snap_start(virConnectPtr conn, const char *domain,
     if (!dom) {
         return FALSE;
     }
-    if (!disk_find(dom, ".qcow2", &vda, error) ||
-        !disk_find(dom, ".out", &vdb, error)) {
-        goto out;
-    }
     /* One transaction: both disks as of the same instant. */
     actions = json_array_new();
     json_array_add_object_element(actions,
-                                  backup_action(JOB_VDA, vda.node, "top"));
+                                  backup_action(JOB_VDA, vda_node, "top"));
     json_array_add_object_element(actions,
-                                  backup_action(JOB_VDB, vdb.node, "full"));
+                                  backup_action(JOB_VDB, vdb_node, "full"));
     args = json_object_new();
     json_object_set_array_member(args, "actions", actions);
     if (!qmp_do(dom, "transaction", args, NULL, error)) {

@@ -41,13 +41,17 @@ typedef struct {
     gint64 total_ms;       /* start to completion */
 } SaldSnapStats;
 
+/* @vda_node and @vdb_node: QEMU's names of the two disks, for
+ * sald_snap_start(). */
 gboolean sald_snap_prepare(virConnectPtr conn, const char *domain,
-                           const char *pool_dir, GError **error);
+                           const char *pool_dir, char **vda_node,
+                           char **vdb_node, GError **error);
 gboolean sald_snap_pause(virConnectPtr conn, const char *domain,
                          GError **error);
 /* @vmstate_cmd: the shell command that reads the migration stream on
  * its standard input. */
 gboolean sald_snap_start(virConnectPtr conn, const char *domain,
+                         const char *vda_node, const char *vdb_node,
                          const char *vmstate_cmd, GError **error);
 /* Undoes whatever of prepare/pause/start happened (the guest runs on,
  * the copies are gone). */

@@ -239,6 +239,8 @@ typedef struct {
     char *node;
     char *domain;
     char *pool_dir;
+    char *vda_node;
+    char *vdb_node;
     guint index;
     virConnectPtr conn;
     gint64 paused_at; /* monotonic, µs */
@@ -277,6 +279,8 @@ snap_vm_free(SnapVm *vm)
     g_free(vm->node);
     g_free(vm->domain);
     g_free(vm->pool_dir);
+    g_free(vm->vda_node);
+    g_free(vm->vdb_node);
     g_clear_error(&vm->error);
     g_free(vm);
 }
@@ -318,7 +322,8 @@ snap_vm_thread(gpointer data)
     ok = ok && !sj->pause_failed;
     g_mutex_unlock(&sj->lock);
     if (ok) {
-        ok = sald_snap_start(vm->conn, vm->domain, cmd, &vm->error);
+        ok = sald_snap_start(vm->conn, vm->domain, vm->vda_node,
+                             vm->vdb_node, cmd, &vm->error);
     }
     /* The guest runs again once QEMU has its device state: this bounds
      * the pause from above with QEMU's own stop time. */
@@ -422,7 +427,8 @@ snap_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
     for (guint i = 0; i < sj->vms->len; i++) {
         SnapVm *vm = sj->vms->pdata[i];
 
-        if (!sald_snap_prepare(vm->conn, vm->domain, vm->pool_dir, &error)) {
+        if (!sald_snap_prepare(vm->conn, vm->domain, vm->pool_dir,
+                               &vm->vda_node, &vm->vdb_node, &error)) {
             goto fail;
         }
     }
@@ -521,6 +527,7 @@ snap_done(GObject *source, GAsyncResult *result, gpointer data)
     sald_event(core, job->id, "snapshot %u failed: %s", sj->seq,
                error->message);
     sald_snapshot_set_due(core, job);
+    g_hash_table_remove(core->snap_final, &job->id);
     if (sj->final && job->state == SAL_JOB_SUSPENDING) {
         if (core->config->snapshot_failure_kills) {
             g_autofree char *why =
@@ -683,6 +690,7 @@ sald_job_suspend(SaldCore *core, SalJob *job, gboolean held, const char *why)
     if (!sald_job_save(core, job, NULL)) {
         return FALSE;
     }
+    g_hash_table_remove(core->snap_final, &job->id);
     sald_event(core, job->id, "suspending: %s", why);
     return TRUE;
 }
@@ -761,6 +769,7 @@ sald_job_reconcile_suspending(SaldCore *core, SalJob *job, GPtrArray *vms)
 {
     gboolean any_dead = FALSE;
     gboolean any_running = FALSE;
+    gboolean any_stopped = FALSE;
     gint64 *since;
 
     for (guint i = 0; i < vms->len; i++) {
@@ -768,6 +777,20 @@ sald_job_reconcile_suspending(SaldCore *core, SalJob *job, GPtrArray *vms)
 
         any_dead |= vm->state == SAL_VM_DEAD;
         any_running |= vm->state == SAL_VM_RUNNING;
+        any_stopped |= vm->state == SAL_VM_STOPPED;
+    }
+    if (any_stopped && any_running && !any_dead) {
+        g_autoptr(GError) error = NULL;
+
+        /* Its command has ended in some VM: it is finishing, let it. */
+        job->held = FALSE;
+        if (sal_job_transition(job, SAL_JOB_RUNNING, &error) &&
+            sald_job_save(core, job, NULL)) {
+            sald_event(core, job->id,
+                       "suspension aborted: the command has ended in a VM");
+            sald_job_reconcile(core, job->id);
+        }
+        return;
     }
     /* A final snapshot of a set with a dead VM would store a broken
      * job: back to the last complete one instead. Likewise once the
