@@ -69,18 +69,6 @@ is_zero(const guint8 *data, gsize len)
     return len == 0 || (data[0] == 0 && memcmp(data, data + 1, len - 1) == 0);
 }
 
-static guint64
-n_blocks_of(guint64 size)
-{
-    return (size + VC_PAGE_SIZE - 1) / VC_PAGE_SIZE;
-}
-
-static gsize
-block_len(guint64 size, guint64 i)
-{
-    return (gsize)MIN((guint64)VC_PAGE_SIZE, size - i * VC_PAGE_SIZE);
-}
-
 /* Wire */
 
 static gboolean
@@ -446,8 +434,8 @@ kget_item_writer_new(KgetClient *client, const char *snapshot,
     w->blocks = g_array_new(FALSE, TRUE, sizeof(VcPageHash));
     w->put = g_array_new(FALSE, TRUE, sizeof(gboolean));
     if (size != KGET_SIZE_UNKNOWN && size <= KGET_MAX_ITEM_SIZE) {
-        g_array_set_size(w->blocks, (guint)n_blocks_of(size));
-        g_array_set_size(w->put, (guint)n_blocks_of(size));
+        g_array_set_size(w->blocks, (guint)kget_n_blocks(size));
+        g_array_set_size(w->put, (guint)kget_n_blocks(size));
     }
     w->queued = g_hash_table_new_full(vc_page_hash_hash,
                                       vc_page_hash_equal_func, g_free, NULL);
@@ -523,7 +511,7 @@ kget_item_writer_put_block(KgetItemWriter *w, guint64 index,
         return FALSE;
     }
     if (w->size != KGET_SIZE_UNKNOWN) {
-        if (index >= w->blocks->len || len != block_len(w->size, index)) {
+        if (index >= w->blocks->len || len != kget_block_len(w->size, index)) {
             g_set_error(error, KGET_ERROR, KGET_ERROR_REFUSED,
                         "block %" G_GUINT64_FORMAT " of %zu bytes is not "
                         "one of an item of %" G_GUINT64_FORMAT " bytes",
@@ -729,21 +717,21 @@ kget_client_put_fd(KgetClient *client, const char *snapshot, const char *item,
     w = kget_item_writer_new(client, snapshot, item, size);
     kget_item_writer_set_progress(w, func, user_data);
     for (guint64 i = 0;; i++) {
-        gsize want = size == KGET_SIZE_UNKNOWN || i >= n_blocks_of(size)
+        gsize want = size == KGET_SIZE_UNKNOWN || i >= kget_n_blocks(size)
                          ? VC_PAGE_SIZE
-                         : block_len(size, i);
+                         : kget_block_len(size, i);
         gssize n = read_block(fd, buf, want, error);
 
         if (n < 0) {
             return FALSE;
         }
-        if (size != KGET_SIZE_UNKNOWN && i < n_blocks_of(size) &&
+        if (size != KGET_SIZE_UNKNOWN && i < kget_n_blocks(size) &&
             (gsize)n < want) {
             g_set_error(error, KGET_ERROR, KGET_ERROR_IO,
                         "the file shrank while it was read");
             return FALSE;
         }
-        if (n == 0 || (size != KGET_SIZE_UNKNOWN && i >= n_blocks_of(size))) {
+        if (n == 0 || (size != KGET_SIZE_UNKNOWN && i >= kget_n_blocks(size))) {
             break;
         }
         if (!kget_item_writer_put_block(w, i, buf, (gsize)n, error)) {
@@ -792,7 +780,7 @@ kget_item_reader_new(KgetClient *client, const char *snapshot,
         }
         if (!r->blocks) {
             r->size = m.size;
-            r->n_blocks = n_blocks_of(m.size);
+            r->n_blocks = kget_n_blocks(m.size);
             r->blocks = g_new(VcPageHash, MAX(r->n_blocks, 1));
         }
         if (m.size != r->size || m.first != r->end ||
@@ -842,7 +830,7 @@ reader_fetch(KgetItemReader *r, guint64 index, GError **error)
         } else {
             memset(r->data + (i - index) * VC_PAGE_SIZE, 0, VC_PAGE_SIZE);
         }
-        r->lens[i - index] = (guint16)block_len(r->size, i);
+        r->lens[i - index] = (guint16)kget_block_len(r->size, i);
     }
     r->first = r->end = index;
     if (n > 0) {

@@ -233,6 +233,19 @@ gboolean kget_snapshot_name_split(const char *name, char *group,
 gboolean kget_group_name_valid(const char *name);
 gboolean kget_item_name_valid(const char *name);
 
+/* Block geometry of an item of @size bytes (README.md, "Data model"). */
+static inline guint64
+kget_n_blocks(guint64 size)
+{
+    return (size + VC_PAGE_SIZE - 1) / VC_PAGE_SIZE;
+}
+
+static inline guint16
+kget_block_len(guint64 size, guint64 i)
+{
+    return (guint16)MIN((guint64)VC_PAGE_SIZE, size - i * VC_PAGE_SIZE);
+}
+
 /* HOST[:PORT] or [V6]:PORT; *host is newly allocated. */
 gboolean kget_parse_address(const char *address, char **host, guint16 *port,
                             GError **error);

@@ -116,18 +116,6 @@ pack_free(gpointer p)
     g_free(pack);
 }
 
-static guint64
-n_blocks_of(guint64 size)
-{
-    return (size + VC_PAGE_SIZE - 1) / VC_PAGE_SIZE;
-}
-
-static guint16
-block_len(guint64 size, guint64 i)
-{
-    return (guint16)MIN((guint64)VC_PAGE_SIZE, size - i * VC_PAGE_SIZE);
-}
-
 /* Files */
 
 static gboolean
@@ -491,7 +479,7 @@ item_load(const char *path, Item *it, VcPageHash **blocks, GError **error)
     vc_cursor_u64(&c, &it->stored_bytes);
     vc_cursor_u64(&c, &it->n_blocks);
     if (memcmp(magic, ITEM_MAGIC, 4) != 0 || version != ITEM_VERSION ||
-        it->size > KGET_MAX_ITEM_SIZE || it->n_blocks != n_blocks_of(it->size) ||
+        it->size > KGET_MAX_ITEM_SIZE || it->n_blocks != kget_n_blocks(it->size) ||
         c.left != it->n_blocks * VC_PAGE_HASH_LEN + VC_PAGE_HASH_LEN) {
         goto corrupt;
     }
@@ -989,11 +977,11 @@ check_blocks(KgetStore *store, guint64 size, const VcPageHash *blocks,
 {
     guint64 missing = 0;
 
-    if (n != n_blocks_of(size)) {
+    if (n != kget_n_blocks(size)) {
         g_set_error(error, KGET_ERROR, KGET_ERROR_REFUSED,
                     "an item of %" G_GUINT64_FORMAT " bytes has %" G_GUINT64_FORMAT
                     " blocks, not %" G_GUINT64_FORMAT,
-                    size, n_blocks_of(size), n);
+                    size, kget_n_blocks(size), n);
         return FALSE;
     }
     for (guint64 i = 0; i < n; i++) {
@@ -1005,11 +993,11 @@ check_blocks(KgetStore *store, guint64 size, const VcPageHash *blocks,
         e = g_hash_table_lookup(store->index, &blocks[i]);
         if (!e) {
             missing++;
-        } else if (e->len != block_len(size, i)) {
+        } else if (e->len != kget_block_len(size, i)) {
             g_set_error(error, KGET_ERROR, KGET_ERROR_REFUSED,
                         "block %" G_GUINT64_FORMAT
                         " names a chunk of %u bytes, not %u",
-                        i, e->len, block_len(size, i));
+                        i, e->len, kget_block_len(size, i));
             return FALSE;
         }
     }
