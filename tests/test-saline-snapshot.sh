@@ -87,7 +87,7 @@ key-file=$key
 kget=$kget
 interval=600
 keep=3
-timeout=180
+timeout=90
 
 [site a]
 network=10.77.1.0/24
@@ -164,30 +164,63 @@ after=$(last_tick "$be" 0)
 log "job $be redeployed on b1 b2: tick $before before, $after now"
 ((after >= before)) || fail "the count went back from $before to $after"
 
-# ---- kill -9 of a QEMU: back to the latest periodic snapshot ----
+# ---- kill -9 of salined mid-snapshot, then a restart ----
 n=$(snapshots "$be")
-wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no periodic snapshot after the redeploy"
-sleep 4
+wait_for 120 grep -q "job $be: snapshot $((n + 1)) starting" "$VC_TESTDIR/salined.log" ||
+    fail "no snapshot $((n + 1)) of job $be started"
+sleep 1
+saline_kill9
+log "salined killed during snapshot $((n + 1)) of job $be"
+saline_start
+wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no snapshot after the restart: $(history "$be")"
+state_is "$be" running || fail "job $be is $(job_state "$be") after salined's restart"
+kg verify >/dev/null || fail "the store does not verify after salined's kill -9"
+
+# ---- a corrupt chunk of the latest snapshot, then kill -9 of a QEMU:
+# the latest is refused, the job goes back to the one before ----
+n=$(snapshots "$be")
+wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no periodic snapshot"
+sleep 2
+# The newest chunk is the last record of the newest pack: something only
+# the latest snapshot holds (its output drive changed since the one before).
+pack=$(ls -t "$store_dir"/packs/* 2>/dev/null | head -n 1)
+[[ -n $pack ]] || fail "no pack in '$store_dir/packs'"
+python3 - "$pack" <<'PYEOF'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(-1, 2)
+    b = f.read(1)
+    f.seek(-1, 2)
+    f.write(bytes([b[0] ^ 0xff]))
+PYEOF
+latest=$(snapshots "$be")
 killed_at=$(last_tick "$be" 1)
 pid=$(qemu_pid "$be" 1)
 kill -9 "$pid"
-log "QEMU of VM 1 of job $be killed at tick $killed_at"
+log "chunk at the end of '$pack' corrupted; QEMU of VM 1 of job $be killed at tick $killed_at"
 wait_for 60 state_in "$be" suspending suspended resuming || fail "job $be did not roll back: $(history "$be")"
 wait_for 300 state_is "$be" running || fail "job $be not redeployed after the kill: $(history "$be")"
+history_has "$be" "snapshot $latest refused" || fail "snapshot $latest not refused: $(history "$be")"
 resumed_at=$(last_tick "$be" 1)
 log "after the rollback VM 1 is at tick $resumed_at (killed at $killed_at)"
-# One interval of 20 s is 40 ticks (plus the snapshot's own time).
-((resumed_at > 0 && killed_at - resumed_at <= 60)) ||
+# Two intervals of 20 s are 80 ticks, plus the snapshots' own time.
+((resumed_at > 0 && killed_at - resumed_at <= 120)) ||
     fail "the count went back from $killed_at to $resumed_at"
+kg verify "saline-$be@$latest" >/dev/null 2>&1 && fail "the corrupt snapshot verifies"
 
-# ---- the store stopped during a final snapshot: the VMs are kept ----
-store_stop -STOP
+# ---- the store killed during a final snapshot: the VMs are kept ----
 as_user $user1 suspend "$be" || fail "saline suspend $be refused"
-wait_for 240 history_has "$be" "keeps running" || fail "no failed final snapshot: $(history "$be")"
-store_stop -CONT 2>/dev/null || kill -CONT "$kget_pid"
+wait_for 30 grep -q "job $be: final snapshot" "$VC_TESTDIR/salined.log" ||
+    fail "no final snapshot of job $be started"
+store_stop -KILL
+log "kget-store killed during the final snapshot of job $be"
+wait_for 120 history_has "$be" "keeps running" || fail "no failed final snapshot: $(history "$be")"
 state_is "$be" running || fail "job $be is $(job_state "$be") after a failed final snapshot"
-log "ok: final snapshot failed, job $be keeps running"
-kill -CONT "$kget_pid" 2>/dev/null || true
+store_start
+kg verify >/dev/null 2>&1 && fail "the store verifies with a corrupt chunk in it"
+kg gc --keep 2 >/dev/null || fail "kget gc failed"
+kg verify >/dev/null || fail "the store does not verify after its kill -9 and a gc"
+log "ok: final snapshot failed, job $be keeps running; the store verifies"
 
 # ---- saline suspend / resume; a job already suspended ----
 as_user $user1 suspend "$be" || fail "saline suspend $be refused"

@@ -889,6 +889,14 @@ sald_op_restore(SaldOp *op, GError **error)
     }
     close(fd);
     vdb_file = g_strconcat(vda_file, ".vdb", NULL);
+    /* Every chunk re-hashed on the store first: a corrupt snapshot is
+     * refused as a whole, never half loaded. */
+    if (!kget_run(&k, NULL, error, "verify", op->snapshot, NULL)) {
+        if (g_error_matches(*error, SAL_ERROR, SAL_ERROR_NOT_FOUND)) {
+            kget_run(&k, NULL, NULL, "rm", op->snapshot, NULL);
+        }
+        goto out;
+    }
     if (!kget_run(&k, NULL, error, "restore", op->snapshot, vda_item, "-o",
                   vda_file, NULL) ||
         !kget_run(&k, NULL, error, "restore", op->snapshot, vdb_item, "-o",
@@ -966,7 +974,11 @@ restore_done(GObject *source, GAsyncResult *result, gpointer data)
     }
     g_warning("cannot redeploy '%s' on node '%s': %s", op->domain, op->node,
               error->message);
-    if (g_error_matches(error, SAL_ERROR, SAL_ERROR_NOT_FOUND)) {
+    /* Each VM's load checks the snapshot: refuse it once, not the one
+     * before it too. */
+    if (g_error_matches(error, SAL_ERROR, SAL_ERROR_NOT_FOUND) &&
+        g_ascii_strtoull(strchr(op->snapshot, '@') + 1, NULL, 10) ==
+            job->snapshot_seq) {
         snapshot_refused(core, job, vms, error->message);
     }
     vm->state = SAL_VM_DEAD;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kget-client.h"
+#include "kget-vmstate-io.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
@@ -30,6 +31,7 @@ static gboolean arg_no_seal;
 static char *arg_output;
 static gboolean arg_pending;
 static gint arg_keep = -1;
+static char *arg_vmstate;
 
 static const GOptionEntry options[] = {
     {"store", 's', 0, G_OPTION_ARG_STRING, &arg_store,
@@ -44,7 +46,10 @@ static const GOptionEntry options[] = {
      "snapshot, seal: metadata (a JSON object, <= 64 KiB)", "JSON"},
     {"no-seal", 0, 0, G_OPTION_ARG_NONE, &arg_no_seal,
      "snapshot: put the items, leave the seal to 'kget seal'", NULL},
-    /* --vmstate: added with the vmstate codec */
+    {"vmstate", 0, 0, G_OPTION_ARG_STRING, &arg_vmstate,
+     "snapshot: a QEMU migration stream into ITEM and ITEM.ram ('-': "
+     "standard input); restore: rebuild the stream of ITEM",
+     "ITEM[=FILE]"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &arg_output,
      "restore: where to write the item ('-': standard output)", "FILE"},
     {"pending", 0, 0, G_OPTION_ARG_NONE, &arg_pending,
@@ -56,13 +61,18 @@ static const GOptionEntry options[] = {
 
 static const char summary[] =
     "Commands:\n"
-    "  snapshot NAME ITEM=FILE... [--meta JSON] [--no-seal]\n"
-    "                          put the items (FILE '-': standard input),\n"
-    "                          then seal unless --no-seal\n"
+    "  snapshot NAME [ITEM=FILE...] [--vmstate ITEM=FILE|-] [--meta JSON]\n"
+    "           [--no-seal]    put the items (FILE '-': standard input),\n"
+    "                          then seal unless --no-seal; --vmstate reads\n"
+    "                          a QEMU migration stream (QEMU's exec: target)\n"
+    "                          into ITEM (device state) and ITEM.ram (RAM)\n"
     "  seal NAME ITEM... [--meta JSON]\n"
     "                          seal a snapshot whose items were put\n"
     "  restore NAME ITEM -o FILE|-\n"
     "                          write one item back\n"
+    "  restore NAME --vmstate ITEM -o FILE|-\n"
+    "                          the migration stream of ITEM and ITEM.ram,\n"
+    "                          for QEMU's migrate-incoming exec:\n"
     "  ls [GROUP] [--pending]  snapshots: name, items, bytes, stored and\n"
     "                          new bytes, sealed time\n"
     "  verify [NAME]           re-hash every chunk the snapshot(s) use\n"
@@ -215,8 +225,24 @@ cmd_snapshot(int argc, char **argv)
     gboolean stdin_used = FALSE;
     int rc;
 
-    if (!name || argc < 3) {
+    const char *vm_item = NULL, *vm_file = NULL;
+    g_autofree char *vm_item_buf = NULL;
+
+    if (!name || (argc < 3 && !arg_vmstate)) {
         return usage("snapshot needs NAME and at least one ITEM=FILE");
+    }
+    if (arg_vmstate) {
+        const char *eq = strchr(arg_vmstate, '=');
+
+        if (!eq || !eq[1]) {
+            return usage("--vmstate '%s' is not ITEM=FILE", arg_vmstate);
+        }
+        vm_item = vm_item_buf = g_strndup(arg_vmstate, eq - arg_vmstate);
+        vm_file = eq + 1;
+        if ((rc = check_item_name(vm_item))) {
+            return rc;
+        }
+        stdin_used = g_str_equal(vm_file, "-");
     }
     if ((rc = check_snapshot_name(name)) || (rc = check_meta())) {
         return rc;
@@ -282,6 +308,38 @@ cmd_snapshot(int argc, char **argv)
                    item, s.size, s.blocks, s.zero_blocks, s.chunks_sent,
                    s.bytes_sent, s.chunks_new, s.bytes_new);
         }
+    }
+    if (vm_item) {
+        KgetItemStats st = {0}, ram = {0};
+        g_autofree char *ram_item = g_strconcat(vm_item, ".ram", NULL);
+        int fd = g_str_equal(vm_file, "-") ? STDIN_FILENO
+                                           : open(vm_file, O_RDONLY | O_CLOEXEC);
+        gboolean ok;
+
+        if (fd < 0) {
+            g_printerr("kget: cannot open '%s': %s\n", vm_file,
+                       g_strerror(errno));
+            return EXIT_FAIL;
+        }
+        ok = kget_vmstate_put(client, name, vm_item, fd, &st, &ram, &error);
+        if (fd != STDIN_FILENO) {
+            close(fd);
+        }
+        if (!ok) {
+            g_prefix_error(&error, "%s: ", vm_item);
+            return failed(error);
+        }
+        json_item_stats(b, vm_item, &st);
+        json_item_stats(b, ram_item, &ram);
+        if (!arg_json && !arg_quiet) {
+            printf("%s: %" G_GUINT64_FORMAT " bytes of device state, %s: %"
+                   G_GUINT64_FORMAT " bytes of RAM, sent %" G_GUINT64_FORMAT
+                   " bytes, %" G_GUINT64_FORMAT " new\n",
+                   vm_item, st.size, ram_item, ram.size,
+                   st.bytes_sent + ram.bytes_sent, st.bytes_new + ram.bytes_new);
+        }
+        g_ptr_array_add(items, g_strdup(vm_item));
+        g_ptr_array_add(items, g_steal_pointer(&ram_item));
     }
     json_builder_end_array(b);
     if (!arg_no_seal) {
@@ -352,8 +410,9 @@ cmd_restore(int argc, char **argv)
     gboolean to_stdout;
     int rc, fd;
 
-    if (argc != 3) {
-        return usage("restore needs NAME and ITEM");
+    if (argc != (arg_vmstate ? 2 : 3)) {
+        return usage(arg_vmstate ? "restore --vmstate ITEM needs NAME only"
+                                 : "restore needs NAME and ITEM");
     }
     if (!arg_output) {
         return usage("restore needs -o FILE|-");
@@ -362,7 +421,8 @@ cmd_restore(int argc, char **argv)
     if (to_stdout && arg_json) {
         return usage("--json and -o - both use standard output");
     }
-    if ((rc = check_snapshot_name(argv[1])) || (rc = check_item_name(argv[2]))) {
+    if ((rc = check_snapshot_name(argv[1])) ||
+        (rc = check_item_name(arg_vmstate ? arg_vmstate : argv[2]))) {
         return rc;
     }
     client = connect_store(&error);
@@ -377,9 +437,11 @@ cmd_restore(int argc, char **argv)
                    g_strerror(errno));
         return EXIT_FAIL;
     }
-    if (!kget_client_get_fd(client, argv[1], argv[2], fd,
-                            show_progress() ? on_progress : NULL, argv[2],
-                            &error)) {
+    if (arg_vmstate ? !kget_vmstate_get(client, argv[1], arg_vmstate, fd,
+                                        &error)
+                    : !kget_client_get_fd(client, argv[1], argv[2], fd,
+                                          show_progress() ? on_progress : NULL,
+                                          argv[2], &error)) {
         if (show_progress()) {
             g_printerr("\r\033[K");
         }
@@ -405,7 +467,7 @@ cmd_restore(int argc, char **argv)
         json_builder_set_member_name(b, "snapshot");
         json_builder_add_string_value(b, argv[1]);
         json_builder_set_member_name(b, "item");
-        json_builder_add_string_value(b, argv[2]);
+        json_builder_add_string_value(b, arg_vmstate ? arg_vmstate : argv[2]);
         json_builder_set_member_name(b, "output");
         json_builder_add_string_value(b, arg_output);
         json_builder_end_object(b);

@@ -82,7 +82,14 @@ typedef struct {
     gboolean stopping;
     GMainLoop *loop;
     guint8 *get_buf; /* KGET_MAX_BATCH chunks, for GET replies */
+    /* Pending snapshot -> when an item was last put to it: a snapshot
+     * sent by several short-lived senders (one per VM, then the seal)
+     * is not garbage between two of them. */
+    GHashTable *recent;
 } Daemon;
+
+/* How long a pending snapshot with no sender is kept from gc. */
+#define PENDING_GRACE_US (G_USEC_PER_SEC * 600)
 
 typedef enum {
     CONN_HELLO,
@@ -403,6 +410,9 @@ handle_item_end(Conn *c, const KgetMsg *m)
                 c->peer, c->item_name, c->item_snap, c->item_size, new_bytes);
         kget_encode_counters(c->out, KGET_REPLY(KGET_MSG_ITEM_END), m->id,
                              new_bytes, stored_bytes, 0, 0);
+        g_hash_table_insert(c->d->recent, g_strdup(c->item_snap),
+                            g_memdup2(&(gint64){g_get_monotonic_time()},
+                                      sizeof(gint64)));
     }
     item_clear(c);
 }
@@ -530,6 +540,18 @@ handle_gc(Conn *c, const KgetMsg *m)
     KgetGcResult r;
     guint keep = m->keep ? m->keep : c->d->keep;
 
+    GHashTableIter rit;
+    gpointer rname, rtime;
+
+    /* A snapshot being sent, or sent a moment ago and not sealed yet. */
+    g_hash_table_iter_init(&rit, c->d->recent);
+    while (g_hash_table_iter_next(&rit, &rname, &rtime)) {
+        if (g_get_monotonic_time() - *(gint64 *)rtime < PENDING_GRACE_US) {
+            g_hash_table_add(busy, rname);
+        } else {
+            g_hash_table_iter_remove(&rit);
+        }
+    }
     /* What other senders are putting is not garbage yet. */
     for (GList *l = c->d->conns; l; l = l->next) {
         Conn *other = l->data;
@@ -936,6 +958,7 @@ main(int argc, char **argv)
         return 1;
     }
     d->get_buf = g_malloc((gsize)KGET_MAX_BATCH * KGET_CHUNK_MAX);
+    d->recent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_queue_init(&d->waiters);
     d->loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, d);
@@ -954,6 +977,7 @@ main(int argc, char **argv)
     g_main_loop_unref(d->loop);
     g_bytes_unref(d->key);
     g_free(d->get_buf);
+    g_clear_pointer(&d->recent, g_hash_table_unref);
     g_free(d->dir);
     g_free(d->listen);
     g_free(d);
