@@ -1102,7 +1102,8 @@ sald_job_reconcile_resuming(SaldCore *core, SalJob *job, GPtrArray *vms)
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = vms->pdata[i];
 
-        any_dead |= vm->state == SAL_VM_DEAD;
+        /* Suspended: the teardown of a failed redeploy is under way. */
+        any_dead |= vm->state == SAL_VM_DEAD || vm->state == SAL_VM_SUSPENDED;
         all_loaded &= vm->state == SAL_VM_RUNNING;
         all_ready &= sald_node_ready(sald_node_get(core, vm->node));
     }
