@@ -842,6 +842,14 @@ sald_job_resume_on(SaldCore *core, SalJob *job, GPtrArray *vms,
         const SaldNodeConf *node =
             sald_config_node(core->config, placement->nodes[vm->index]);
 
+        g_autofree char *out = sald_output_path(core, job->id, vm->index, "out");
+        g_autofree char *meta =
+            sald_output_path(core, job->id, vm->index, "meta");
+
+        /* Output kept when a VM died is older than the snapshot's output
+         * drive, which the VM gets back: `saline log` reads that. */
+        g_unlink(out);
+        g_unlink(meta);
         g_free(vm->node);
         g_free(vm->site);
         vm->node = g_strdup(node->node->name);

@@ -23,7 +23,7 @@ typedef struct {
     guint64 off;   /* of the data, after the record head */
     guint16 len;
     gboolean fresh;   /* put or asked for since the last full gc */
-    gboolean suspect; /* failed its hash at open */
+    gboolean suspect; /* failed its hash: at open, or when read */
 } Entry;
 
 typedef struct {
@@ -882,7 +882,7 @@ kget_store_has(KgetStore *store, const VcPageHash *hash)
     if (e) {
         e->fresh = TRUE;
     }
-    return e != NULL;
+    return e != NULL && !e->suspect;
 }
 
 gboolean
@@ -916,14 +916,23 @@ kget_store_put(KgetStore *store, const KgetChunk *chunks, guint n,
     }
     for (guint i = 0; i < n; i++) {
         Entry *e = g_hash_table_lookup(store->index, chunks[i].hash);
+        guint32 refs = 0;
 
-        if (e) {
+        if (e && !e->suspect) {
             e->fresh = TRUE;
             continue;
+        }
+        if (e) {
+            /* A good copy of a corrupt chunk: the items that use it are
+             * whole again. The bad record is garbage for compaction. */
+            refs = e->refs;
+            store->bytes -= e->len;
+            g_hash_table_remove(store->index, chunks[i].hash);
         }
         if (!pack_append(store, &chunks[i], &e, error)) {
             return FALSE;
         }
+        e->refs = refs;
         (*n_new)++;
         *new_bytes += chunks[i].len;
     }
@@ -931,7 +940,7 @@ kget_store_put(KgetStore *store, const KgetChunk *chunks, guint n,
 }
 
 static gboolean
-entry_read(KgetStore *store, const Entry *e, guint8 *buf, GError **error)
+entry_read(KgetStore *store, Entry *e, guint8 *buf, GError **error)
 {
     Pack *pack = g_hash_table_lookup(store->packs, GUINT_TO_POINTER(e->pack));
     char hex[VC_PAGE_HASH_HEX_LEN + 1];
@@ -944,6 +953,9 @@ entry_read(KgetStore *store, const Entry *e, guint8 *buf, GError **error)
     }
     vc_sha256(buf, e->len, &check);
     if (!vc_page_hash_equal(&check, &e->hash)) {
+        /* Never deduplicated against again: the next sender of this
+         * content is asked for it, and its copy replaces this one. */
+        e->suspect = TRUE;
         vc_page_hash_to_hex(&e->hash, hex);
         g_set_error(error, KGET_ERROR, KGET_ERROR_CORRUPT, "corrupt chunk %s",
                     hex);
