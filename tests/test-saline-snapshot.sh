@@ -51,7 +51,9 @@ chmod 0600 "$key"
 kget_pid=
 store_start() {
     mkdir -p "$store_dir"
-    on_node a 3 env -u G_DEBUG "$kget_store" --dir "$store_dir" --listen "$store_ip:7410" \
+    # ip netns exec and env exec: $! is the store itself.
+    ip netns exec "$(node_ns a 3)" env -u G_DEBUG "$kget_store" --dir "$store_dir" \
+        --listen "$store_ip:7410" \
         --key-file "$key" >>"$VC_TESTDIR/kget-store.log" 2>&1 &
     kget_pid=$!
     wait_for 20 kg ls >/dev/null || fail "kget-store does not answer"
