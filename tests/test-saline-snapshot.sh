@@ -219,7 +219,10 @@ wait_for 30 grep -q "job $be: final snapshot" "$VC_TESTDIR/salined.log" ||
 sleep 3
 store_stop -KILL
 log "kget-store stopped, then killed, during the final snapshot of job $be"
-wait_for 150 history_has "$be" "keeps running" || fail "no failed final snapshot: $(history "$be")"
+wait_for 150 history_has "$be" "keeps running" || {
+    ps -ef | grep -E "kget|qemu" | grep -v grep >&2
+    gdb -p "$salined_pid" -batch -ex "thread apply all bt" 2>&1 | grep -E "^#|^Thread" | head -80 >&2
+    fail "no failed final snapshot: $(history "$be")"; }
 state_is "$be" running || fail "job $be is $(job_state "$be") after a failed final snapshot"
 store_start
 kg verify >/dev/null || fail "the store does not verify after its kill -9"

@@ -69,6 +69,8 @@ kget_vmstate_put(KgetClient *client, const char *snapshot, const char *item,
     g_autoptr(GBytes) device = NULL;
     gboolean ok = FALSE;
 
+    g_autoptr(GError) failure = NULL;
+
     for (;;) {
         ssize_t n = read(fd, buf, READ_BUF);
 
@@ -84,9 +86,19 @@ kget_vmstate_put(KgetClient *client, const char *snapshot, const char *item,
         if (n == 0) {
             break;
         }
-        if (!kget_vmstate_parser_feed(parser, buf, (gsize)n, error)) {
-            goto out;
+        /* After a failure the stream is still read to its end: QEMU's
+         * background snapshot resolves the guest's write faults only as
+         * it sends, so a sender that stops reading would freeze the guest
+         * (and a QEMU 7.2 whose snapshot fails midway may never let go of
+         * its write protection). The snapshot is then simply not stored. */
+        if (!failure &&
+            !kget_vmstate_parser_feed(parser, buf, (gsize)n, &failure)) {
+            g_debug("draining the stream after: %s", failure->message);
         }
+    }
+    if (failure) {
+        g_propagate_error(error, g_steal_pointer(&failure));
+        goto out;
     }
     device = kget_vmstate_parser_finish(parser, error);
     if (!device) {

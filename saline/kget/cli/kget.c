@@ -213,6 +213,20 @@ json_item_stats(JsonBuilder *b, const char *item, const KgetItemStats *s)
     json_builder_end_object(b);
 }
 
+static void
+drain(int fd)
+{
+    char buf[65536];
+
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n == 0 || (n < 0 && errno != EINTR)) {
+            break;
+        }
+    }
+}
+
 static int
 cmd_snapshot(int argc, char **argv)
 {
@@ -268,6 +282,10 @@ cmd_snapshot(int argc, char **argv)
     }
     client = connect_store(&error);
     if (!client) {
+        if (vm_item && g_str_equal(vm_file, "-")) {
+            /* QEMU's snapshot must run to its end (kget-vmstate-io.c). */
+            drain(STDIN_FILENO);
+        }
         return failed(error);
     }
     json_builder_begin_object(b);

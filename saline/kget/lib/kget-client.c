@@ -272,7 +272,18 @@ kget_client_connect(const char *address, GBytes *key, guint timeout_ms,
         return NULL;
     }
     c->fd = connect_timeout(host, port, timeout_ms, error);
-    if (c->fd < 0 || !handshake(c, key, error)) {
+    if (c->fd < 0) {
+        return NULL;
+    }
+    /* A store that stops answering is an error, not a hang: the sender
+     * of a VM's state must get back to draining QEMU's stream. */
+    {
+        struct timeval tv = {.tv_sec = KGET_IO_TIMEOUT_S};
+
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    if (!handshake(c, key, error)) {
         return NULL;
     }
     return g_steal_pointer(&c);

@@ -20,6 +20,9 @@
 #include "kget-proto.h"
 
 #define KGET_SIZE_UNKNOWN G_MAXUINT64
+/* A read or write on the store's socket that makes no progress for this
+ * long fails (EAGAIN: KGET_ERROR_IO). */
+#define KGET_IO_TIMEOUT_S 60
 
 typedef struct KgetClient KgetClient;
 typedef struct KgetItemWriter KgetItemWriter;
