@@ -89,6 +89,9 @@ assert_jobs_equal(const SalJob *a, const SalJob *b)
     g_assert_cmpint(a->elapsed_s, ==, b->elapsed_s);
     g_assert_cmpint(a->exit_status, ==, b->exit_status);
     g_assert_cmpstr(a->failure, ==, b->failure);
+    g_assert_cmpint(a->snapshot_interval_s, ==, b->snapshot_interval_s);
+    g_assert_cmpuint(a->snapshot_seq, ==, b->snapshot_seq);
+    g_assert_cmpint(a->held, ==, b->held);
 }
 
 static void
@@ -106,6 +109,8 @@ test_round_trip(Fixture *f, gconstpointer data)
     g_assert_cmpuint(sal_store_schema_version(f->store), ==,
                      SAL_STORE_SCHEMA_VERSION);
     job->besteffort = TRUE;
+    job->snapshot_interval_s = 90;
+    job->held = TRUE;
     job->priority = -3;
     job->owner_uid = 4000000000u;
     job->mem_mib = SAL_MAX_MEM_MIB;
@@ -663,6 +668,69 @@ test_open_fails(Fixture *f, gconstpointer data)
     g_assert_error(error, SAL_ERROR, SAL_ERROR_STORE);
 }
 
+/* A job's snapshots: the latest complete one is what it is redeployed
+ * from; a refused one goes with everything newer. */
+static void
+test_snapshots(Fixture *f, gconstpointer data)
+{
+    g_autoptr(SalJob) job = sal_test_job(2, "a");
+    g_autoptr(SalJob) loaded = NULL;
+    g_autoptr(GPtrArray) snaps = NULL;
+    g_autoptr(GPtrArray) events = NULL;
+    g_autoptr(GError) error = NULL;
+
+    f->store = open_store(f->path);
+    job->besteffort = TRUE;
+    save_job(f->store, job, NULL);
+    for (guint seq = 1; seq <= 3; seq++) {
+        SalSnapshot snap = {.job_id = job->id, .seq = seq, .time = 100 * seq,
+                            .pause_ms = 20 + seq, .bytes_sent = 4096 * seq,
+                            .bytes_new = 1000 * seq};
+
+        g_assert_true(sal_store_add_snapshot(f->store, &snap, &error));
+        g_assert_no_error(error);
+    }
+    g_assert_true(sal_store_add_event(f->store, job->id, 5, "first", &error));
+    g_assert_true(sal_store_add_event(f->store, job->id, 4, "second", &error));
+    reopen(f);
+    loaded = sal_store_load_job(f->store, job->id, NULL, &error);
+    g_assert_cmpuint(loaded->snapshot_seq, ==, 3);
+    snaps = sal_store_load_snapshots(f->store, job->id, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(snaps->len, ==, 3);
+    g_assert_cmpint(((SalSnapshot *)snaps->pdata[1])->pause_ms, ==, 22);
+    g_assert_cmpuint(((SalSnapshot *)snaps->pdata[2])->bytes_new, ==, 3000);
+    /* Events keep the order they happened in, not their times. */
+    events = sal_store_load_events(f->store, job->id, &error);
+    g_assert_cmpuint(events->len, ==, 2);
+    g_assert_cmpstr(((SalEvent *)events->pdata[0])->text, ==, "first");
+
+    /* Snapshot 2 refused: 2 and 3 go, the job goes back to 1. */
+    g_assert_true(sal_store_drop_snapshots(f->store, job->id, 2, &error));
+    g_clear_pointer(&loaded, sal_job_free);
+    loaded = sal_store_load_job(f->store, job->id, NULL, &error);
+    g_assert_cmpuint(loaded->snapshot_seq, ==, 1);
+    g_clear_pointer(&snaps, g_ptr_array_unref);
+    snaps = sal_store_load_snapshots(f->store, job->id, &error);
+    g_assert_cmpuint(snaps->len, ==, 1);
+    g_assert_true(sal_store_drop_snapshots(f->store, job->id, 1, &error));
+    g_clear_pointer(&loaded, sal_job_free);
+    loaded = sal_store_load_job(f->store, job->id, NULL, &error);
+    g_assert_cmpuint(loaded->snapshot_seq, ==, 0);
+
+    /* A snapshot of no job is refused, and nothing changes. */
+    {
+        SalSnapshot snap = {.job_id = 999, .seq = 1};
+
+        g_assert_false(sal_store_add_snapshot(f->store, &snap, &error));
+        g_assert_nonnull(error);
+        g_clear_error(&error);
+    }
+    g_clear_pointer(&snaps, g_ptr_array_unref);
+    snaps = sal_store_load_snapshots(f->store, 999, &error);
+    g_assert_cmpuint(snaps->len, ==, 0);
+}
+
 static void
 add(const char *name, void (*func)(Fixture *, gconstpointer))
 {
@@ -685,5 +753,6 @@ main(int argc, char **argv)
     add("/store/migrate-fails", test_migrate_fails);
     add("/store/newer", test_newer);
     add("/store/open-fails", test_open_fails);
+    add("/store/snapshots", test_snapshots);
     return g_test_run();
 }

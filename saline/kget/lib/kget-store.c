@@ -300,7 +300,15 @@ pack_scan(KgetStore *store, Pack *pack, gboolean rehash, GError **error)
             break;
         }
         memcpy(h.bytes, p, VC_PAGE_HASH_LEN);
-        if (!g_hash_table_contains(store->index, &h)) {
+        /* Packs are scanned oldest first; a chunk stored twice is a good
+         * copy put after the first was found corrupt: the later wins. */
+        if (g_hash_table_contains(store->index, &h)) {
+            Entry *old = g_hash_table_lookup(store->index, &h);
+
+            store->bytes -= old->len;
+            g_hash_table_remove(store->index, &h);
+        }
+        {
             VcPageHash check;
 
             index_add(store, &h, pack->id, base + pos + RECORD_HEAD, len,
