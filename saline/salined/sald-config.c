@@ -21,6 +21,7 @@ static const VcConfigKey schema[] = {
     {"snapshots", "keep", VC_CONFIG_INT, "3", 1, 1000},
     {"snapshots", "timeout", VC_CONFIG_INT, "600", 5, 24 * 3600},
     {"snapshots", "on-failure", VC_CONFIG_STRING, "keep"},
+    {"snapshots", "resolver", VC_CONFIG_STRING, NULL},
     {"site *", "network", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
     {"site *", "range", VC_CONFIG_STRING, NULL},
     {"site *", "gateway", VC_CONFIG_STRING, NULL},
@@ -80,6 +81,7 @@ sald_config_free(SaldConfig *config)
         g_free(config->kget_store);
         g_free(config->kget_key_file);
         g_free(config->kget_command);
+        g_free(config->kget_resolver);
         g_clear_pointer(&config->sites, g_ptr_array_unref);
         g_clear_pointer(&config->nodes, g_ptr_array_unref);
         g_clear_pointer(&config->images, g_ptr_array_unref);
@@ -111,7 +113,8 @@ load_snapshots(VcConfig *vc, SaldConfig *config, const char *origin,
     const char *policy = vc_config_get_string(vc, g, "on-failure");
     const char *kget = vc_config_get_string(vc, g, "kget");
 
-    if (!get_path(vc, g, "key-file", &config->kget_key_file, origin, error)) {
+    if (!get_path(vc, g, "key-file", &config->kget_key_file, origin, error) ||
+        !get_path(vc, g, "resolver", &config->kget_resolver, origin, error)) {
         return FALSE;
     }
     /* QEMU runs it through the shell on the nodes: no metacharacters. */

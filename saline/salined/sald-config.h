@@ -21,6 +21,10 @@
  *   timeout=600                s a snapshot or a redeploy may take
  *   on-failure=keep            a final snapshot that fails: keep the job
  *                              running (and try again), or kill it
+ *   resolver=                  the nodes' dht-pagesd resolver socket
+ *                              (/run/dht-pages/resolver.sock): a redeploy
+ *                              takes RAM pages the site already holds from
+ *                              there, only the rest from the store
  *
  *   [site NAME]                one per site: its address pool
  *   network=10.77.1.0/24
@@ -79,6 +83,7 @@ typedef struct {
     char *kget_store; /* NULL: no snapshots */
     char *kget_key_file;
     char *kget_command;
+    char *kget_resolver; /* NULL: pages come from the store only */
     gint64 snapshot_interval_s;
     guint snapshot_keep;
     guint snapshot_timeout_s;

@@ -913,8 +913,17 @@ sald_op_restore(SaldOp *op, GError **error)
         !g_file_get_contents(vdb_file, &vdb, &vdb_len, error)) {
         goto out;
     }
-    args = g_strdup_printf("restore %s --vmstate vm%u/state -o -", op->snapshot,
-                           op->index);
+    if (op->config->kget_resolver) {
+        g_autofree char *sock = g_shell_quote(op->config->kget_resolver);
+
+        /* Pages the node's site holds come from there, not the WAN. */
+        args = g_strdup_printf("restore %s --vmstate vm%u/state -o - "
+                               "--resolver %s",
+                               op->snapshot, op->index, sock);
+    } else {
+        args = g_strdup_printf("restore %s --vmstate vm%u/state -o -",
+                               op->snapshot, op->index);
+    }
     cmd = kget_shell(&k, args);
     op->spec.overlay_data = g_bytes_new_take(g_steal_pointer(&vda), vda_len);
     op->spec.output_data = g_bytes_new_take(g_steal_pointer(&vdb), vdb_len);
