@@ -110,22 +110,15 @@ kget_shell(const KgetConf *k, const char *args)
                            key, args);
 }
 
-/*
- * Runs kget with @args (NULL-terminated) after the store options; its
- * standard output in @out if not NULL. Failures: SAL_ERROR_NODE when the
- * store is unreachable (try again later), SAL_ERROR_NOT_FOUND when kget
- * refused (no such snapshot, a corrupt chunk, ...).
- */
 static gboolean
-kget_run(const KgetConf *k, char **out, GError **error, ...)
+kget_runv(const KgetConf *k, char **out, const char *const *args,
+          GError **error)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autofree char *stdout_text = NULL;
     g_autofree char *stderr_text = NULL;
     g_autoptr(GError) local = NULL;
-    const char *arg;
     int status;
-    va_list ap;
 
     g_ptr_array_add(argv, k->kget);
     g_ptr_array_add(argv, (gpointer) "--store");
@@ -133,11 +126,9 @@ kget_run(const KgetConf *k, char **out, GError **error, ...)
     g_ptr_array_add(argv, (gpointer) "--key-file");
     g_ptr_array_add(argv, k->key_file);
     g_ptr_array_add(argv, (gpointer) "-q");
-    va_start(ap, error);
-    while ((arg = va_arg(ap, const char *))) {
-        g_ptr_array_add(argv, (gpointer)arg);
+    for (guint i = 0; args[i]; i++) {
+        g_ptr_array_add(argv, (gpointer)args[i]);
     }
-    va_end(ap);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH,
                       NULL, NULL, &stdout_text, &stderr_text, &status,
@@ -154,7 +145,7 @@ kget_run(const KgetConf *k, char **out, GError **error, ...)
                     WIFEXITED(status) && WEXITSTATUS(status) == KGET_UNREACHABLE
                         ? SAL_ERROR_NODE
                         : SAL_ERROR_NOT_FOUND,
-                    "kget %s: %s", (const char *)argv->pdata[6],
+                    "kget %s: %s", args[0][0] == '-' ? args[1] : args[0],
                     *why ? (nl ? nl + 1 : why) : "failed");
         return FALSE;
     }
@@ -162,6 +153,29 @@ kget_run(const KgetConf *k, char **out, GError **error, ...)
         *out = g_steal_pointer(&stdout_text);
     }
     return TRUE;
+}
+
+/*
+ * Runs kget with the arguments after @error (NULL-terminated) after the
+ * store options; its standard output in @out if not NULL. Failures:
+ * SAL_ERROR_NODE when the store is unreachable (try again later),
+ * SAL_ERROR_NOT_FOUND when kget refused (no such snapshot, a corrupt
+ * chunk, ...).
+ */
+static gboolean
+kget_run(const KgetConf *k, char **out, GError **error, ...)
+{
+    g_autoptr(GPtrArray) args = g_ptr_array_new();
+    const char *arg;
+    va_list ap;
+
+    va_start(ap, error);
+    while ((arg = va_arg(ap, const char *))) {
+        g_ptr_array_add(args, (gpointer)arg);
+    }
+    va_end(ap);
+    g_ptr_array_add(args, NULL);
+    return kget_runv(k, out, (const char *const *)args->pdata, error);
 }
 
 /* The logical and new bytes of sealed snapshot @name (kget ls --json). */
@@ -370,40 +384,27 @@ snap_vms_store_disks(SnapJob *sj, SnapVm *vm, GError **error)
 static gboolean
 snap_seal(SnapJob *sj, GError **error)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *store = g_strdup(sj->kget.store);
-    g_autofree char *out = NULL;
+    g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GError) local = NULL;
     g_autofree char *keep = g_strdup_printf("%u", sj->kget.keep);
-    int status;
 
-    g_ptr_array_add(argv, g_strdup(sj->kget.kget));
-    g_ptr_array_add(argv, g_strdup("--store"));
-    g_ptr_array_add(argv, g_strdup(sj->kget.store));
-    g_ptr_array_add(argv, g_strdup("--key-file"));
-    g_ptr_array_add(argv, g_strdup(sj->kget.key_file));
-    g_ptr_array_add(argv, g_strdup("-q"));
-    g_ptr_array_add(argv, g_strdup("seal"));
-    g_ptr_array_add(argv, g_strdup(sj->name));
+    g_ptr_array_add(args, g_strdup("seal"));
+    g_ptr_array_add(args, g_strdup(sj->name));
     for (guint i = 0; i < sj->vms->len; i++) {
         const SnapVm *vm = sj->vms->pdata[i];
         static const char *const items[] = {"state", "state.ram", "disk-vda",
                                             "disk-vdb"};
 
         for (guint j = 0; j < G_N_ELEMENTS(items); j++) {
-            g_ptr_array_add(argv, g_strdup_printf("vm%u/%s", vm->index,
+            g_ptr_array_add(args, g_strdup_printf("vm%u/%s", vm->index,
                                                   items[j]));
         }
     }
-    g_ptr_array_add(argv, g_strdup("--meta"));
-    g_ptr_array_add(argv, g_strdup(sj->meta));
-    g_ptr_array_add(argv, NULL);
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH,
-                      NULL, NULL, &out, NULL, &status, &local) ||
-        !g_spawn_check_wait_status(status, &local)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_NODE,
-                    "cannot seal snapshot '%s' in '%s': %s", sj->name, store,
-                    local->message);
+    g_ptr_array_add(args, g_strdup("--meta"));
+    g_ptr_array_add(args, g_strdup(sj->meta));
+    g_ptr_array_add(args, NULL);
+    if (!kget_runv(&sj->kget, NULL, (const char *const *)args->pdata,
+                   error)) {
         return FALSE;
     }
     /* Old snapshots go; the store keeps what newer ones still use. */
