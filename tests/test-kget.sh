@@ -78,7 +78,8 @@ log "ok: both items restored byte for byte"
 
 # A redeploy at a site whose page index holds the first 2 MiB of vm0's
 # RAM (462 non-zero pages): a dht-pagesd alone on loopback, those pages
-# published to it.
+# published to it. vm0 takes them from the site, the rest from the store
+# (and publishes those), then vm1 finds all it shares with vm0 there.
 sock=$VC_TESTDIR/resolver.sock
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$VC_TESTDIR/pages.key"
 "$PAGESD" --site kget --site-key-file "$VC_TESTDIR/pages.key" \
@@ -96,18 +97,22 @@ head -c $((2 << 20)) "$a" >"$VC_TESTDIR/part"
 assert_eq "restore line" \
     "kget: vm0/ram: 462 pages from the site (1.8 MiB), 1024 from the store (4.0 MiB)" \
     "$(cat "$VC_TESTDIR/err")"
-"$KGET" --json restore saline-7@1 vm0/ram -o "$VC_TESTDIR/back0" --resolver "$sock" \
+# The pages the store sent were published to the site: vm1, which shares
+# all but 16 blocks and its short tail with vm0, finds them there.
+"$KGET" --json restore saline-7@1 vm1/ram -o "$VC_TESTDIR/back1" --resolver "$sock" \
     >"$VC_TESTDIR/site.json" 2>/dev/null || fail "restore --json --resolver failed"
-cmp -s "$a" "$VC_TESTDIR/back0" || fail "vm0 restored through the site differently"
+cmp -s "$b" "$VC_TESTDIR/back1" || fail "vm1 restored through the site differently"
+assert_eq "vm1 pages from the site" 1470 "$(json 'd["pages"]["site_chunks"]' <"$VC_TESTDIR/site.json")"
+assert_eq "vm1 chunks from the store" 17 "$(json 'd["pages"]["store_chunks"]' <"$VC_TESTDIR/site.json")"
 # No dht-pagesd: the same restore, every page from the store.
-"$KGET" --json restore saline-7@1 vm0/ram -o "$VC_TESTDIR/back0" \
+"$KGET" --json restore saline-7@1 vm1/ram -o "$VC_TESTDIR/back1" \
     --resolver "$VC_TESTDIR/none.sock" >"$VC_TESTDIR/nosite.json" 2>/dev/null ||
     fail "restore without dht-pagesd failed"
-cmp -s "$a" "$VC_TESTDIR/back0" || fail "vm0 restored without the site differently"
+cmp -s "$b" "$VC_TESTDIR/back1" || fail "vm1 restored without the site differently"
 assert_eq "pages from an absent site" 0 "$(json 'd["pages"]["site_chunks"]' <"$VC_TESTDIR/nosite.json")"
 with=$(json 'd["pages"]["store_bytes"]' <"$VC_TESTDIR/site.json")
 without=$(json 'd["pages"]["store_bytes"]' <"$VC_TESTDIR/nosite.json")
-assert_eq "store bytes saved by the site" $((462 * 4096)) $((without - with))
+assert_eq "store bytes saved by the site" $((1470 * 4096)) $((without - with))
 stop_pagesd
 log "ok: pages the site has come from dht-pagesd, the rest from the store"
 

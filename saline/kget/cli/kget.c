@@ -446,6 +446,7 @@ get_item(KgetClient *client, const char *snapshot, const char *item, int fd,
         return FALSE;
     }
     kget_item_reader_set_source(r, source, source_data);
+    kget_item_reader_set_publish(r, source ? kget_resolver_publish : NULL);
     if (!kget_item_reader_write_fd(r, fd, show_progress() ? on_progress : NULL,
                                    (gpointer)item, error)) {
         return FALSE;
@@ -521,7 +522,8 @@ cmd_restore(int argc, char **argv)
         source = kget_resolver_lookup;
     }
     if (arg_vmstate ? !kget_vmstate_get(client, argv[1], arg_vmstate, fd,
-                                        source, resolver, &rs, &error)
+                                        source, kget_resolver_publish,
+                                        resolver, &rs, &error)
                     : !get_item(client, argv[1], argv[2], fd, source, resolver,
                                 &rs, &error)) {
         if (show_progress()) {

@@ -769,6 +769,7 @@ struct KgetItemReader {
     guint16 *lens;
     guint8 zero[VC_PAGE_SIZE];
     KgetChunkSource source;
+    KgetChunkPublish publish;
     gpointer source_data;
     guint8 *source_pages; /* KGET_MAX_BATCH x 4096 */
     KgetReaderStats stats;
@@ -820,6 +821,12 @@ kget_item_reader_set_source(KgetItemReader *r, KgetChunkSource func,
     if (func && !r->source_pages) {
         r->source_pages = g_malloc((gsize)KGET_MAX_BATCH * VC_PAGE_SIZE);
     }
+}
+
+void
+kget_item_reader_set_publish(KgetItemReader *r, KgetChunkPublish func)
+{
+    r->publish = func;
 }
 
 void
@@ -891,6 +898,27 @@ reader_from_source(KgetItemReader *r, guint64 index, VcPageHash *want,
     return left;
 }
 
+/* Hands the full chunks of @want[0..n) (blocks @where, now in the batch
+ * from @index), all of which the source missed, to r->publish. */
+static void
+reader_publish(KgetItemReader *r, guint64 index, const VcPageHash *want,
+               const guint64 *where, guint n)
+{
+    const guint8 *pages[KGET_MAX_BATCH];
+    VcPageHash hashes[KGET_MAX_BATCH];
+    guint k = 0;
+
+    for (guint i = 0; i < n; i++) {
+        if (r->lens[where[i] - index] == VC_PAGE_SIZE) {
+            hashes[k] = want[i];
+            pages[k++] = r->data + (where[i] - index) * VC_PAGE_SIZE;
+        }
+    }
+    if (k > 0) {
+        r->publish(hashes, pages, k, r->source_data);
+    }
+}
+
 /* Fetches the batch of blocks from @index: up to KGET_MAX_BATCH blocks,
  * the zero ones free, those the source has from it. */
 static gboolean
@@ -953,6 +981,9 @@ reader_fetch(KgetItemReader *r, guint64 index, GError **error)
                    chunks[k].len);
             r->stats.store_chunks++;
             r->stats.store_bytes += chunks[k].len;
+        }
+        if (r->source && r->publish) {
+            reader_publish(r, index, want, where, n);
         }
     }
     r->end = end;

@@ -85,6 +85,13 @@ gboolean kget_client_put_fd(KgetClient *client, const char *snapshot,
 typedef guint (*KgetChunkSource)(const VcPageHash *hashes, guint n,
                                  guint8 *pages, gboolean *found,
                                  gpointer user_data);
+/* Given the @n full chunks the source was asked for and did not have (or
+ * got wrong), once fetched from the store and checked: a site's page
+ * index wants them (its other clients wait for them), see
+ * kget_resolver_publish(). */
+typedef void (*KgetChunkPublish)(const VcPageHash *hashes,
+                                 const guint8 *const *pages, guint n,
+                                 gpointer user_data);
 
 /* Where a reader's chunks came from (zero blocks are neither). */
 typedef struct {
@@ -104,6 +111,9 @@ KgetItemReader *kget_item_reader_new(KgetClient *client, const char *snapshot,
  * Only the rest are fetched from the store. */
 void kget_item_reader_set_source(KgetItemReader *r, KgetChunkSource func,
                                  gpointer user_data);
+/* @func (called with the source's @user_data) gets the chunks the source
+ * missed, after the store sent them. */
+void kget_item_reader_set_publish(KgetItemReader *r, KgetChunkPublish func);
 guint64 kget_item_reader_size(KgetItemReader *r);
 guint64 kget_item_reader_n_blocks(KgetItemReader *r);
 /* Block @index (zero blocks too); valid until the next call. */

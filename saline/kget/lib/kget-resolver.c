@@ -51,6 +51,41 @@ kget_resolver_usable(KgetResolver *r)
     return r->fd >= 0;
 }
 
+/* Sends the request in @out and reads its reply, of type @want. */
+static gboolean
+call(KgetResolver *r, GByteArray *out, guint32 id, guint8 want, DpMsg *m,
+     GBytes **payload, GError **error)
+{
+    if (!dp_write_all(r->fd, out->data, out->len, error) ||
+        !dp_msg_read(r->fd, m, payload, error)) {
+        return FALSE;
+    }
+    if (m->type == DP_MSG_ERROR) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE, "refused: %s",
+                    m->error_message);
+        return FALSE;
+    }
+    if (m->type != want || m->id != id) {
+        g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                    "unexpected %s (id %u) to %s %u",
+                    dp_msg_type_name(m->type), m->id,
+                    dp_msg_type_name(want & ~0x80), id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* The resolver is of no more use: a reply cut short or out of step
+ * leaves the stream unusable. */
+static void
+give_up(KgetResolver *r, const GError *error)
+{
+    g_debug("dht-pagesd at '%s' failed, pages come from the store: %s",
+            r->path, error->message);
+    close(r->fd);
+    r->fd = -1;
+}
+
 /* One LOOKUP of at most DP_MAX_BATCH hashes. */
 static gboolean
 lookup_batch(KgetResolver *r, const VcPageHash *hashes, guint n,
@@ -62,19 +97,12 @@ lookup_batch(KgetResolver *r, const VcPageHash *hashes, guint n,
     DpMsg m;
 
     dp_encode_hashes(out, DP_MSG_LOOKUP, id, hashes, n);
-    if (!dp_write_all(r->fd, out->data, out->len, error) ||
-        !dp_msg_read(r->fd, &m, &payload, error)) {
+    if (!call(r, out, id, DP_REPLY(DP_MSG_LOOKUP), &m, &payload, error)) {
         return FALSE;
     }
-    if (m.type == DP_MSG_ERROR) {
-        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE, "refused: %s",
-                    m.error_message);
-        return FALSE;
-    }
-    if (m.type != DP_REPLY(DP_MSG_LOOKUP) || m.id != id || m.count != n) {
+    if (m.count != n) {
         g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
-                    "unexpected %s (id %u, %u pages) to a LOOKUP of %u",
-                    dp_msg_type_name(m.type), m.id, m.count, n);
+                    "%u pages in reply to a LOOKUP of %u", m.count, n);
         return FALSE;
     }
     for (guint i = 0; i < n; i++) {
@@ -103,15 +131,35 @@ kget_resolver_lookup(const VcPageHash *hashes, guint n, guint8 *pages,
         if (!lookup_batch(r, hashes + done, k,
                           pages + (gsize)done * VC_PAGE_SIZE, found + done,
                           &hits, &error)) {
-            /* A reply cut short leaves the stream out of step: stop. */
-            g_debug("dht-pagesd at '%s' failed, the rest comes from the "
-                    "store: %s",
-                    r->path, error->message);
-            close(r->fd);
-            r->fd = -1;
+            give_up(r, error);
         }
     }
     return hits;
+}
+
+void
+kget_resolver_publish(const VcPageHash *hashes, const guint8 *const *pages,
+                      guint n, gpointer user_data)
+{
+    KgetResolver *r = user_data;
+
+    for (guint done = 0; done < n && r->fd >= 0; done += DP_MAX_BATCH) {
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        g_autoptr(GBytes) payload = NULL;
+        g_autoptr(GError) error = NULL;
+        guint k = MIN(n - done, (guint)DP_MAX_BATCH);
+        guint32 id = ++r->next_id;
+        DpMsg m;
+
+        dp_encode_publish(out, id, hashes + done, pages + done, k);
+        if (!call(r, out, id, DP_REPLY(DP_MSG_PUBLISH), &m, &payload,
+                  &error)) {
+            give_up(r, error);
+        } else if (m.rejected > 0) {
+            g_debug("dht-pagesd at '%s' rejected %u of %u pages", r->path,
+                    m.rejected, k);
+        }
+    }
 }
 
 void

@@ -29,5 +29,11 @@ gboolean kget_resolver_usable(KgetResolver *r);
  * in batches of up to 1024 hashes. */
 guint kget_resolver_lookup(const VcPageHash *hashes, guint n, guint8 *pages,
                            gboolean *found, gpointer user_data);
+/* A KgetChunkPublish: offers pages fetched from the store to the site
+ * (PUBLISH), as the resolver protocol expects of a client told "miss";
+ * other clients of the node asking for them wait for it. */
+void kget_resolver_publish(const VcPageHash *hashes,
+                           const guint8 *const *pages, guint n,
+                           gpointer user_data);
 void kget_resolver_free(KgetResolver *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KgetResolver, kget_resolver_free)

@@ -1,7 +1,7 @@
 /* The item reader of libkget against a store faked in-process: chunks
  * taken from a source (a site's page index) first, re-hashed, the rest
- * from the store; the resolver client against a fake dht-pagesd, and
- * without one. */
+ * from the store; the resolver client against a fake dht-pagesd (which
+ * gets the pages it missed published back), and without one. */
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <netinet/in.h>
@@ -204,8 +204,8 @@ fake_source(const VcPageHash *hashes, guint n, guint8 *pages,
 /* Reads the whole item through a reader with @source and checks every
  * byte; returns where the chunks came from. */
 static void
-read_all(Fixture *f, KgetChunkSource source, gpointer source_data,
-         KgetReaderStats *rs)
+read_all(Fixture *f, KgetChunkSource source, KgetChunkPublish publish,
+         gpointer source_data, KgetReaderStats *rs)
 {
     g_autoptr(KgetClient) c = connect_store(f);
     g_autoptr(GError) error = NULL;
@@ -213,6 +213,7 @@ read_all(Fixture *f, KgetChunkSource source, gpointer source_data,
 
     g_assert_no_error(error);
     kget_item_reader_set_source(r, source, source_data);
+    kget_item_reader_set_publish(r, publish);
     g_assert_cmpuint(kget_item_reader_size(r), ==, SIZE);
     for (guint i = 0; i < N_BLOCKS; i++) {
         gsize len = 0;
@@ -248,7 +249,7 @@ test_no_source(Fixture *f, gconstpointer data)
     KgetReaderStats rs;
     guint64 site, store;
 
-    read_all(f, NULL, NULL, &rs);
+    read_all(f, NULL, NULL, NULL, &rs);
     expected(&site, &store);
     g_assert_cmpuint(rs.source_chunks, ==, 0);
     g_assert_cmpuint(rs.store_chunks, ==, site + store);
@@ -261,7 +262,7 @@ test_source(Fixture *f, gconstpointer data)
     KgetReaderStats rs;
     guint64 site, store;
 
-    read_all(f, fake_source, f, &rs);
+    read_all(f, fake_source, NULL, f, &rs);
     expected(&site, &store);
     g_assert_cmpuint(rs.source_chunks, ==, site);
     g_assert_cmpuint(rs.source_bytes, ==, site * VC_PAGE_SIZE);
@@ -275,11 +276,13 @@ test_source(Fixture *f, gconstpointer data)
     g_assert_cmpuint(g_hash_table_size(f->asked), ==, site + store - 1);
 }
 
-/* A fake dht-pagesd: answers LOOKUPs on a unix socket from site_has(). */
+/* A fake dht-pagesd: answers LOOKUPs on a unix socket from site_has(),
+ * counts the pages published to it. */
 typedef struct {
     Fixture *f;
     int listen_fd;
     guint lookups;
+    guint published;
 } FakePagesd;
 
 static gpointer
@@ -298,6 +301,21 @@ pagesd_thread(gpointer data)
 
         if (!dp_msg_read(fd, &m, &payload, NULL)) {
             break;
+        }
+        if (m.type == DP_MSG_PUBLISH) {
+            for (guint32 i = 0; i < m.count; i++) {
+                const guint8 *rec =
+                    m.records + (gsize)i * (VC_PAGE_HASH_LEN + VC_PAGE_SIZE);
+                VcPageHash check;
+
+                vc_page_hash(rec + VC_PAGE_HASH_LEN, &check);
+                g_assert_true(vc_page_hash_equal(&check,
+                                                 (const VcPageHash *)rec));
+            }
+            d->published += m.count;
+            dp_encode_publish_reply(out, m.id, m.count, 0);
+            g_assert_true(dp_write_all(fd, out->data, out->len, NULL));
+            continue;
         }
         g_assert_cmpuint(m.type, ==, DP_MSG_LOOKUP);
         d->lookups++;
@@ -319,7 +337,7 @@ test_resolver(Fixture *f, gconstpointer data)
     g_autofree char *dir = g_dir_make_tmp("test-kget-client-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "resolver.sock", NULL);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    FakePagesd d = {f, socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0};
+    FakePagesd d = {f, socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0, 0};
     g_autoptr(KgetResolver) resolver = NULL;
     GThread *t;
     KgetReaderStats rs;
@@ -332,7 +350,7 @@ test_resolver(Fixture *f, gconstpointer data)
     t = g_thread_new("fake-pagesd", pagesd_thread, &d);
     resolver = kget_resolver_new(path);
     g_assert_true(kget_resolver_usable(resolver));
-    read_all(f, kget_resolver_lookup, resolver, &rs);
+    read_all(f, kget_resolver_lookup, kget_resolver_publish, resolver, &rs);
     g_clear_pointer(&resolver, kget_resolver_free);
     g_thread_join(t);
     close(d.listen_fd);
@@ -344,6 +362,9 @@ test_resolver(Fixture *f, gconstpointer data)
     g_assert_cmpuint(rs.source_chunks, ==, site);
     g_assert_cmpuint(rs.source_bad, ==, 1);
     g_assert_cmpuint(rs.store_chunks, ==, store);
+    /* What the store sent, but for the short last block, is offered to
+     * the site: the right page of the one it got wrong too. */
+    g_assert_cmpuint(d.published, ==, store - 1);
 }
 
 /* No dht-pagesd: the restore goes on, all from the store. */
@@ -356,7 +377,7 @@ test_resolver_absent(Fixture *f, gconstpointer data)
     guint64 site, store;
 
     g_assert_false(kget_resolver_usable(resolver));
-    read_all(f, kget_resolver_lookup, resolver, &rs);
+    read_all(f, kget_resolver_lookup, kget_resolver_publish, resolver, &rs);
     expected(&site, &store);
     g_assert_cmpuint(rs.source_chunks, ==, 0);
     g_assert_cmpuint(rs.store_chunks, ==, site + store);
