@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Kget+ end to end on loopback: a real kget-store, two concurrent senders
 # putting the two VMs of one snapshot (files that share most blocks), a
-# seal, byte-identical restores, a rotten chunk caught by restore and
-# verify, a store killed with -9 in the middle of a put that restarts
+# seal, byte-identical restores, a restore that takes the pages a real
+# dht-pagesd has from it and only the rest from the store (and one with
+# no dht-pagesd at all), a rotten chunk caught by restore and verify, a store killed with -9 in the middle of a put that restarts
 # clean, gc --keep 1, and bad input answered with one line.
 source "$(dirname "$0")/lib/functions.sh"
 needs python3
 
 KGET=$VC_BUILDDIR/saline/kget/cli/kget
 KGET_STORE_BIN=$VC_BUILDDIR/saline/kget/store/kget-store
+PAGESD=$VC_BUILDDIR/dht-pages/pagesd/dht-pagesd
+PAGES=$VC_BUILDDIR/dht-pages/cli/dht-pages
 port=$((20000 + $$ % 20000))
 dir=$VC_TESTDIR/store
 log=$VC_TESTDIR/store.log
@@ -72,6 +75,46 @@ done
 "$KGET" restore saline-7@1 vm1/ram -o - | cmp -s "$b" - || fail "restore to stdout"
 log "ok: both items restored byte for byte"
 "$KGET" verify saline-7@1 >/dev/null || fail "verify of a sound snapshot failed"
+
+# A redeploy at a site whose page index holds the first 2 MiB of vm0's
+# RAM (462 non-zero pages): a dht-pagesd alone on loopback, those pages
+# published to it. vm0 takes them from the site, the rest from the store
+# (and publishes those), then vm1 finds all it shares with vm0 there.
+sock=$VC_TESTDIR/resolver.sock
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$VC_TESTDIR/pages.key"
+"$PAGESD" --site kget --site-key-file "$VC_TESTDIR/pages.key" \
+    --address 127.0.0.1 --peer-port $((port + 1)) --dht-port $((port + 2)) \
+    --resolver-socket "$sock" --ram-glob "$VC_TESTDIR/no-vm/*.ram" \
+    >"$VC_TESTDIR/pagesd.log" 2>&1 &
+pagesd_pid=$!
+stop_pagesd() { kill "$pagesd_pid" 2>/dev/null; wait "$pagesd_pid" 2>/dev/null || true; }
+cleanup_fn stop_pagesd
+wait_for 10 test -S "$sock" || fail "dht-pagesd did not start: $(tail -3 "$VC_TESTDIR/pagesd.log")"
+head -c $((2 << 20)) "$a" >"$VC_TESTDIR/part"
+"$PAGES" --socket "$sock" publish "$VC_TESTDIR/part" >/dev/null || fail "publish failed"
+"$KGET" -q restore saline-7@1 vm0/ram -o - --resolver "$sock" 2>"$VC_TESTDIR/err" |
+    cmp -s "$a" - || fail "vm0 restored through the site differently"
+assert_eq "restore line" \
+    "kget: vm0/ram: 462 pages from the site (1.8 MiB), 1024 from the store (4.0 MiB)" \
+    "$(cat "$VC_TESTDIR/err")"
+# The pages the store sent were published to the site: vm1, which shares
+# all but 16 blocks and its short tail with vm0, finds them there.
+"$KGET" --json restore saline-7@1 vm1/ram -o "$VC_TESTDIR/back1" --resolver "$sock" \
+    >"$VC_TESTDIR/site.json" 2>/dev/null || fail "restore --json --resolver failed"
+cmp -s "$b" "$VC_TESTDIR/back1" || fail "vm1 restored through the site differently"
+assert_eq "vm1 pages from the site" 1470 "$(json 'd["pages"]["site_chunks"]' <"$VC_TESTDIR/site.json")"
+assert_eq "vm1 chunks from the store" 17 "$(json 'd["pages"]["store_chunks"]' <"$VC_TESTDIR/site.json")"
+# No dht-pagesd: the same restore, every page from the store.
+"$KGET" --json restore saline-7@1 vm1/ram -o "$VC_TESTDIR/back1" \
+    --resolver "$VC_TESTDIR/none.sock" >"$VC_TESTDIR/nosite.json" 2>/dev/null ||
+    fail "restore without dht-pagesd failed"
+cmp -s "$b" "$VC_TESTDIR/back1" || fail "vm1 restored without the site differently"
+assert_eq "pages from an absent site" 0 "$(json 'd["pages"]["site_chunks"]' <"$VC_TESTDIR/nosite.json")"
+with=$(json 'd["pages"]["store_bytes"]' <"$VC_TESTDIR/site.json")
+without=$(json 'd["pages"]["store_bytes"]' <"$VC_TESTDIR/nosite.json")
+assert_eq "store bytes saved by the site" $((1470 * 4096)) $((without - with))
+stop_pagesd
+log "ok: pages the site has come from dht-pagesd, the rest from the store"
 
 # Rot one byte of a chunk only vm0 uses (block 1003), on disk.
 flip() {

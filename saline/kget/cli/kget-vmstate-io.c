@@ -148,7 +148,9 @@ get_page(guint64 offset, guint8 *buf, gboolean *zero, gpointer user_data,
 
 gboolean
 kget_vmstate_get(KgetClient *client, const char *snapshot, const char *item,
-                 int fd, GError **error)
+                 int fd, KgetChunkSource source, KgetChunkPublish publish,
+                 gpointer source_data, KgetReaderStats *ram_stats,
+                 GError **error)
 {
     g_autofree char *ram_item = g_strconcat(item, ".ram", NULL);
     g_autoptr(GByteArray) state = g_byte_array_new();
@@ -199,5 +201,13 @@ kget_vmstate_get(KgetClient *client, const char *snapshot, const char *item,
                     kget_vmstate_device_state_get_ram_size(ds));
         return FALSE;
     }
-    return kget_vmstate_rebuild_to_fd(ds, get_page, ram, fd, error);
+    kget_item_reader_set_source(ram, source, source_data);
+    kget_item_reader_set_publish(ram, publish);
+    if (!kget_vmstate_rebuild_to_fd(ds, get_page, ram, fd, error)) {
+        return FALSE;
+    }
+    if (ram_stats) {
+        kget_item_reader_stats(ram, ram_stats);
+    }
+    return TRUE;
 }

@@ -14,6 +14,11 @@ gboolean kget_vmstate_put(KgetClient *client, const char *snapshot,
                           const char *item, int fd, KgetItemStats *state,
                           KgetItemStats *ram, GError **error);
 
-/* Writes the stream rebuilt from @item and @item.ram to @fd. */
+/* Writes the stream rebuilt from @item and @item.ram to @fd. RAM pages
+ * are asked of @source first when it is not NULL, and those it missed
+ * handed to @publish (may be NULL); where they came from goes to
+ * @ram_stats (may be NULL). */
 gboolean kget_vmstate_get(KgetClient *client, const char *snapshot,
-                          const char *item, int fd, GError **error);
+                          const char *item, int fd, KgetChunkSource source,
+                          KgetChunkPublish publish, gpointer source_data,
+                          KgetReaderStats *ram_stats, GError **error);

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "kget-client.h"
+#include "kget-resolver.h"
 #include "kget-vmstate-io.h"
+#include "vc-log.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
@@ -32,6 +34,7 @@ static char *arg_output;
 static gboolean arg_pending;
 static gint arg_keep = -1;
 static char *arg_vmstate;
+static char *arg_resolver;
 
 static const GOptionEntry options[] = {
     {"store", 's', 0, G_OPTION_ARG_STRING, &arg_store,
@@ -52,6 +55,10 @@ static const GOptionEntry options[] = {
      "ITEM[=FILE]"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &arg_output,
      "restore: where to write the item ('-': standard output)", "FILE"},
+    {"resolver", 'r', 0, G_OPTION_ARG_FILENAME, &arg_resolver,
+     "restore: take the pages this site's dht-pagesd has from its resolver "
+     "socket (" KGET_RESOLVER_SOCKET "), the rest from the store",
+     "SOCKET"},
     {"pending", 0, 0, G_OPTION_ARG_NONE, &arg_pending,
      "ls: list pending (unsealed) snapshots too", NULL},
     {"keep", 0, 0, G_OPTION_ARG_INT, &arg_keep,
@@ -68,11 +75,14 @@ static const char summary[] =
     "                          into ITEM (device state) and ITEM.ram (RAM)\n"
     "  seal NAME ITEM... [--meta JSON]\n"
     "                          seal a snapshot whose items were put\n"
-    "  restore NAME ITEM -o FILE|-\n"
+    "  restore NAME ITEM -o FILE|- [--resolver SOCKET]\n"
     "                          write one item back\n"
-    "  restore NAME --vmstate ITEM -o FILE|-\n"
+    "  restore NAME --vmstate ITEM -o FILE|- [--resolver SOCKET]\n"
     "                          the migration stream of ITEM and ITEM.ram,\n"
-    "                          for QEMU's migrate-incoming exec:\n"
+    "                          for QEMU's migrate-incoming exec:; with\n"
+    "                          --resolver, pages the site's page index\n"
+    "                          has come from it (re-hashed), the rest\n"
+    "                          from the store, and stderr says how many\n"
     "  ls [GROUP] [--pending]  snapshots: name, items, bytes, stored and\n"
     "                          new bytes, sealed time\n"
     "  verify [NAME]           re-hash every chunk the snapshot(s) use\n"
@@ -85,7 +95,11 @@ static const char summary[] =
 static const char description[] =
     "Exit status: 0 ok, 1 refused or failed, 2 usage, 3 store unreachable.\n"
     "Progress goes to a terminal's stderr only; --json prints one object\n"
-    "per command on stdout.\n";
+    "per command on stdout.\n"
+    "restore --resolver never fails for want of dht-pagesd: the store then\n"
+    "sends every page. It ends with one line on stderr, even with -q:\n"
+    "  kget: ITEM: N pages from the site (X MiB), M from the store (Y MiB)\n"
+    "(ITEM.ram with --vmstate); --json adds the counts to the object.\n";
 
 static int
 usage(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -420,11 +434,59 @@ cmd_seal(int argc, char **argv)
     return EXIT_OK;
 }
 
+static gboolean
+get_item(KgetClient *client, const char *snapshot, const char *item, int fd,
+         KgetChunkSource source, gpointer source_data, KgetReaderStats *rs,
+         GError **error)
+{
+    g_autoptr(KgetItemReader) r =
+        kget_item_reader_new(client, snapshot, item, error);
+
+    if (!r) {
+        return FALSE;
+    }
+    kget_item_reader_set_source(r, source, source_data);
+    kget_item_reader_set_publish(r, source ? kget_resolver_publish : NULL);
+    if (!kget_item_reader_write_fd(r, fd, show_progress() ? on_progress : NULL,
+                                   (gpointer)item, error)) {
+        return FALSE;
+    }
+    kget_item_reader_stats(r, rs);
+    return TRUE;
+}
+
+/* Where the pages came from: printed whatever -q says, for QEMU's log
+ * (salined runs the restore as QEMU's incoming exec:). */
+static void
+print_sources(const char *item, const KgetReaderStats *rs)
+{
+    g_autoptr(GString) line = g_string_new(NULL);
+
+    g_string_printf(line,
+                    "kget: %s: %" G_GUINT64_FORMAT
+                    " pages from the site (%.1f MiB), %" G_GUINT64_FORMAT
+                    " from the store (%.1f MiB)",
+                    item, rs->source_chunks, rs->source_bytes / 1048576.0,
+                    rs->store_chunks, rs->store_bytes / 1048576.0);
+    if (rs->source_bad > 0) {
+        g_string_append_printf(line,
+                               ", %" G_GUINT64_FORMAT
+                               " from the site failed their hash",
+                               rs->source_bad);
+    }
+    g_printerr("%s\n", line->str);
+}
+
 static int
 cmd_restore(int argc, char **argv)
 {
     g_autoptr(KgetClient) client = NULL;
+    g_autoptr(KgetResolver) resolver = NULL;
     g_autoptr(GError) error = NULL;
+    g_autofree char *ram_item = NULL;
+    KgetChunkSource source = NULL;
+    KgetReaderStats rs = {0};
+    const char *item;
     gboolean to_stdout;
     int rc, fd;
 
@@ -455,11 +517,15 @@ cmd_restore(int argc, char **argv)
                    g_strerror(errno));
         return EXIT_FAIL;
     }
+    if (arg_resolver) {
+        resolver = kget_resolver_new(arg_resolver);
+        source = kget_resolver_lookup;
+    }
     if (arg_vmstate ? !kget_vmstate_get(client, argv[1], arg_vmstate, fd,
-                                        &error)
-                    : !kget_client_get_fd(client, argv[1], argv[2], fd,
-                                          show_progress() ? on_progress : NULL,
-                                          argv[2], &error)) {
+                                        source, kget_resolver_publish,
+                                        resolver, &rs, &error)
+                    : !get_item(client, argv[1], argv[2], fd, source, resolver,
+                                &rs, &error)) {
         if (show_progress()) {
             g_printerr("\r\033[K");
         }
@@ -478,6 +544,11 @@ cmd_restore(int argc, char **argv)
                    g_strerror(errno));
         return EXIT_FAIL;
     }
+    item = arg_vmstate ? (ram_item = g_strconcat(arg_vmstate, ".ram", NULL))
+                       : argv[2];
+    if (resolver) {
+        print_sources(item, &rs);
+    }
     if (arg_json) {
         g_autoptr(JsonBuilder) b = json_builder_new();
 
@@ -488,6 +559,18 @@ cmd_restore(int argc, char **argv)
         json_builder_add_string_value(b, arg_vmstate ? arg_vmstate : argv[2]);
         json_builder_set_member_name(b, "output");
         json_builder_add_string_value(b, arg_output);
+        if (resolver) {
+            json_builder_set_member_name(b, "pages");
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "item");
+            json_builder_add_string_value(b, item);
+            json_int(b, "site_chunks", rs.source_chunks);
+            json_int(b, "site_bytes", rs.source_bytes);
+            json_int(b, "site_bad", rs.source_bad);
+            json_int(b, "store_chunks", rs.store_chunks);
+            json_int(b, "store_bytes", rs.store_bytes);
+            json_builder_end_object(b);
+        }
         json_builder_end_object(b);
         print_json(b);
     }
@@ -698,6 +781,9 @@ misplaced_option(const char *cmd)
     if (arg_output && !g_str_equal(cmd, "restore")) {
         return "--output";
     }
+    if (arg_resolver && !g_str_equal(cmd, "restore")) {
+        return "--resolver";
+    }
     if (arg_pending && !g_str_equal(cmd, "ls")) {
         return "--pending";
     }
@@ -714,6 +800,8 @@ main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     const char *bad;
 
+    /* Messages on stderr: stdout may be the stream QEMU restores from. */
+    vc_log_init("kget", FALSE);
     g_option_context_add_main_entries(ctx, options, NULL);
     g_option_context_set_summary(ctx, summary);
     g_option_context_set_description(ctx, description);

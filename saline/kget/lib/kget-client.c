@@ -768,6 +768,11 @@ struct KgetItemReader {
     guint8 *data;       /* (end - first) x 4096 */
     guint16 *lens;
     guint8 zero[VC_PAGE_SIZE];
+    KgetChunkSource source;
+    KgetChunkPublish publish;
+    gpointer source_data;
+    guint8 *source_pages; /* KGET_MAX_BATCH x 4096 */
+    KgetReaderStats stats;
 };
 
 KgetItemReader *
@@ -807,6 +812,29 @@ kget_item_reader_new(KgetClient *client, const char *snapshot,
     return g_steal_pointer(&r);
 }
 
+void
+kget_item_reader_set_source(KgetItemReader *r, KgetChunkSource func,
+                            gpointer user_data)
+{
+    r->source = func;
+    r->source_data = user_data;
+    if (func && !r->source_pages) {
+        r->source_pages = g_malloc((gsize)KGET_MAX_BATCH * VC_PAGE_SIZE);
+    }
+}
+
+void
+kget_item_reader_set_publish(KgetItemReader *r, KgetChunkPublish func)
+{
+    r->publish = func;
+}
+
+void
+kget_item_reader_stats(KgetItemReader *r, KgetReaderStats *stats)
+{
+    *stats = r->stats;
+}
+
 guint64
 kget_item_reader_size(KgetItemReader *r)
 {
@@ -819,8 +847,80 @@ kget_item_reader_n_blocks(KgetItemReader *r)
     return r->n_blocks;
 }
 
+/* Asks the source for the full chunks of @want[0..n) (blocks @where,
+ * batch from @index) and keeps those that pass their hash; what is left
+ * for the store is compacted to the front. Returns how many are left. */
+static guint
+reader_from_source(KgetItemReader *r, guint64 index, VcPageHash *want,
+                   guint64 *where, guint n)
+{
+    VcPageHash ask[KGET_MAX_BATCH];
+    guint at[KGET_MAX_BATCH];
+    gboolean found[KGET_MAX_BATCH] = {FALSE};
+    guint n_ask = 0, left = 0;
+
+    for (guint k = 0; k < n; k++) {
+        /* A short last block never matches a page. */
+        if (r->lens[where[k] - index] == VC_PAGE_SIZE) {
+            at[n_ask] = k;
+            ask[n_ask++] = want[k];
+        }
+    }
+    if (n_ask == 0 ||
+        r->source(ask, n_ask, r->source_pages, found, r->source_data) == 0) {
+        return n;
+    }
+    for (guint j = 0; j < n_ask; j++) {
+        const guint8 *page = r->source_pages + (gsize)j * VC_PAGE_SIZE;
+        guint k = at[j];
+        VcPageHash check;
+
+        if (!found[j]) {
+            continue;
+        }
+        vc_page_hash(page, &check);
+        if (!vc_page_hash_equal(&check, &ask[j])) {
+            r->stats.source_bad++;
+            continue;
+        }
+        memcpy(r->data + (where[k] - index) * VC_PAGE_SIZE, page,
+               VC_PAGE_SIZE);
+        r->stats.source_chunks++;
+        r->stats.source_bytes += VC_PAGE_SIZE;
+        where[k] = G_MAXUINT64; /* done */
+    }
+    for (guint k = 0; k < n; k++) {
+        if (where[k] != G_MAXUINT64) {
+            where[left] = where[k];
+            want[left++] = want[k];
+        }
+    }
+    return left;
+}
+
+/* Hands the full chunks of @want[0..n) (blocks @where, now in the batch
+ * from @index), all of which the source missed, to r->publish. */
+static void
+reader_publish(KgetItemReader *r, guint64 index, const VcPageHash *want,
+               const guint64 *where, guint n)
+{
+    const guint8 *pages[KGET_MAX_BATCH];
+    VcPageHash hashes[KGET_MAX_BATCH];
+    guint k = 0;
+
+    for (guint i = 0; i < n; i++) {
+        if (r->lens[where[i] - index] == VC_PAGE_SIZE) {
+            hashes[k] = want[i];
+            pages[k++] = r->data + (where[i] - index) * VC_PAGE_SIZE;
+        }
+    }
+    if (k > 0) {
+        r->publish(hashes, pages, k, r->source_data);
+    }
+}
+
 /* Fetches the batch of blocks from @index: up to KGET_MAX_BATCH blocks,
- * the zero ones free. */
+ * the zero ones free, those the source has from it. */
 static gboolean
 reader_fetch(KgetItemReader *r, guint64 index, GError **error)
 {
@@ -844,6 +944,9 @@ reader_fetch(KgetItemReader *r, guint64 index, GError **error)
         r->lens[i - index] = (guint16)kget_block_len(r->size, i);
     }
     r->first = r->end = index;
+    if (n > 0 && r->source) {
+        n = reader_from_source(r, index, want, where, n);
+    }
     if (n > 0) {
         kget_encode_hashes(out, KGET_MSG_GET, next_id(c), want, n);
         if (!call(c, out, KGET_REPLY(KGET_MSG_GET), &m, &payload, error)) {
@@ -876,6 +979,11 @@ reader_fetch(KgetItemReader *r, guint64 index, GError **error)
             }
             memcpy(r->data + (where[k] - index) * VC_PAGE_SIZE, chunks[k].data,
                    chunks[k].len);
+            r->stats.store_chunks++;
+            r->stats.store_bytes += chunks[k].len;
+        }
+        if (r->source && r->publish) {
+            reader_publish(r, index, want, where, n);
         }
     }
     r->end = end;
@@ -908,22 +1016,17 @@ kget_item_reader_free(KgetItemReader *r)
     }
     g_free(r->blocks);
     g_free(r->data);
+    g_free(r->source_pages);
     g_free(r->lens);
     g_free(r);
 }
 
 gboolean
-kget_client_get_fd(KgetClient *client, const char *snapshot, const char *item,
-                   int fd, KgetProgressFunc func, gpointer user_data,
-                   GError **error)
+kget_item_reader_write_fd(KgetItemReader *r, int fd, KgetProgressFunc func,
+                          gpointer user_data, GError **error)
 {
-    g_autoptr(KgetItemReader) r =
-        kget_item_reader_new(client, snapshot, item, error);
     KgetItemStats stats = {0};
 
-    if (!r) {
-        return FALSE;
-    }
     stats.size = r->size;
     stats.blocks = r->n_blocks;
     for (guint64 i = 0; i < r->n_blocks; i++) {
@@ -946,6 +1049,17 @@ kget_client_get_fd(KgetClient *client, const char *snapshot, const char *item,
         func(&stats, r->size, user_data);
     }
     return TRUE;
+}
+
+gboolean
+kget_client_get_fd(KgetClient *client, const char *snapshot, const char *item,
+                   int fd, KgetProgressFunc func, gpointer user_data,
+                   GError **error)
+{
+    g_autoptr(KgetItemReader) r =
+        kget_item_reader_new(client, snapshot, item, error);
+
+    return r && kget_item_reader_write_fd(r, fd, func, user_data, error);
 }
 
 /* Small requests */

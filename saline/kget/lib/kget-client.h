@@ -74,15 +74,56 @@ gboolean kget_client_put_fd(KgetClient *client, const char *snapshot,
                             gpointer user_data, KgetItemStats *stats,
                             GError **error);
 
+/*
+ * A place nearer than the store that may hold some of an item's chunks:
+ * the page index of the site a VM is redeployed at (kget-resolver.h).
+ * Asked for @n full 4096-byte chunks, it copies those it has to
+ * @pages + 4096 i, sets @found[i] (all FALSE on entry) and returns how
+ * many it found. It cannot fail: whatever it does not find comes from the
+ * store.
+ */
+typedef guint (*KgetChunkSource)(const VcPageHash *hashes, guint n,
+                                 guint8 *pages, gboolean *found,
+                                 gpointer user_data);
+/* Given the @n full chunks the source was asked for and did not have (or
+ * got wrong), once fetched from the store and checked: a site's page
+ * index wants them (its other clients wait for them), see
+ * kget_resolver_publish(). */
+typedef void (*KgetChunkPublish)(const VcPageHash *hashes,
+                                 const guint8 *const *pages, guint n,
+                                 gpointer user_data);
+
+/* Where a reader's chunks came from (zero blocks are neither). */
+typedef struct {
+    guint64 source_chunks; /* found by the source and sound */
+    guint64 source_bytes;
+    guint64 source_bad;    /* found by the source but failing their hash */
+    guint64 store_chunks;  /* fetched from the store */
+    guint64 store_bytes;
+} KgetReaderStats;
+
 /* An item of a sealed snapshot, block by block: fetched in batches, each
  * chunk checked against its hash (KGET_ERROR_CORRUPT otherwise). */
 KgetItemReader *kget_item_reader_new(KgetClient *client, const char *snapshot,
                                      const char *item, GError **error);
+/* Each batch's full chunks are asked of @func first. A chunk it finds is
+ * re-hashed, as anything not from the store is: a mismatch is a miss.
+ * Only the rest are fetched from the store. */
+void kget_item_reader_set_source(KgetItemReader *r, KgetChunkSource func,
+                                 gpointer user_data);
+/* @func (called with the source's @user_data) gets the chunks the source
+ * missed, after the store sent them. */
+void kget_item_reader_set_publish(KgetItemReader *r, KgetChunkPublish func);
 guint64 kget_item_reader_size(KgetItemReader *r);
 guint64 kget_item_reader_n_blocks(KgetItemReader *r);
 /* Block @index (zero blocks too); valid until the next call. */
 const guint8 *kget_item_reader_block(KgetItemReader *r, guint64 index,
                                      gsize *len, GError **error);
+void kget_item_reader_stats(KgetItemReader *r, KgetReaderStats *stats);
+/* Writes the whole item to @fd. */
+gboolean kget_item_reader_write_fd(KgetItemReader *r, int fd,
+                                   KgetProgressFunc func, gpointer user_data,
+                                   GError **error);
 void kget_item_reader_free(KgetItemReader *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(KgetItemReader, kget_item_reader_free)
 
