@@ -17,12 +17,15 @@
 #   - a corrupt chunk of the latest snapshot: refused at redeploy, the
 #     one before is used;
 #   - kill -9 of salined and kget-store mid-snapshot, restart: the store
-#     verifies, the job carries on from a complete snapshot.
+#     verifies, the job carries on from a complete snapshot;
+#   - redeployed on site B, whose nodes run dht-pagesd, the VMs take RAM
+#     pages the site holds from its page index, not from the store.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
 source "$(dirname "$0")/lib/libvirt.sh"
 source "$(dirname "$0")/lib/saline.sh"
+source "$(dirname "$0")/lib/pages.sh"
 requires_root
 needs virsh nsenter unshare python3 setpriv qemu-img
 
@@ -40,6 +43,12 @@ user1=4201
 export VC_LV_QEMU_CONF="seccomp_sandbox = 0"
 sites_create 2 3 --delay 5 --rate 100
 lv_start_nodes "$qemu" a1 a2 b1 b2 || fail "libvirtd did not start on every node"
+# Site B's page index (at /run/dht-pages/resolver.sock, where the nodes'
+# QEMU, and so their kget, look); site A has none: a redeploy there must
+# work all the same.
+for n in b1 b2; do
+    pages_start "${n:0:1}" "${n:1}" --hash-rate 0 || fail "dht-pagesd on $n did not start"
+done
 
 chmod 0711 "$VC_TESTDIR"
 mkdir -m 0755 "$VC_TESTDIR/run"
@@ -90,6 +99,7 @@ kget=$kget
 interval=600
 keep=3
 timeout=90
+resolver=/run/dht-pages/resolver.sock
 
 [site a]
 network=10.77.1.0/24
@@ -147,6 +157,9 @@ log "refused: $out"
 wait_for 120 state_is "$reg" done || fail "job $reg did not end: $(job_json "$reg")"
 
 # ---- a best-effort job, preempted, redeployed on the other site ----
+for n in b1 b2; do
+    pages_wait_members "${n:0:1}" "${n:1}" 1 90 || fail "site B's page index did not form"
+done
 be=$(submit as_user $user1 submit --besteffort --snapshot-interval 20s -n 2 -c 2 -m 160M \
     --image saline --walltime 30m -- sh -c "$count_cmd") || fail "cannot submit the best-effort job"
 wait_for 180 state_is "$be" running || fail "job $be did not start: $(job_json "$be")"
@@ -164,6 +177,14 @@ assert_eq "nodes of job $be after its redeploy" "b1 b2" "$(vm_nodes "$be")"
 sleep 3
 after=$(last_tick "$be" 0)
 log "job $be redeployed on b1 b2: tick $before before, $after now"
+# Where its RAM came from: the two VMs share most pages (one image), and
+# what one VM's load missed it published to the site.
+site_mib=$(history "$be" | sed -n "s/^VM [01] loaded on 'b[12]': \([0-9.]*\) MiB of RAM from the site.*/\1/p" |
+    awk '{ s += $1 } END { print s + 0 }')
+history "$be" | grep "loaded on" >&2 || true
+awk -v m="$site_mib" 'BEGIN { exit !(m > 0) }' ||
+    fail "no RAM page came from site B's page index: $(history "$be")"
+log "ok: $site_mib MiB of job $be's RAM came from site B's page index"
 ((after >= before)) || fail "the count went back from $before to $after"
 
 # ---- kill -9 of salined mid-snapshot, then a restart ----

@@ -88,6 +88,9 @@ typedef struct {
     char *snapshot;
     const SaldConfig *config;
     char *work_dir;
+    gboolean have_report; /* RAM bytes from the site's page index, and */
+    guint64 site_bytes;   /* from the store, when [snapshots] resolver= */
+    guint64 store_bytes;
 } SaldOp;
 
 /* sald-core.c: small helpers */

@@ -870,6 +870,51 @@ sald_job_resume_on(SaldCore *core, SalJob *job, GPtrArray *vms,
     sald_job_reconcile(core, job->id);
 }
 
+/* The node's kget report of a load (kget restore --report), if any:
+ * a missing or unreadable one only means no figures. */
+static void
+restore_report(SaldOp *op)
+{
+    g_autofree char *name =
+        g_strconcat(op->domain, SALD_RESTORE_REPORT_SUFFIX, NULL);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GBytes) data = NULL;
+    virStoragePoolPtr pool = virStoragePoolLookupByName(op->conn, SALD_POOL_NAME);
+    virStorageVolPtr vol = NULL;
+    JsonObject *root, *pages;
+    gsize len;
+    const char *text;
+
+    if (!pool) {
+        return;
+    }
+    virStoragePoolRefresh(pool, 0);
+    vol = virStorageVolLookupByName(pool, name);
+    if (vol && sald_virt_volume_read_all(op->conn, vol, name, 65536, &data,
+                                         NULL)) {
+        text = g_bytes_get_data(data, &len);
+        if (json_parser_load_from_data(parser, text, (gssize)len, NULL) &&
+            JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+            root = json_node_get_object(json_parser_get_root(parser));
+            pages = json_object_has_member(root, "pages")
+                        ? json_object_get_object_member(root, "pages")
+                        : NULL;
+            if (pages) {
+                op->have_report = TRUE;
+                op->site_bytes = (guint64)json_object_get_int_member_with_default(
+                    pages, "site_bytes", 0);
+                op->store_bytes = (guint64)json_object_get_int_member_with_default(
+                    pages, "store_bytes", 0);
+            }
+        }
+    }
+    if (vol) {
+        virStorageVolDelete(vol, 0);
+        virStorageVolFree(vol);
+    }
+    virStoragePoolFree(pool);
+}
+
 /* In a worker thread (SALD_OP_RESTORE): the disks from the store, then
  * the VM loaded from it, paused. */
 gboolean
@@ -916,11 +961,16 @@ sald_op_restore(SaldOp *op, GError **error)
     }
     if (op->config->kget_resolver) {
         g_autofree char *sock = g_shell_quote(op->config->kget_resolver);
+        g_autofree char *name =
+            g_strconcat(op->domain, SALD_RESTORE_REPORT_SUFFIX, NULL);
+        g_autofree char *path = g_build_filename(op->spec.pool_dir, name, NULL);
+        g_autofree char *report = g_shell_quote(path);
 
-        /* Pages the node's site holds come from there, not the WAN. */
+        /* Pages the node's site holds come from there, not the WAN; how
+         * many, the node's kget says in a pool volume salined reads. */
         args = g_strdup_printf("restore %s --vmstate vm%u/state -o - "
-                               "--resolver %s",
-                               op->snapshot, op->index, sock);
+                               "--resolver %s --report %s",
+                               op->snapshot, op->index, sock, report);
     } else {
         args = g_strdup_printf("restore %s --vmstate vm%u/state -o -",
                                op->snapshot, op->index);
@@ -931,6 +981,9 @@ sald_op_restore(SaldOp *op, GError **error)
     op->spec.incoming = cmd;
     ok = sald_snap_restore(op->conn, &op->spec, k.timeout_s, error);
     op->spec.incoming = NULL;
+    if (ok && op->config->kget_resolver) {
+        restore_report(op);
+    }
 out:
     g_unlink(vda_file);
     if (vdb_file) {
@@ -988,6 +1041,13 @@ restore_done(GObject *source, GAsyncResult *result, gpointer data)
         }
         vm->state = SAL_VM_RUNNING; /* loaded, paused until all are */
         sald_job_save(core, job, vms);
+        if (op->have_report) {
+            sald_event(core, job->id,
+                       "VM %u loaded on '%s': %.1f MiB of RAM from the "
+                       "site's page index, %.1f MiB from the store",
+                       vm->index, op->node, op->site_bytes / 1048576.0,
+                       op->store_bytes / 1048576.0);
+        }
         goto out;
     }
     g_warning("cannot redeploy '%s' on node '%s': %s", op->domain, op->node,

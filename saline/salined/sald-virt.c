@@ -409,6 +409,8 @@ sald_virt_destroy(virConnectPtr conn, const char *domain, GError **error)
     g_autofree char *output_name = g_strconcat(domain, OUTPUT_SUFFIX, NULL);
     g_autofree char *copy_vda = g_strconcat(domain, SALD_COPY_VDA_SUFFIX, NULL);
     g_autofree char *copy_vdb = g_strconcat(domain, SALD_COPY_VDB_SUFFIX, NULL);
+    g_autofree char *report =
+        g_strconcat(domain, SALD_RESTORE_REPORT_SUFFIX, NULL);
     gboolean ok;
 
     if (dom) {
@@ -435,7 +437,8 @@ sald_virt_destroy(virConnectPtr conn, const char *domain, GError **error)
     ok = sald_virt_volume_delete(pool, overlay_name, error) &&
          sald_virt_volume_delete(pool, output_name, error) &&
          sald_virt_volume_delete(pool, copy_vda, error) &&
-         sald_virt_volume_delete(pool, copy_vdb, error);
+         sald_virt_volume_delete(pool, copy_vdb, error) &&
+         sald_virt_volume_delete(pool, report, error);
     virStoragePoolFree(pool);
     return ok;
 }
@@ -626,7 +629,8 @@ sald_virt_list(virConnectPtr conn, GHashTable **domains, GHashTable **volumes,
                 (g_str_equal(dot, OVERLAY_SUFFIX) ||
                  g_str_equal(dot, OUTPUT_SUFFIX) ||
                  g_str_equal(dot, SALD_COPY_VDA_SUFFIX) ||
-                 g_str_equal(dot, SALD_COPY_VDB_SUFFIX))) {
+                 g_str_equal(dot, SALD_COPY_VDB_SUFFIX) ||
+                 g_str_equal(dot, SALD_RESTORE_REPORT_SUFFIX))) {
                 g_hash_table_add(vols, g_steal_pointer(&vm));
             }
             virStorageVolFree(vlist[i]);

@@ -22,6 +22,8 @@
  * <domain><suffix> in the pool. */
 #define SALD_COPY_VDA_SUFFIX ".copy-vda"
 #define SALD_COPY_VDB_SUFFIX ".copy-vdb"
+/* What the node's kget says of a redeploy: where RAM pages came from. */
+#define SALD_RESTORE_REPORT_SUFFIX ".restore"
 
 typedef struct {
     const char *domain; /* saline-<job>-<index> */

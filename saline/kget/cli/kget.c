@@ -35,6 +35,7 @@ static gboolean arg_pending;
 static gint arg_keep = -1;
 static char *arg_vmstate;
 static char *arg_resolver;
+static char *arg_report;
 
 static const GOptionEntry options[] = {
     {"store", 's', 0, G_OPTION_ARG_STRING, &arg_store,
@@ -55,6 +56,9 @@ static const GOptionEntry options[] = {
      "ITEM[=FILE]"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &arg_output,
      "restore: where to write the item ('-': standard output)", "FILE"},
+    {"report", 0, 0, G_OPTION_ARG_FILENAME, &arg_report,
+     "restore: also write the --json answer to FILE (when standard output "
+     "carries the item, as for QEMU)", "FILE"},
     {"resolver", 'r', 0, G_OPTION_ARG_FILENAME, &arg_resolver,
      "restore: take the pages this site's dht-pagesd has from its resolver "
      "socket (" KGET_RESOLVER_SOCKET "), the rest from the store",
@@ -137,6 +141,20 @@ print_json(JsonBuilder *b)
     json_generator_set_root(gen, root);
     text = json_generator_to_data(gen, NULL);
     printf("%s\n", text);
+}
+
+static gboolean
+write_report(JsonBuilder *b, GError **error)
+{
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = json_builder_get_root(b);
+    g_autofree char *text = NULL;
+
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    return g_file_set_contents_full(arg_report, text, -1,
+                                    G_FILE_SET_CONTENTS_CONSISTENT, 0644,
+                                    error);
 }
 
 static void
@@ -549,7 +567,7 @@ cmd_restore(int argc, char **argv)
     if (resolver) {
         print_sources(item, &rs);
     }
-    if (arg_json) {
+    if (arg_json || arg_report) {
         g_autoptr(JsonBuilder) b = json_builder_new();
 
         json_builder_begin_object(b);
@@ -572,7 +590,12 @@ cmd_restore(int argc, char **argv)
             json_builder_end_object(b);
         }
         json_builder_end_object(b);
-        print_json(b);
+        if (arg_json) {
+            print_json(b);
+        }
+        if (arg_report && !write_report(b, &error)) {
+            return failed(error);
+        }
     }
     return EXIT_OK;
 }
@@ -780,6 +803,9 @@ misplaced_option(const char *cmd)
     }
     if (arg_output && !g_str_equal(cmd, "restore")) {
         return "--output";
+    }
+    if (arg_report && !g_str_equal(cmd, "restore")) {
+        return "--report";
     }
     if (arg_resolver && !g_str_equal(cmd, "restore")) {
         return "--resolver";
