@@ -786,6 +786,31 @@ test_bad_item_head(void)
 int
 main(int argc, char **argv)
 {
+    const char *seeds = g_getenv("KGET_VMSTATE_SEEDS");
+
+    /* The fuzzer's seeds (saline/kget/fuzz/corpus-vmstate): these
+     * streams, each after the byte the harness reads as its cut. */
+    if (seeds) {
+        static const struct {
+            const char *name;
+            const Layout *layout;
+        } all[] = {{"precopy", &precopy},
+                   {"background-snapshot", &background},
+                   {"bare", &bare}};
+
+        for (guint i = 0; i < G_N_ELEMENTS(all); i++) {
+            g_auto(Stream) st = build(all[i].layout);
+            g_autofree char *path =
+                g_strdup_printf("%s/synthetic-%s", seeds, all[i].name);
+            g_autoptr(GByteArray) seed = g_byte_array_new();
+
+            g_byte_array_append(seed, (const guint8 *)"\x05", 1);
+            g_byte_array_append(seed, st.bytes->data, st.bytes->len);
+            g_assert_true(g_file_set_contents(path, (const char *)seed->data,
+                                              seed->len, NULL));
+        }
+        return 0;
+    }
     g_test_init(&argc, &argv, NULL);
     g_test_add_data_func("/vmstate/parse/precopy", &precopy, test_layout);
     g_test_add_data_func("/vmstate/parse/background-snapshot", &background,
