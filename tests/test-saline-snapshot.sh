@@ -167,13 +167,16 @@ assert_eq "nodes of job $be" "a1 a2" "$(vm_nodes "$be")"
 wait_for 120 has_snapshots "$be" 1 || { history "$be" >&2; fail "no periodic snapshot of job $be"; }
 history "$be" >&2
 before=$(last_tick "$be" 0)
-log "job $be at tick $before on a1 a2; a regular job wants site a"
+addrs() { field "$(job_json "$1")" '" ".join(v["mac"] + "/" + v["ip"] for v in j["vm_list"])'; }
+addrs_before=$(addrs "$be")
+log "job $be at tick $before on a1 a2 ($addrs_before); a regular job wants site a"
 rj=$(submit as_user $user1 submit -n 2 -c 2 -m 128M --site a --image saline --walltime 10m \
     -- sh -c 'echo regular; sleep 20') || fail "cannot submit the regular job"
 wait_for 240 state_is "$rj" running || fail "job $rj did not start: $(job_json "$rj"); $(history "$be")"
 history_has "$be" "suspended at snapshot" || fail "job $be was not suspended: $(history "$be")"
 wait_for 300 state_is "$be" running || fail "job $be not redeployed: $(job_json "$be"); $(history "$be")"
 assert_eq "nodes of job $be after its redeploy" "b1 b2" "$(vm_nodes "$be")"
+assert_eq "MACs and addresses of job $be after its redeploy" "$addrs_before" "$(addrs "$be")"
 sleep 3
 after=$(last_tick "$be" 0)
 log "job $be redeployed on b1 b2: tick $before before, $after now"
