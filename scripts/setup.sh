@@ -11,13 +11,14 @@ build_pkgs=(
     libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev flex bison
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
-# and debugfs for Saline disks), plots of the benchmarks (gnuplot).
+# and debugfs for Saline disks), plots of the benchmarks (gnuplot), sshd
+# and scp for the Kget+ benchmark's baseline (bench/kget-bench.sh).
 run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox
+    gnuplot-nox openssh-server openssh-client
 )
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also
 # available (out-of-tree SSI modules are built against them).
