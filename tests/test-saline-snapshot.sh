@@ -280,5 +280,7 @@ for i in 0 1; do
 done
 history "$be" >&2
 kg verify >/dev/null || fail "the store does not verify"
-log "ok: job $be done, counted to 240 once in each VM"
+no_snapshots() { [[ $(kg ls --pending "saline-$1") != *"saline-$1@"* ]]; }
+wait_for 60 no_snapshots "$be" || fail "snapshots of ended job $be left: $(kg ls --pending "saline-$be")"
+log "ok: job $be done, counted to 240 once in each VM; its snapshots are gone from the store"
 log "PASS"

@@ -161,5 +161,7 @@ void sald_job_reconcile_resuming(SaldCore *core, SalJob *job, GPtrArray *vms);
 /* A suspended job placed by the scheduler: resuming there. */
 void sald_job_resume_on(SaldCore *core, SalJob *job, GPtrArray *vms,
                         const SalPlacement *placement);
+/* An ended job's snapshots go from the store (in a worker thread). */
+void sald_snapshots_forget(SaldCore *core, gint64 job_id);
 /* The body of SALD_OP_RESTORE, in its worker thread. */
 gboolean sald_op_restore(SaldOp *op, GError **error);

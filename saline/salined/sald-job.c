@@ -134,6 +134,13 @@ job_release(SaldCore *core, gint64 id)
         return;
     }
     g_hash_table_remove(core->teardown, &id);
+    {
+        g_autoptr(SalJob) job = sal_store_load_job(core->store, id, NULL, NULL);
+
+        if (job && job->besteffort && job->snapshot_seq > 0) {
+            sald_snapshots_forget(core, id);
+        }
+    }
     sald_job_schedule_soon(core);
 }
 

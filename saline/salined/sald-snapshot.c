@@ -639,6 +639,81 @@ snapshot_start(SaldCore *core, SalJob *job, GPtrArray *vms, gboolean final)
     return TRUE;
 }
 
+/* ---- an ended job's snapshots ---- */
+
+typedef struct {
+    KgetConf kget;
+    char *group;
+} Forget;
+
+static void
+forget_thread(GTask *task, gpointer source, gpointer data,
+              GCancellable *cancel)
+{
+    Forget *f = data;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) error = NULL;
+    g_autofree char *out = NULL;
+    JsonObject *root;
+    JsonArray *list;
+
+    if (!kget_run(&f->kget, &out, &error, "--json", "ls", "--pending",
+                  f->group, NULL) ||
+        !json_parser_load_from_data(parser, out, -1, &error)) {
+        g_warning("cannot list the snapshots of '%s': %s", f->group,
+                  error->message);
+        g_task_return_boolean(task, FALSE);
+        return;
+    }
+    root = JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))
+               ? json_node_get_object(json_parser_get_root(parser))
+               : NULL;
+    list = root && json_object_has_member(root, "snapshots")
+               ? json_object_get_array_member(root, "snapshots")
+               : NULL;
+    for (guint i = 0; list && i < json_array_get_length(list); i++) {
+        JsonObject *snap = json_array_get_object_element(list, i);
+        const char *name =
+            snap ? json_object_get_string_member_with_default(snap, "name", "")
+                 : "";
+        g_autoptr(GError) rm_error = NULL;
+
+        if (g_str_has_prefix(name, f->group) && name[strlen(f->group)] == '@' &&
+            !kget_run(&f->kget, NULL, &rm_error, "rm", name, NULL)) {
+            g_warning("cannot remove snapshot '%s': %s", name,
+                      rm_error->message);
+        }
+    }
+    g_task_return_boolean(task, TRUE);
+}
+
+static void
+forget_free(Forget *f)
+{
+    kget_conf_clear(&f->kget);
+    g_free(f->group);
+    g_free(f);
+}
+
+void
+sald_snapshots_forget(SaldCore *core, gint64 job_id)
+{
+    g_autoptr(GTask) task = NULL;
+    Forget *f;
+
+    if (!sald_snapshots_on(core)) {
+        return;
+    }
+    /* Nothing will be redeployed from them: the store may reclaim them
+     * at its next gc instead of keeping the last ones for ever. */
+    f = g_new0(Forget, 1);
+    kget_conf_init(&f->kget, core->config);
+    f->group = g_strdup_printf("saline-%" G_GINT64_FORMAT, job_id);
+    task = g_task_new(NULL, NULL, NULL, NULL);
+    g_task_set_task_data(task, f, (GDestroyNotify)forget_free);
+    g_task_run_in_thread(task, forget_thread);
+}
+
 /* ---- when ---- */
 
 static gint64
