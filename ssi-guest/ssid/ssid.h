@@ -1,0 +1,144 @@
+/*
+ * ssid: the SSI daemon of one member (ssi-guest/README.md).
+ *
+ * Threads: the membership thread owns the UDP socket (heartbeats, views,
+ * joins, failure detection); the listener accepts TCP connections from
+ * members and control connections from `ssi`, one thread each; every
+ * SSI process running here has a relay thread (stdio to its launcher)
+ * and a waiter thread. All shared state is in `S`, under S.lock.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <sys/types.h>
+
+#include "ssi-conn.h"
+
+#define SSID_HEARTBEAT_MS 200
+#define SSID_FAIL_MS 2000
+#define SSID_STATE_DIR "/run/ssid"
+#define SSID_CONTROL "/run/ssid.sock"
+
+typedef enum { SSID_ALONE, SSID_JOINING, SSID_MEMBER } SsidState;
+typedef enum { SSID_JOIN_FOUND, SSID_JOIN_SEEDS, SSID_JOIN_WAIT } SsidJoin;
+
+typedef struct {
+    guint32 id;
+    char addr[16];
+    gboolean leaving;
+    guint32 load;
+    guint64 memfree;
+    gint64 heard_us;    /* last heartbeat, monotonic */
+    GArray *gpids;      /* guint32: its SSI processes, as last heard */
+    gint64 placed_us;   /* last placement here by this member */
+    guint32 placed;     /* placements not yet in its heartbeats */
+} SsidMember;
+
+typedef struct SsidProc SsidProc;
+typedef struct SsidLaunch SsidLaunch;
+
+typedef struct {
+    GMutex lock;
+    /* Configuration. */
+    char *cluster;
+    guint64 cluster_id;
+    guint8 key[SSI_KEY_LEN];
+    char *address;
+    SsidJoin join;
+    char **seeds;
+    char *policy;
+    SsiIdentity ident; /* node is updated as the view changes */
+    /* Membership. */
+    SsidState state;
+    guint32 self;       /* node id, 0 when not a member */
+    guint64 epoch;
+    guint32 next_id;
+    GPtrArray *members; /* SsidMember*, by id */
+    gint64 joined_us;
+    /* Processes. */
+    GHashTable *procs;    /* gpid -> SsidProc*: running here */
+    GHashTable *launches; /* gpid -> SsidLaunch*: launched from here */
+    guint32 gpid_seq;
+    gboolean kmod;        /* /proc/ssi is there */
+} Ssid;
+
+extern Ssid S;
+
+/* ssid-member.c */
+gboolean member_start(GError **error);
+/* A copy of a member's address; NULL if @id is not in the view. */
+char *member_addr(guint32 id);
+gboolean member_is_up(guint32 id);
+/* The node running @gpid as far as heartbeats tell, 0 if none. */
+guint32 member_find_gpid(guint32 gpid);
+/* Choose a node for a new process (the kernel's policy), excluding
+ * @exclude (0: none). 0 when there is no member. */
+guint32 member_place(guint32 exclude);
+void member_invite(const char *address);
+/* Leave the cluster: LEAVE to the coordinator, until a view without us. */
+gboolean member_leave(GError **error);
+/* Write the view and identity to /proc/ssi (call with S.lock held). */
+void member_write_kernel(void);
+SsiIdentity member_ident(void);
+
+/* ssid-proc.c */
+void proc_init(void);
+guint32 proc_new_gpid(void);
+/* Start a process here for @launcher (node id). */
+gboolean proc_exec(guint32 gpid, char **argv, guint32 launcher,
+                   GError **error);
+gboolean proc_kill(guint32 gpid, int sig, GError **error);
+/* ps rows of the processes here; @all: every process of this member. */
+void proc_rows(GPtrArray *rows, gboolean all);
+guint proc_count(void);
+GArray *proc_gpids(void);
+/* A member failed: report the launches it ran as lost. */
+void launch_node_lost(guint32 node);
+/* The control side of `ssi run` / `ssi restart`: serve the client until
+ * the process ends. */
+void launch_serve(SsiConn *client, guint32 gpid, guint32 node);
+SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client);
+void launch_unregister(guint32 gpid);
+/* A member's relay attached: serve the stream. */
+void launch_attach(SsiConn *c, SsiMsg *first);
+
+/* Process records shared by proc and mig. */
+SsidProc *proc_lookup(guint32 gpid);
+typedef struct {
+    guint32 gpid;
+    guint32 launcher;
+    char **argv;
+    guint64 inode[3];
+    GByteArray *stdin_pending;
+} SsidProcMeta;
+void proc_meta_clear(SsidProcMeta *m);
+/* Freeze the process's stdio for a dump; FALSE if it cannot. */
+gboolean proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim,
+                         GError **error);
+/* The dump failed: let it run on. */
+void proc_abort_move(guint32 gpid);
+/* The dump succeeded and killed it: drain its output to the launcher,
+ * detach, collect unread stdin into @meta, forget it. */
+gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error);
+/* Adopt a process CRIU restored (its namespace init is @shim). */
+void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3]);
+
+/* ssid-mig.c */
+gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
+                     GError **error);
+/* Checkpoint @gpid into @dir on this member (the caller's). */
+gboolean mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir,
+                           GError **error);
+/* Serve a CHECKPOINT request: dump (leaving it running), send it back. */
+void mig_serve_checkpoint(SsiConn *c, SsiMsg *req);
+/* Serve an IMAGE stream: restore the process here. */
+void mig_serve_image(SsiConn *c, SsiMsg *first);
+/* Restart a checkpoint directory on @node for launcher @launcher. */
+gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
+                     guint32 *gpid_out, GError **error);
+gboolean mig_evict_self(GString *report, GError **error);
+
+/* ssid-peer.c */
+gboolean peer_start(GError **error);
+/* Connect to member @node. */
+SsiConn *peer_connect(guint32 node, GError **error);
