@@ -3,7 +3,10 @@
 # an uncompressed initramfs with busybox, the virtio modules, the vcguest
 # agent and a payload of real Debian files that stays in guest RAM. With
 # --saline-agent and --disk-mb, a Saline image (saline/README.md, "Guest
-# contract"): the salguest agent and a base disk for /job.
+# contract"): the salguest agent and a base disk for /job. With --ssi, an
+# SSI image (ssi-guest/README.md): ssid, ssi, ssi-init and the SSI
+# modules, CRIU and GNU tar with their libraries, and the modules CRIU
+# needs.
 #
 # Output directory:
 #   vmlinuz         the kernel
@@ -20,7 +23,7 @@ usage_error() { echo "$prog: $*; see --help" >&2; exit 2; }
 
 usage() {
     cat <<USAGE
-Usage: $prog --output DIR --agent FILE|--saline-agent FILE [OPTION...]
+Usage: $prog --output DIR --agent FILE|--saline-agent FILE|--ssi DIR [OPTION...]
 
 Build a guest image (kernel + initramfs) from Debian packages.
 
@@ -29,6 +32,10 @@ Build a guest image (kernel + initramfs) from Debian packages.
   --saline-agent FILE
                      the statically linked salguest binary, run instead of
                      vcguest when QEMU passes a Saline job
+  --ssi DIR          build the SSI image from DIR, which holds ssid, ssi,
+                     ssi-init and the modules *.ko (ssi.ko, ssi_pol_*.ko);
+                     adds /usr/sbin/criu, /bin/tar, their libraries and the
+                     modules CRIU needs; no payload unless --payload-mb
   --disk-mb N        also write disk.qcow2, an ext4 file system (label
                      'saline') of N MiB, 0 for none (default 0)
   --kernel-deb FILE  Debian linux-image .deb (default: the newest in
@@ -41,20 +48,27 @@ USAGE
 }
 
 cache=${VC_CACHE:-/var/cache/vcluster}
-out= agent= saline_agent= kdeb= payload_mb=32 disk_mb=0
-modules="virtio_pci virtio_net virtio_blk"
+out= agent= saline_agent= ssi_dir= kdeb= payload_mb= disk_mb=0
+modules=
+# What CRIU 3.17 needs in a guest (measured): nftables and crc32c for its
+# kerndat probes, the *_diag modules to dump sockets, tun and veth for
+# criu check's network probes.
+ssi_modules="virtio_pci virtio_net virtio_blk qemu_fw_cfg crc32c_generic
+nfnetlink nf_tables unix_diag inet_diag tcp_diag udp_diag netlink_diag
+af_packet_diag tun veth"
 # Debian packages whose files make the payload, in this order.
 payload_pkgs="libvirt0 libglib2.0-0 libxml2 libopendht2 libsqlite3-0
 libicu72 qemu-system-x86"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
-    --output|--agent|--saline-agent|--kernel-deb|--payload-mb|--disk-mb|--modules)
+    --output|--agent|--saline-agent|--ssi|--kernel-deb|--payload-mb|--disk-mb|--modules)
         [[ $# -ge 2 ]] || usage_error "option '$1' needs a value"
         case "$1" in
         --output) out=$2 ;;
         --agent) agent=$2 ;;
         --saline-agent) saline_agent=$2 ;;
+        --ssi) ssi_dir=$2 ;;
         --disk-mb) disk_mb=$2 ;;
         --kernel-deb) kdeb=$2 ;;
         --payload-mb) payload_mb=$2 ;;
@@ -67,11 +81,25 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -n $out ]] || usage_error "--output is required"
-[[ -n $agent || -n $saline_agent ]] ||
-    usage_error "--agent or --saline-agent is required"
+[[ -n $agent || -n $saline_agent || -n $ssi_dir ]] ||
+    usage_error "--agent, --saline-agent or --ssi is required"
 for a in $agent $saline_agent; do
     [[ -x $a ]] || die "agent '$a' is not an executable file"
 done
+if [[ -n $ssi_dir ]]; then
+    [[ -d $ssi_dir ]] || die "SSI directory '$ssi_dir' not found"
+    for f in ssid ssi ssi-init; do
+        [[ -f $ssi_dir/$f && -x $ssi_dir/$f ]] ||
+            die "SSI directory '$ssi_dir' has no executable '$f'"
+    done
+    for f in /usr/sbin/criu /usr/bin/tar; do
+        [[ -x $f ]] || die "'$f' not found (run scripts/setup.sh)"
+    done
+    : "${payload_mb:=0}"
+    : "${modules:=$ssi_modules}"
+fi
+: "${payload_mb:=32}"
+: "${modules:=virtio_pci virtio_net virtio_blk}"
 [[ $payload_mb =~ ^[0-9]+$ && $payload_mb -le 4096 ]] ||
     usage_error "--payload-mb '$payload_mb' is not a number of MiB up to 4096"
 [[ $disk_mb =~ ^[0-9]+$ && ($disk_mb -eq 0 || ($disk_mb -ge 16 && $disk_mb -le 65536)) ]] ||
@@ -117,6 +145,57 @@ cp "$busybox" "$root/bin/busybox"
 [[ -z $agent ]] || cp "$agent" "$root/sbin/vcguest"
 [[ -z $saline_agent ]] || cp "$saline_agent" "$root/sbin/salguest"
 install -m 0755 "$(dirname "$0")/guest/init" "$root/init"
+
+# copy_elf FILE DEST: FILE at DEST in the image, with the dynamic loader
+# and every library ldd resolves for it, at the paths ldd gives (the
+# loader looks there).
+copy_elf() {
+    local file=$1 dest=$2 lib out
+    mkdir -p "$root$(dirname "$dest")"
+    cp "$file" "$root$dest"
+    out=$(ldd "$file" 2>&1) || true
+    [[ $out != *"not a dynamic"* && $out != *"statically linked"* ]] || return 0
+    [[ $out != *"not found"* ]] ||
+        die "'$file' needs libraries this machine lacks: $(grep 'not found' <<<"$out" | tr -s ' \t\n' ' ')"
+    for lib in $(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$out"); do
+        [[ -e $root$lib ]] && continue
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}
+
+# The SSI parts, CRIU and what it runs. iptables and ip6tables are stubs:
+# criu check probes them and would print errors; nothing here uses them.
+ssi_kos=()
+if [[ -n $ssi_dir ]]; then
+    copy_elf "$ssi_dir/ssid" /sbin/ssid
+    copy_elf "$ssi_dir/ssi-init" /sbin/ssi-init
+    copy_elf "$ssi_dir/ssi" /bin/ssi
+    copy_elf /usr/sbin/criu /usr/sbin/criu
+    copy_elf /usr/bin/tar /bin/tar
+    for f in iptables ip6tables iptables-legacy ip6tables-legacy \
+        iptables-restore ip6tables-restore iptables-legacy-restore \
+        ip6tables-legacy-restore iptables-nft ip6tables-nft \
+        iptables-nft-restore ip6tables-nft-restore; do
+        printf '#!/bin/sh\n# stub: criu check probes it\nexit 0\n' >"$root/sbin/$f"
+        chmod 0755 "$root/sbin/$f"
+    done
+    mkdir -p "$root/lib/modules/ssi" "$root/etc/ssi" "$root/var/log"
+    [[ ! -f $ssi_dir/ssi.ko ]] || ssi_kos+=(ssi.ko)
+    for f in "$ssi_dir"/*.ko; do
+        [[ -f $f && $(basename "$f") != ssi.ko ]] || continue
+        ssi_kos+=("$(basename "$f")")
+    done
+    if ((${#ssi_kos[@]} == 0)); then
+        echo "$prog: warning: no SSI module (*.ko) in '$ssi_dir'" >&2
+    elif [[ ${ssi_kos[0]} != ssi.ko ]]; then
+        die "SSI directory '$ssi_dir' has policy modules but no 'ssi.ko'"
+    fi
+    for f in "${ssi_kos[@]}"; do
+        cp "$ssi_dir/$f" "$root/lib/modules/ssi/"
+    done
+    printf '%s\n' "${ssi_kos[@]}" | sed '/^$/d' >"$root/lib/modules/ssi/load-order"
+fi
 
 # Modules in dependency order (modinfo reads the .ko itself).
 declare -A loaded=()
@@ -193,6 +272,11 @@ MODULES="${order[*]}"
 ENV
 if [[ -n $saline_agent ]]; then
     echo "SALINE_AGENT=salguest" >>"$work/image.env"
+fi
+if [[ -n $ssi_dir ]]; then
+    printf 'SSI=1\nSSI_MODULES="%s"\nCRIU_VERSION=%s\n' "${ssi_kos[*]}" \
+        "$(dpkg-query -W -f='${Version}' criu 2>/dev/null || echo unknown)" \
+        >>"$work/image.env"
 fi
 if ((disk_mb > 0)); then
     printf 'DISK_MB=%s\nDISK_LABEL=saline\n' "$disk_mb" >>"$work/image.env"

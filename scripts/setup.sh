@@ -18,7 +18,7 @@ run_pkgs=(
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox openssh-server openssh-client
+    gnuplot-nox openssh-server openssh-client criu
 )
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also
 # available (out-of-tree SSI modules are built against them).

@@ -25,7 +25,7 @@ expect_error "missing value" "needs a value" --output
 expect_error "no output" "--output is required" --agent "$agent"
 expect_error "bad payload size" "payload-mb 'lots'" --output "$out" \
     --agent "$agent" --payload-mb lots
-expect_error "no agent" "--agent or --saline-agent is required" \
+expect_error "no agent" "--agent, --saline-agent or --ssi is required" \
     --output "$out"
 expect_error "bad disk size" "disk-mb '8'" --output "$out" \
     --agent "$agent" --disk-mb 8

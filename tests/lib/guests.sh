@@ -25,7 +25,8 @@
 # destination's dht-pagesd), --incoming PORT (wait paused for a migration),
 # --qemu-arg ARG (one more QEMU argument, repeatable: -global settings of
 # other migration capabilities, e.g. --qemu-arg -global --qemu-arg
-# migration.x-xbzrle=on).
+# migration.x-xbzrle=on), --append ARGS (more kernel command line words,
+# repeatable).
 #
 # Guests use file-backed shared RAM (memory-backend-file,share=on) so node
 # daemons can map it, a QMP socket, a serial log, and a TAP on the node's
@@ -85,7 +86,7 @@ _vm_cmdline() {
 
 # _vm_options NAME OPTION...: vm_start's options into the caller's locals
 # (mem unique_mb seed dirty_mb dirty_rate image qemu page_hash resolver
-# incoming extra, declared there with their defaults); checks the name and
+# incoming extra append, declared there with their defaults); checks the name and
 # that no VM has it, and derives the seed from the name if none is given.
 _vm_options() {
     local name=$1
@@ -104,6 +105,7 @@ _vm_options() {
         --resolver) resolver=$2 ;;
         --incoming) incoming=$2 ;;
         --qemu-arg) extra+=("$2") ;;
+        --append) append+=" $2" ;;
         *) echo "guests: unknown option '$1'" >&2; return 2 ;;
         esac
         shift 2
@@ -119,7 +121,7 @@ vm_start() {
     shift 4
     local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
     local qemu=${VC_QEMU:-qemu-system-x86_64} page_hash= resolver= incoming=
-    local extra=()
+    local extra=() append=
     _vm_options "$name" "$@" || return
     [[ -f $image/vmlinuz && -f $image/initrd.img ]] ||
         { echo "guests: no guest image in '$image'" >&2; return 1; }
@@ -158,7 +160,7 @@ vm_start() {
         -object "memory-backend-file,id=ram0,size=${mem}M,mem-path=$(cat "$dir/ram"),share=on" \
         -nodefaults -display none -no-reboot \
         -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-        -append "$(_vm_cmdline "$name" "$ip" "$gw" "$seed" "$unique_mb" "$dirty_mb" "$dirty_rate")" \
+        -append "$(_vm_cmdline "$name" "$ip" "$gw" "$seed" "$unique_mb" "$dirty_mb" "$dirty_rate")$append" \
         -serial "file:$dir/serial.log" \
         -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \

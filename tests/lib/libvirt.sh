@@ -265,11 +265,11 @@ lv_vm_start() {
     shift 4
     local mem=256 unique_mb=8 seed= dirty_mb=0 dirty_rate=0 image=$VC_IMAGE
     local qemu=${VC_QEMU:-/usr/bin/qemu-system-x86_64} page_hash= resolver= incoming=
-    local extra=()
+    local extra=() append=
     _vm_options "$name" "$@" || return
     # libvirt chooses the resolver (node-local), the incoming URI and argv.
-    [[ -z $resolver$incoming && ${#extra[@]} -eq 0 ]] ||
-        { echo "libvirt: --resolver, --incoming and --qemu-arg are vm_start's only" >&2; return 2; }
+    [[ -z $resolver$incoming$append && ${#extra[@]} -eq 0 ]] ||
+        { echo "libvirt: --resolver, --incoming, --qemu-arg and --append are vm_start's only" >&2; return 2; }
     local dir
     dir=$(_vm_dir "$name")
     mkdir -p "$dir"
