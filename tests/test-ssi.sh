@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Virtual SSI clusters (ssi-guest/README.md), guests under TCG:
+#  - a 4-VM cluster over 3 physical nodes on 2 sites forms, and `ssi
+#    nodes` shows the same view on every member;
+#  - `ssi run` of 8 CPU-bound processes spreads them, exit statuses come
+#    back;
+#  - a stateful counter (stdout piped into a second stage on another
+#    member, plus an open file) migrates three times through all members:
+#    no reset, nothing lost or duplicated, GPID = getpid() unchanged;
+#  - checkpoint, kill, restart on another member: it goes on from the
+#    checkpoint with its GPID;
+#  - a member added live; one evicted (its process moves first); one
+#    destroyed (out of every view within 3 s, its process reported lost);
+#  - a second cluster on the same nodes sees only itself; a VM with the
+#    wrong key cannot join;
+#  - bad input: one line, an exit code, nothing changed.
+source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/sites.sh"
+source "$(dirname "$0")/lib/guests.sh"
+source "$(dirname "$0")/lib/ssi.sh"
+requires_root
+needs qemu-system-x86_64 socat
+
+[[ -f $VC_SSI_IMAGE/initrd.img ]] || fail "no SSI image in '$VC_SSI_IMAGE' (meson compile)"
+out=$VC_TESTDIR/out
+mkdir -p "$out"
+
+# The view's membership as a member sees it (loads change; these don't).
+view_of() { ssi_sh "$1" ssi nodes | awk 'NR == 1 {print $3} NR > 2 {print $1, $2, $3}' | tr '\n' ' '; }
+members_of() { SSI_SH_TIMEOUT=10 ssi_sh "$1" cat /proc/ssi/nodes | awk 'NR > 1' | wc -l; }
+has_members() { [[ $(members_of "$1") -eq $2 ]]; }
+vm_file_has() { SSI_SH_TIMEOUT=10 ssi_sh "$1" cat "$2" | grep -q "$3"; }
+
+sites_create 2 2 --delay 5
+
+k1=$(ssi_key)
+k2=$(ssi_key)
+start=$SECONDS
+ssi_vm_start m1 a 1 10.77.1.101 physics "$k1" found
+ssi_vm_start m2 a 1 10.77.1.102 physics "$k1" 10.77.1.101
+ssi_vm_start m3 a 2 10.77.1.103 physics "$k1" 10.77.1.101
+ssi_vm_start m4 b 1 10.77.2.101 physics "$k1" 10.77.1.101
+ssi_vm_start m5 b 2 10.77.2.102 physics "$k1" wait
+ssi_vm_start c1 a 2 10.77.1.111 chem "$k2" found
+ssi_vm_start c2 b 1 10.77.2.111 chem "$k2" 10.77.1.111
+ssi_vm_start x1 b 2 10.77.2.121 physics "$k2" wait
+for vm in m1 m2 m3 m4 m5 c1 c2 x1; do
+    ssi_wait_up "$vm" 240 || fail "$vm did not come up"
+done
+log "8 members booted in $((SECONDS - start)) s (accel $(vc_accel))"
+
+# 1. The cluster forms; every member has the same view.
+wait_for 60 has_members m1 4 || fail "physics did not reach 4 members: $(ssi_sh m1 ssi nodes)"
+wait_for 10 has_members m4 4 || true
+v1=$(view_of m1)
+for vm in m2 m3 m4; do
+    assert_eq "view on $vm vs m1" "$v1" "$(view_of "$vm")"
+done
+log "physics: $v1"
+ssi_sh m3 ssi nodes >&2
+
+# 2. Eight CPU-bound processes spread over the members.
+SSI_SH_TIMEOUT=400 ssi_sh m1 '
+for i in 1 2 3 4 5 6 7 8; do
+    (ssi run -v sh -c "i=0; while [ \$i -lt 20000 ]; do i=\$((i+1)); done; exit $i" \
+        </dev/null 2>/tmp/run$i.err; echo $? >/tmp/run$i.rc) &
+done
+wait
+for i in 1 2 3 4 5 6 7 8; do
+    echo "$i $(cat /tmp/run$i.rc) $(sed -n "s/^ssi: GPID [0-9]* on node \([0-9]*\)$/\1/p" /tmp/run$i.err)"
+done' >"$out/spread"
+log "spread (process, exit status, node): $(tr '\n' ',' <"$out/spread")"
+while read -r i rc node; do
+    assert_eq "exit status of CPU-bound process $i" "$i" "$rc"
+    [[ -n $node ]] || fail "process $i: no node reported"
+done <"$out/spread"
+max=$(awk '{n[$3]++} END {m = 0; for (k in n) if (n[k] > m) m = n[k]; print m}' "$out/spread")
+((max <= 3)) || fail "a member got $max of the 8 processes (mean 2): $(cat "$out/spread")"
+nodes_used=$(awk '{print $3}' "$out/spread" | sort -u | wc -l)
+log "8 processes on $nodes_used members, at most $max on one"
+
+# 3. A stateful counter migrates through all members: stdout piped into a
+# second stage on node 4, an open file appended to.
+counter='exec 3>>/tmp/counter.log; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.2; done'
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/pipe" "ssi run -v -n 1 sh -c '$counter' </dev/null 2>/tmp/c.err | ssi run -n 4 sh -c 'while read p n; do echo got \$p \$n; done' >/tmp/pipe.out; echo \$? >/tmp/pipe.rc" >/dev/null
+wait_for 30 vm_file_has m1 /tmp/c.err GPID ||
+    fail "the counter did not start: $(ssi_sh m1 cat /tmp/c.err)"
+gpid=$(ssi_sh m1 cat /tmp/c.err | sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p')
+log "counter GPID $gpid"
+for to in 2 3 4; do
+    sleep 2
+    rep=$(SSI_SH_TIMEOUT=120 ssi_sh m1 ssi migrate "$gpid" "$to") || fail "migration to node $to: $rep"
+    log "$rep"
+    echo "$rep" >>"$out/migrations"
+    ps=$(ssi_sh m2 ssi ps)
+    grep -q "^$gpid  *$to " <<<"$ps" || fail "GPID $gpid not on node $to after migration: $ps"
+done
+ssi_sh_wait "$out/pipe" 600 || fail "pipeline failed: $(cat "$out/pipe")"
+ssi_sh m1 cat /tmp/pipe.out >"$out/pipe.out"
+assert_eq "pipeline exit status" 0 "$(ssi_sh m1 cat /tmp/pipe.rc)"
+assert_eq "counter lines through the pipe (got GPID i for i = 1..120)" \
+    "$(seq 1 120 | sed "s/^/got $gpid /")" "$(cat "$out/pipe.out")"
+assert_eq "counter's open file on node 4 (1..120)" "$(seq 1 120)" "$(ssi_sh m4 cat /tmp/counter.log)"
+log "counter: 120 lines in order through 3 migrations, GPID = getpid() = $gpid throughout"
+
+# 4. Checkpoint, kill, restart on another member.
+c2='exec 3>>/tmp/c2.log; i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.3; done'
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/c2" "ssi run -v -n 2 sh -c '$c2' </dev/null" >/dev/null
+wait_for 30 grep -q "GPID" "$out/c2" 2>/dev/null || sleep 5
+sleep 4
+g2=$(ssi_sh m1 ssi ps | awk -v c="c2.log" '$0 ~ c {print $1}')
+[[ -n $g2 ]] || fail "no second counter in ssi ps"
+ssi_sh m1 ssi checkpoint "$g2" -o /tmp/ckpt || fail "checkpoint of $g2 failed"
+at=$(ssi_sh m2 tail -n 1 /tmp/c2.log)
+log "checkpointed GPID $g2 at about $at"
+sleep 2
+ssi_sh m3 ssi kill -KILL "$g2" || fail "ssi kill $g2 failed"
+rc=0
+ssi_sh_wait "$out/c2" 60 || rc=$?
+assert_eq "exit status of the killed counter" 137 "$rc"
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/c2r" "ssi restart -v -n 3 /tmp/ckpt </dev/null" >/dev/null
+c2r_lines() { [[ $(grep -c "^$g2 " "$out/c2r") -ge 3 ]]; }
+wait_for 60 c2r_lines || fail "restart produced nothing: $(cat "$out/c2r")"
+first=$(awk -v g="$g2" '$1 == g {print $2; exit}' "$out/c2r")
+log "restarted on node 3: first value $first (checkpoint near $at)"
+((first > 1 && first <= at + 2)) || fail "restart did not continue from the checkpoint (first $first, checkpoint near $at)"
+assert_eq "c2.log on node 3 is 1..N without gaps" "$(seq 1 "$(ssi_sh m3 tail -n 1 /tmp/c2.log)")" "$(ssi_sh m3 cat /tmp/c2.log)"
+ssi_sh m1 ssi kill "$g2" || fail "cannot kill the restarted counter"
+ssi_sh_wait "$out/c2r" 60 || true
+
+# 5. Bad input: one line, an exit code, nothing changed.
+bad() {
+    local want=$1 rc=0 msg
+    shift
+    msg=$(ssi_sh m1 "$@" 2>&1) || rc=$?
+    assert_eq "exit status of '$*'" "$want" "$rc"
+    [[ $(wc -l <<<"$msg") -eq 1 ]] || fail "'$*' printed more than one line: $msg"
+    log "refused ($rc): $* -> $msg"
+}
+bad 1 ssi kill 4000000
+bad 1 ssi migrate 4000000 2
+bad 2 ssi migrate abc 2
+bad 2 ssi frobnicate
+SSI_SH_TIMEOUT=120 ssi_sh_bg m1 "$out/nc" "ssi run -v -n 1 nc -l -p 9999 </dev/null" >/dev/null
+wait_for 30 grep -q GPID "$out/nc" || fail "the listening process did not start"
+gnc=$(sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p' "$out/nc")
+sleep 1
+bad 1 ssi migrate "$gnc" 9
+bad 1 ssi migrate "$gnc" 2
+grep -q "^$gnc  *1 " <<<"$(ssi_sh m1 ssi ps)" || fail "the refused process did not stay on node 1"
+ssi_sh m1 ssi kill -KILL "$gnc" >/dev/null
+
+# 6. Add a member live, evict one (its process moves first).
+ssi_sh m2 ssi add 10.77.2.102 || fail "ssi add failed"
+wait_for 10 has_members m1 5 || fail "node not added: $(ssi_sh m1 ssi nodes)"
+assert_eq "view on the added member vs m1" "$(view_of m1)" "$(view_of m5)"
+evc='i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i; sleep 0.2; done'
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/ev" "ssi run -v -n 3 sh -c '$evc' </dev/null" >/dev/null
+wait_for 30 grep -q GPID "$out/ev" || fail "the process to evict did not start"
+gev=$(sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p' "$out/ev")
+sleep 2
+rep=$(SSI_SH_TIMEOUT=300 ssi_sh m1 ssi evict 3) || fail "evict failed: $rep"
+log "evict: $(tr '\n' ' ' <<<"$rep")"
+wait_for 10 has_members m1 4 || fail "node 3 still in the view"
+ps=$(ssi_sh m1 ssi ps)
+grep -q "^$gev " <<<"$ps" || fail "the evicted node's process is lost: $ps"
+grep -q "^$gev  *3 " <<<"$ps" && fail "GPID $gev still on node 3"
+ssi_sh m1 ssi kill "$gev"
+ssi_sh_wait "$out/ev" 60 || true
+seq_out=$(grep -v '^ssi:' "$out/ev" | tr '\n' ' ')
+assert_eq "evicted process's output is 1..N without gaps" "$(seq 1 "$(grep -v '^ssi:' "$out/ev" | tail -n 1)" | tr '\n' ' ')" "$seq_out"
+
+# 7. Destroy a member: out of every view within 3 s, its process lost.
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/lost" "ssi run -v -n 4 sleep 600 </dev/null" >/dev/null
+wait_for 30 grep -q GPID "$out/lost" || fail "the process on node 4 did not start"
+sleep 1
+t0=$(date +%s.%N)
+vm_kill m4
+gone=
+for i in $(seq 1 100); do
+    if ! ssi_sh m1 cat /proc/ssi/nodes | grep -q ' 10.77.2.101 ' &&
+        ! ssi_sh m2 cat /proc/ssi/nodes | grep -q ' 10.77.2.101 ' &&
+        ! ssi_sh m5 cat /proc/ssi/nodes | grep -q ' 10.77.2.101 '; then
+        gone=$(date +%s.%N)
+        break
+    fi
+done
+[[ -n $gone ]] || fail "the destroyed member is still in a view"
+took=$(awk -v a="$t0" -v b="$gone" 'BEGIN {printf "%.2f", b - a}')
+log "destroyed member out of every view after $took s (as polled from the host)"
+awk -v t="$took" 'BEGIN {exit !(t <= 3.0)}' || fail "destroyed member left the views after $took s (over 3 s)"
+rc=0
+ssi_sh_wait "$out/lost" 30 || rc=$?
+assert_eq "exit status of a process lost with its member" 255 "$rc"
+grep -q "lost" "$out/lost" || fail "no 'lost' message: $(cat "$out/lost")"
+
+# 8. Two clusters on the same nodes; the wrong key cannot join.
+assert_eq "chem view on c1" "chem 1 10.77.1.111 up 2 10.77.2.111 up" \
+    "$(view_of c1 | sed 's/^[0-9]* //; s/ $//' | sed 's/^/chem /')"
+view_of m1 | grep -q 10.77.1.111 && fail "physics sees a chem member"
+rc=0
+msg=$(SSI_SH_TIMEOUT=60 ssi_sh m1 ssi add 10.77.2.121 2>&1) || rc=$?
+assert_eq "exit status of adding a VM with another key" 1 "$rc"
+log "refused: $msg"
+view_of m1 | grep -q 10.77.2.121 && fail "a VM with the wrong key joined"
+ssi_sh x1 ssi nodes >/dev/null 2>&1 && fail "the VM with the wrong key thinks it is a member"
+grep -q "wrong MAC" "$(vm_serial_log x1)" "$(vm_serial_log m1)" ||
+    log "note: no dropped-datagram line in the serial logs"
+log "ssi test passed"
