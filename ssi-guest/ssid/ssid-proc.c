@@ -769,9 +769,17 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
 
 void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
 {
+    guint64 inode[3];
+    SsidProc *p;
+
+    /* The next dump names the pipes it has now, not the ones it came
+     * with. */
+    for (int i = 0; i < 3; i++) {
+        inode[i] = fds[i] >= 0 ? fd_inode(fds[i]) : 0;
+    }
     g_mutex_lock(&S.lock);
-    SsidProc *p = proc_add(meta->gpid, meta->argv, meta->launcher, shim,
-                           fds[0], fds[1], fds[2], meta->inode);
+    p = proc_add(meta->gpid, meta->argv, meta->launcher, shim, fds[0],
+                 fds[1], fds[2], inode);
     if (meta->stdin_pending) {
         g_byte_array_append(p->in_pending, meta->stdin_pending->data,
                             meta->stdin_pending->len);
