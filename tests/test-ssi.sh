@@ -26,10 +26,24 @@ out=$VC_TESTDIR/out
 mkdir -p "$out"
 
 # The view's membership as a member sees it (loads change; these don't).
-view_of() { ssi_sh "$1" ssi nodes | awk 'NR == 1 {print $3} NR > 2 {print $1, $2, $3}' | tr '\n' ' '; }
+view_of() { ssi_sh "$1" ssi nodes | awk 'NR == 1 {print $2, $4} NR > 2 {print $1, $2, $3}' | tr '\n' ' '; }
 members_of() { SSI_SH_TIMEOUT=10 ssi_sh "$1" cat /proc/ssi/nodes | awk 'NR > 1' | wc -l; }
 has_members() { [[ $(members_of "$1") -eq $2 ]]; }
-vm_file_has() { SSI_SH_TIMEOUT=10 ssi_sh "$1" cat "$2" | grep -q "$3"; }
+vm_file_has() { SSI_SH_TIMEOUT=10 ssi_sh "$1" cat "$2" 2>/dev/null | grep -q "$3"; }
+# bg_run VM NAME CMD: `CMD` in VM in the background, its stdout and
+# stderr in the VM's /tmp/NAME.out and .err; ssi_sh_wait "$out/NAME"
+# gives its exit status.
+bg_run() {
+    local vm=$1 name=$2
+    shift 2
+    SSI_SH_TIMEOUT=900 ssi_sh_bg "$vm" "$out/$name" "$* </dev/null >/tmp/$name.out 2>/tmp/$name.err" >/dev/null
+}
+# gpid_of VM NAME: the GPID `ssi run -v` (or restart -v) reported.
+gpid_of() {
+    wait_for 60 vm_file_has "$1" "/tmp/$2.err" "^ssi: GPID" ||
+        fail "$2 did not start: $(ssi_sh "$1" cat "/tmp/$2.err")"
+    ssi_sh "$1" cat "/tmp/$2.err" | sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p'
+}
 
 sites_create 2 2 --delay 5
 
@@ -105,11 +119,9 @@ log "counter: 120 lines in order through 3 migrations, GPID = getpid() = $gpid t
 
 # 4. Checkpoint, kill, restart on another member.
 c2='exec 3>>/tmp/c2.log; i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.3; done'
-SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/c2" "ssi run -v -n 2 sh -c '$c2' </dev/null" >/dev/null
-wait_for 30 grep -q "GPID" "$out/c2" 2>/dev/null || sleep 5
-sleep 4
-g2=$(ssi_sh m1 ssi ps | awk -v c="c2.log" '$0 ~ c {print $1}')
-[[ -n $g2 ]] || fail "no second counter in ssi ps"
+bg_run m1 c2 "ssi run -v -n 2 sh -c '$c2'"
+g2=$(gpid_of m1 c2)
+sleep 3
 ssi_sh m1 ssi checkpoint "$g2" -o /tmp/ckpt || fail "checkpoint of $g2 failed"
 at=$(ssi_sh m2 tail -n 1 /tmp/c2.log)
 log "checkpointed GPID $g2 at about $at"
@@ -118,10 +130,11 @@ ssi_sh m3 ssi kill -KILL "$g2" || fail "ssi kill $g2 failed"
 rc=0
 ssi_sh_wait "$out/c2" 60 || rc=$?
 assert_eq "exit status of the killed counter" 137 "$rc"
-SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/c2r" "ssi restart -v -n 3 /tmp/ckpt </dev/null" >/dev/null
-c2r_lines() { [[ $(grep -c "^$g2 " "$out/c2r") -ge 3 ]]; }
-wait_for 60 c2r_lines || fail "restart produced nothing: $(cat "$out/c2r")"
-first=$(awk -v g="$g2" '$1 == g {print $2; exit}' "$out/c2r")
+bg_run m1 c2r "ssi restart -v -n 3 /tmp/ckpt"
+assert_eq "GPID after restart" "$g2" "$(gpid_of m1 c2r)"
+c2r_lines() { [[ $(ssi_sh m1 cat /tmp/c2r.out | grep -c "^$g2 ") -ge 3 ]]; }
+wait_for 60 c2r_lines || fail "restart produced nothing: $(ssi_sh m1 cat /tmp/c2r.out /tmp/c2r.err)"
+first=$(ssi_sh m1 cat /tmp/c2r.out | awk -v g="$g2" '$1 == g {print $2; exit}')
 log "restarted on node 3: first value $first (checkpoint near $at)"
 ((first > 1 && first <= at + 2)) || fail "restart did not continue from the checkpoint (first $first, checkpoint near $at)"
 assert_eq "c2.log on node 3 is 1..N without gaps" "$(seq 1 "$(ssi_sh m3 tail -n 1 /tmp/c2.log)")" "$(ssi_sh m3 cat /tmp/c2.log)"
@@ -141,9 +154,8 @@ bad 1 ssi kill 4000000
 bad 1 ssi migrate 4000000 2
 bad 2 ssi migrate abc 2
 bad 2 ssi frobnicate
-SSI_SH_TIMEOUT=120 ssi_sh_bg m1 "$out/nc" "ssi run -v -n 1 nc -l -p 9999 </dev/null" >/dev/null
-wait_for 30 grep -q GPID "$out/nc" || fail "the listening process did not start"
-gnc=$(sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p' "$out/nc")
+bg_run m1 nc "ssi run -v -n 1 nc -l -p 9999"
+gnc=$(gpid_of m1 nc)
 sleep 1
 bad 1 ssi migrate "$gnc" 9
 bad 1 ssi migrate "$gnc" 2
@@ -155,9 +167,8 @@ ssi_sh m2 ssi add 10.77.2.102 || fail "ssi add failed"
 wait_for 10 has_members m1 5 || fail "node not added: $(ssi_sh m1 ssi nodes)"
 assert_eq "view on the added member vs m1" "$(view_of m1)" "$(view_of m5)"
 evc='i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i; sleep 0.2; done'
-SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/ev" "ssi run -v -n 3 sh -c '$evc' </dev/null" >/dev/null
-wait_for 30 grep -q GPID "$out/ev" || fail "the process to evict did not start"
-gev=$(sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p' "$out/ev")
+bg_run m1 ev "ssi run -v -n 3 sh -c '$evc'"
+gev=$(gpid_of m1 ev)
 sleep 2
 rep=$(SSI_SH_TIMEOUT=300 ssi_sh m1 ssi evict 3) || fail "evict failed: $rep"
 log "evict: $(tr '\n' ' ' <<<"$rep")"
@@ -167,12 +178,12 @@ grep -q "^$gev " <<<"$ps" || fail "the evicted node's process is lost: $ps"
 grep -q "^$gev  *3 " <<<"$ps" && fail "GPID $gev still on node 3"
 ssi_sh m1 ssi kill "$gev"
 ssi_sh_wait "$out/ev" 60 || true
-seq_out=$(grep -v '^ssi:' "$out/ev" | tr '\n' ' ')
-assert_eq "evicted process's output is 1..N without gaps" "$(seq 1 "$(grep -v '^ssi:' "$out/ev" | tail -n 1)" | tr '\n' ' ')" "$seq_out"
+ssi_sh m1 cat /tmp/ev.out >"$out/ev.out"
+assert_eq "evicted process's output is 1..N without gaps" "$(seq 1 "$(tail -n 1 "$out/ev.out")")" "$(cat "$out/ev.out")"
 
 # 7. Destroy a member: out of every view within 3 s, its process lost.
-SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/lost" "ssi run -v -n 4 sleep 600 </dev/null" >/dev/null
-wait_for 30 grep -q GPID "$out/lost" || fail "the process on node 4 did not start"
+bg_run m1 lost "ssi run -v -n 4 sleep 600"
+gpid_of m1 lost >/dev/null
 sleep 1
 t0=$(date +%s.%N)
 vm_kill m4
@@ -192,11 +203,14 @@ awk -v t="$took" 'BEGIN {exit !(t <= 3.0)}' || fail "destroyed member left the v
 rc=0
 ssi_sh_wait "$out/lost" 30 || rc=$?
 assert_eq "exit status of a process lost with its member" 255 "$rc"
-grep -q "lost" "$out/lost" || fail "no 'lost' message: $(cat "$out/lost")"
+vm_file_has m1 /tmp/lost.err lost || fail "no 'lost' message: $(ssi_sh m1 cat /tmp/lost.err)"
+bad 1 ssi run -n 4 true
 
 # 8. Two clusters on the same nodes; the wrong key cannot join.
-assert_eq "chem view on c1" "chem 1 10.77.1.111 up 2 10.77.2.111 up" \
-    "$(view_of c1 | sed 's/^[0-9]* //; s/ $//' | sed 's/^/chem /')"
+vc=$(view_of c1)
+[[ $vc =~ ^chem,\ [0-9]+,\ 1\ 10.77.1.111\ up\ 2\ 10.77.2.111\ up\ $ ]] ||
+    fail "chem's view on c1 is not its two members: $vc"
+assert_eq "chem view on c2 vs c1" "$vc" "$(view_of c2)"
 view_of m1 | grep -q 10.77.1.111 && fail "physics sees a chem member"
 rc=0
 msg=$(SSI_SH_TIMEOUT=60 ssi_sh m1 ssi add 10.77.2.121 2>&1) || rc=$?
