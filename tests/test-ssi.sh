@@ -71,6 +71,10 @@ for vm in m2 m3 m4; do
     assert_eq "view on $vm vs m1" "$v1" "$(view_of "$vm")"
 done
 log "physics: $v1"
+# Node ids go by the order of joining: find each VM's.
+id_of() { ssi_sh m1 ssi nodes | awk -v ip="$(vm_ip "$1")" '$2 == ip {print $1}'; }
+n2=$(id_of m2) n3=$(id_of m3) n4=$(id_of m4)
+log "node ids: m1 1, m2 $n2, m3 $n3, m4 $n4"
 ssi_sh m3 ssi nodes >&2
 
 # 2. Eight CPU-bound processes spread over the members.
@@ -96,12 +100,12 @@ log "8 processes on $nodes_used members, at most $max on one"
 # 3. A stateful counter migrates through all members: stdout piped into a
 # second stage on node 4, an open file appended to.
 counter='exec 3>>/tmp/counter.log; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.2; done'
-SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/pipe" "ssi run -v -n 1 sh -c '$counter' </dev/null 2>/tmp/c.err | ssi run -n 4 sh -c 'while read p n; do echo got \$p \$n; done' >/tmp/pipe.out; echo \$? >/tmp/pipe.rc" >/dev/null
+SSI_SH_TIMEOUT=600 ssi_sh_bg m1 "$out/pipe" "ssi run -v -n 1 sh -c '$counter' </dev/null 2>/tmp/c.err | ssi run -n $n4 sh -c 'while read p n; do echo got \$p \$n; done' >/tmp/pipe.out; echo \$? >/tmp/pipe.rc" >/dev/null
 wait_for 30 vm_file_has m1 /tmp/c.err GPID ||
     fail "the counter did not start: $(ssi_sh m1 cat /tmp/c.err)"
 gpid=$(ssi_sh m1 cat /tmp/c.err | sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p')
 log "counter GPID $gpid"
-for to in 2 3 4; do
+for to in $n2 $n3 $n4; do
     sleep 2
     rep=$(SSI_SH_TIMEOUT=120 ssi_sh m1 ssi migrate "$gpid" "$to") || fail "migration to node $to: $rep"
     log "$rep"
@@ -114,12 +118,12 @@ ssi_sh m1 cat /tmp/pipe.out >"$out/pipe.out"
 assert_eq "pipeline exit status" 0 "$(ssi_sh m1 cat /tmp/pipe.rc)"
 assert_eq "counter lines through the pipe (got GPID i for i = 1..120)" \
     "$(seq 1 120 | sed "s/^/got $gpid /")" "$(cat "$out/pipe.out")"
-assert_eq "counter's open file on node 4 (1..120)" "$(seq 1 120)" "$(ssi_sh m4 cat /tmp/counter.log)"
+assert_eq "counter's open file on m4 (1..120)" "$(seq 1 120)" "$(ssi_sh m4 cat /tmp/counter.log)"
 log "counter: 120 lines in order through 3 migrations, GPID = getpid() = $gpid throughout"
 
 # 4. Checkpoint, kill, restart on another member.
 c2='exec 3>>/tmp/c2.log; i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.3; done'
-bg_run m1 c2 "ssi run -v -n 2 sh -c '$c2'"
+bg_run m1 c2 "ssi run -v -n $n2 sh -c '$c2'"
 g2=$(gpid_of m1 c2)
 sleep 3
 ssi_sh m1 ssi checkpoint "$g2" -o /tmp/ckpt || fail "checkpoint of $g2 failed"
@@ -130,12 +134,12 @@ ssi_sh m3 ssi kill -KILL "$g2" || fail "ssi kill $g2 failed"
 rc=0
 ssi_sh_wait "$out/c2" 60 || rc=$?
 assert_eq "exit status of the killed counter" 137 "$rc"
-bg_run m1 c2r "ssi restart -v -n 3 /tmp/ckpt"
+bg_run m1 c2r "ssi restart -v -n $n3 /tmp/ckpt"
 assert_eq "GPID after restart" "$g2" "$(gpid_of m1 c2r)"
 c2r_lines() { [[ $(ssi_sh m1 cat /tmp/c2r.out | grep -c "^$g2 ") -ge 3 ]]; }
 wait_for 60 c2r_lines || fail "restart produced nothing: $(ssi_sh m1 cat /tmp/c2r.out /tmp/c2r.err)"
 first=$(ssi_sh m1 cat /tmp/c2r.out | awk -v g="$g2" '$1 == g {print $2; exit}')
-log "restarted on node 3: first value $first (checkpoint near $at)"
+log "restarted on node $n3: first value $first (checkpoint near $at)"
 ((first > 1 && first <= at + 2)) || fail "restart did not continue from the checkpoint (first $first, checkpoint near $at)"
 assert_eq "c2.log on node 3 is 1..N without gaps" "$(seq 1 "$(ssi_sh m3 tail -n 1 /tmp/c2.log)")" "$(ssi_sh m3 cat /tmp/c2.log)"
 ssi_sh m1 ssi kill "$g2" || fail "cannot kill the restarted counter"
@@ -151,14 +155,14 @@ bad() {
     log "refused ($rc): $* -> $msg"
 }
 bad 1 ssi kill 4000000
-bad 1 ssi migrate 4000000 2
+bad 1 ssi migrate 4000000 "$n2"
 bad 2 ssi migrate abc 2
 bad 2 ssi frobnicate
 bg_run m1 nc "ssi run -v -n 1 nc -l -p 9999"
 gnc=$(gpid_of m1 nc)
 sleep 1
 bad 1 ssi migrate "$gnc" 9
-bad 1 ssi migrate "$gnc" 2
+bad 1 ssi migrate "$gnc" "$n2"
 grep -q "^$gnc  *1 " <<<"$(ssi_sh m1 ssi ps)" || fail "the refused process did not stay on node 1"
 ssi_sh m1 ssi kill -KILL "$gnc" >/dev/null
 
@@ -167,22 +171,22 @@ ssi_sh m2 ssi add 10.77.2.102 || fail "ssi add failed"
 wait_for 10 has_members m1 5 || fail "node not added: $(ssi_sh m1 ssi nodes)"
 assert_eq "view on the added member vs m1" "$(view_of m1)" "$(view_of m5)"
 evc='i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo $i; sleep 0.2; done'
-bg_run m1 ev "ssi run -v -n 3 sh -c '$evc'"
+bg_run m1 ev "ssi run -v -n $n3 sh -c '$evc'"
 gev=$(gpid_of m1 ev)
 sleep 2
-rep=$(SSI_SH_TIMEOUT=300 ssi_sh m1 ssi evict 3) || fail "evict failed: $rep"
+rep=$(SSI_SH_TIMEOUT=300 ssi_sh m1 ssi evict "$n3") || fail "evict failed: $rep"
 log "evict: $(tr '\n' ' ' <<<"$rep")"
-wait_for 10 has_members m1 4 || fail "node 3 still in the view"
+wait_for 10 has_members m1 4 || fail "node $n3 still in the view"
 ps=$(ssi_sh m1 ssi ps)
 grep -q "^$gev " <<<"$ps" || fail "the evicted node's process is lost: $ps"
-grep -q "^$gev  *3 " <<<"$ps" && fail "GPID $gev still on node 3"
+grep -q "^$gev  *$n3 " <<<"$ps" && fail "GPID $gev still on node $n3"
 ssi_sh m1 ssi kill "$gev"
 ssi_sh_wait "$out/ev" 60 || true
 ssi_sh m1 cat /tmp/ev.out >"$out/ev.out"
 assert_eq "evicted process's output is 1..N without gaps" "$(seq 1 "$(tail -n 1 "$out/ev.out")")" "$(cat "$out/ev.out")"
 
 # 7. Destroy a member: out of every view within 3 s, its process lost.
-bg_run m1 lost "ssi run -v -n 4 sleep 600"
+bg_run m1 lost "ssi run -v -n $n4 sleep 600"
 gpid_of m1 lost >/dev/null
 sleep 1
 t0=$(date +%s.%N)
@@ -204,7 +208,8 @@ rc=0
 ssi_sh_wait "$out/lost" 30 || rc=$?
 assert_eq "exit status of a process lost with its member" 255 "$rc"
 vm_file_has m1 /tmp/lost.err lost || fail "no 'lost' message: $(ssi_sh m1 cat /tmp/lost.err)"
-bad 1 ssi run -n 4 true
+bad 1 ssi run -n "$n4" true
+bad 1 ssi migrate "$gev" "$n4"
 
 # 8. Two clusters on the same nodes; the wrong key cannot join.
 vc=$(view_of c1)
