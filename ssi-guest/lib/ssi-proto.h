@@ -26,6 +26,7 @@
 #define SSI_KEY_LEN 32
 #define SSI_NONCE_LEN 16
 #define SSI_MAC_LEN 32
+/* 3 + 1 + 1 + 1 + 2 + 4 * 8 + 4: magic to body_len, as laid out above. */
 #define SSI_HEADER_LEN 44
 /* A frame or datagram is at most this long, a field's value too. */
 #define SSI_MSG_MAX (2u * 1024 * 1024)
