@@ -128,7 +128,7 @@ requests(void)
     g_autoptr(SsiMsgOut) add = ssi_out_new(SSI_ADD);
     g_autoptr(SsiMsgOut) run = ssi_out_new(SSI_RUN);
     g_autoptr(SsiMsgOut) restart = ssi_out_new(SSI_RESTART);
-    g_autoptr(SsiMsgOut) nodes = ssi_out_new(SSI_NODES);
+    g_autoptr(SsiMsgOut) nodes = ssi_out_new(SSI_IN_EOF);
     g_autoptr(SsiMsgOut) policy = ssi_out_new(SSI_POLICY);
     g_autoptr(SsiMsgOut) started = msg_gpid(SSI_STARTED, 0x1001);
 
@@ -165,7 +165,6 @@ requests(void)
     ssi_out_str(ps_ok, SSI_F_ROW, "4098 1 3 S sleep 100");
     seed(ps_ok, "-ps");
     ssi_out_u32(mig, SSI_F_NODE, 3);
-    ssi_out_u32(mig, SSI_F_FLAGS, SSI_FLAG_CHECKPOINT);
     seed(mig, "");
     ssi_out_u32(image, SSI_F_LAUNCHER, 1);
     ssi_out_str(image, SSI_F_ARG, "sleep");
@@ -173,7 +172,6 @@ requests(void)
     ssi_out_u64(image, SSI_F_INODE, 1001);
     ssi_out_u64(image, SSI_F_INODE, 1002);
     ssi_out_u64(image, SSI_F_INODE, 1003);
-    ssi_out_u32(image, SSI_F_FLAGS, SSI_FLAG_RESTORE_HERE);
     seed(image, "");
     ssi_out_str(file, SSI_F_NAME, "pages-1.img");
     ssi_out_u32(file, SSI_F_MODE, 0600);

@@ -356,9 +356,9 @@ const char *ssi_type_name(guint8 type)
         [SSI_MIGRATE] = "MIGRATE",     [SSI_IMAGE] = "IMAGE",
         [SSI_FILE] = "FILE",           [SSI_END] = "END",
         [SSI_CHECKPOINT] = "CHECKPOINT", [SSI_EVICT] = "EVICT",
-        [SSI_ADD] = "ADD",             [SSI_LOST] = "LOST",
+        [SSI_ADD] = "ADD",
         [SSI_RUN] = "RUN",             [SSI_RESTART] = "RESTART",
-        [SSI_NODES] = "NODES",         [SSI_POLICY] = "POLICY",
+        [SSI_POLICY] = "POLICY",
         [SSI_STARTED] = "STARTED",
     };
 

@@ -15,7 +15,7 @@
  * message on that connection is authenticated with the nonce of the side
  * that receives it, so a frame cannot be replayed on another connection.
  * Datagrams use no nonce: their receiver checks time_ms and that seq
- * grows per (node, incarnation).
+ * grows per sender address (and a new incarnation is newer in time).
  */
 #pragma once
 
@@ -61,11 +61,9 @@ typedef enum {
     SSI_CHECKPOINT = 28,
     SSI_EVICT = 29,
     SSI_ADD = 30,
-    SSI_LOST = 31,
     /* Control socket only. */
     SSI_RUN = 40,
     SSI_RESTART = 41,
-    SSI_NODES = 42,
     SSI_POLICY = 43,
     SSI_STARTED = 44,
 } SsiType;
@@ -83,7 +81,6 @@ typedef enum {
     SSI_F_MEMBER = 10,    /* bytes, repeated: id:u32 addr:u32 state:u8 */
     SSI_F_LOAD = 11,      /* u32: runnable x1000 */
     SSI_F_MEMFREE = 12,   /* u64: KiB */
-    SSI_F_PROCS = 13,     /* u32 */
     SSI_F_GPIDS = 14,     /* bytes: u32 array */
     SSI_F_TEXT = 15,      /* str: an error or a report */
     SSI_F_PATH = 16,      /* str */
@@ -96,14 +93,10 @@ typedef enum {
     SSI_F_ROW = 23,       /* str, repeated: a ps row */
     SSI_F_NAME = 24,      /* str */
     SSI_F_LAUNCHER = 25,  /* u32: node id of the launcher */
-    SSI_F_SIZE = 26,      /* u64 */
 } SsiField;
 
-/* SSI_F_FLAGS of SSI_PS, SSI_CHECKPOINT, SSI_MIGRATE. */
+/* SSI_F_FLAGS of SSI_PS: every process, not only SSI ones. */
 #define SSI_FLAG_ALL 1u
-#define SSI_FLAG_CHECKPOINT 2u
-/* SSI_F_FLAGS of an SSI_IMAGE: why the image is sent. */
-#define SSI_FLAG_RESTORE_HERE 4u
 
 typedef struct {
     guint8 type;

@@ -517,11 +517,11 @@ static void on_join(SsiMsg *msg, const char *from)
     (void)from;
 }
 
-static void on_leave(SsiMsg *msg)
+static void on_leave(SsiMsg *msg, const char *from)
 {
     SsidMember *m = find_id(msg->hdr.node);
 
-    if (!m || !is_coordinator()) {
+    if (!m || strcmp(m->addr, from) != 0 || !is_coordinator()) {
         return;
     }
     g_autofree char *why = g_strdup_printf("node %u left", m->id);
@@ -587,7 +587,7 @@ static void receive(void)
             on_join(msg, from);
             break;
         case SSI_LEAVE:
-            on_leave(msg);
+            on_leave(msg, from);
             break;
         case SSI_INVITE:
             on_invite(from);

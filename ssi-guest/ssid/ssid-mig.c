@@ -280,7 +280,7 @@ static gboolean get_meta(SsiMsg *m, SsidProcMeta *meta, GError **error)
 
 /* Send the images in @dir and the files in @files (pairs: content
  * source, original path). */
-static gboolean send_image(SsiConn *c, const SsidProcMeta *meta, guint32 flags,
+static gboolean send_image(SsiConn *c, const SsidProcMeta *meta,
                            const char *dir, GPtrArray *files, guint64 *bytes,
                            GError **error)
 {
@@ -293,7 +293,6 @@ static gboolean send_image(SsiConn *c, const SsidProcMeta *meta, guint32 flags,
         return FALSE;
     }
     put_meta(m, meta);
-    ssi_out_u32(m, SSI_F_FLAGS, flags);
     if (!ssi_conn_send(c, m, error)) {
         return FALSE;
     }
@@ -580,7 +579,7 @@ gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
         g_ptr_array_add(pairs, g_ptr_array_index(files, i));
     }
     c = peer_connect(node, &xerr);
-    if (c && send_image(c, &meta, SSI_FLAG_RESTORE_HERE, dir, pairs, &bytes,
+    if (c && send_image(c, &meta, dir, pairs, &bytes,
                         &xerr)) {
         r = ssi_conn_recv(c, 120000, &xerr);
         if (r && r->hdr.type == SSI_FAIL) {
@@ -707,7 +706,7 @@ void mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
         g_ptr_array_add(pairs, g_ptr_array_index(files, i));
         g_ptr_array_add(pairs, g_ptr_array_index(files, i));
     }
-    if (!send_image(c, &meta, 0, dir, pairs, &bytes, &err)) {
+    if (!send_image(c, &meta, dir, pairs, &bytes, &err)) {
         g_warning("GPID %u: cannot send the checkpoint: %s", gpid,
                   err->message);
     }
@@ -827,7 +826,7 @@ gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
         goto out;
     }
     launch_register(meta.gpid, node, client);
-    if (!send_image(c, &meta, SSI_FLAG_RESTORE_HERE, images, pairs, &bytes,
+    if (!send_image(c, &meta, images, pairs, &bytes,
                     error) ||
         !(r = ssi_conn_recv(c, 120000, error))) {
         launch_unregister(meta.gpid);
@@ -859,9 +858,10 @@ gboolean mig_evict_self(GString *report, GError **error)
     for (guint i = 0; i < gpids->len; i++) {
         guint32 g = g_array_index(gpids, guint32, i);
         g_autoptr(GString) r = g_string_new(NULL);
-        guint32 node = member_place(S.self);
+        guint32 self = member_ident().node;
+        guint32 node = member_place(self);
 
-        if (!node || node == S.self) {
+        if (!node || node == self) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                         "no other member to move GPID %u to", g);
             return FALSE;

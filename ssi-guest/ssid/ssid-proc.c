@@ -797,6 +797,7 @@ struct SsidLaunch {
     SsiConn *client;    /* the `ssi run` connection, NULL once gone */
     SsiConn *stream;    /* the running member's relay */
     GQueue queued;      /* SsiMsgOut* for the relay, while none is attached */
+    gsize queued_bytes; /* bounded: a client cannot fill our memory */
     GMutex lock;        /* serialises use of client and stream */
     gboolean done;
     int refs;
@@ -946,7 +947,14 @@ void launch_serve(SsiConn *client, guint32 gpid, guint32 node)
             }
             g_mutex_lock(&l->lock);
             if (!l->stream || !ssi_conn_send(l->stream, f, NULL)) {
-                g_queue_push_tail(&l->queued, g_steal_pointer(&f));
+                if (l->queued_bytes + len > 16 * 1024 * 1024) {
+                    g_warning("GPID %u: input dropped, 16 MiB wait for a "
+                              "member to run it",
+                              gpid);
+                } else {
+                    l->queued_bytes += len;
+                    g_queue_push_tail(&l->queued, g_steal_pointer(&f));
+                }
             }
             g_mutex_unlock(&l->lock);
         }
@@ -976,6 +984,7 @@ void launch_attach(SsiConn *c, SsiMsg *first)
         ssi_conn_send(c, f, NULL);
         ssi_out_free(f);
     }
+    l->queued_bytes = 0;
     g_mutex_unlock(&l->lock);
     for (;;) {
         g_autoptr(SsiMsg) m = ssi_conn_recv(c, -1, NULL);

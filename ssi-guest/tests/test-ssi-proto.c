@@ -169,12 +169,12 @@ test_roundtrip(void)
     g_assert_cmpstr(ssi_type_name(255), ==, "unknown");
 }
 
-/* Messages without fields (END, LEAVE, NODES) are the header alone. */
+/* Messages without fields (END, LEAVE, IN_EOF) are the header alone. */
 static void
 test_empty_body(void)
 {
     g_autoptr(SsiMsgOut) end = ssi_out_new(SSI_END);
-    g_autoptr(SsiMsgOut) nodes = ssi_out_new(SSI_NODES);
+    g_autoptr(SsiMsgOut) nodes = ssi_out_new(SSI_IN_EOF);
     g_autoptr(GBytes) frame = NULL;
     g_autoptr(GBytes) dgram = NULL;
     g_autoptr(GBytes) plain = NULL;
@@ -194,7 +194,7 @@ test_empty_body(void)
     g_assert_cmpuint(m1->hdr.type, ==, SSI_END);
     g_assert_cmpuint(m1->fields->len, ==, 0);
     g_assert_cmpuint(m2->hdr.type, ==, SSI_END);
-    g_assert_cmpuint(m3->hdr.type, ==, SSI_NODES);
+    g_assert_cmpuint(m3->hdr.type, ==, SSI_IN_EOF);
     g_assert_cmpuint(m3->fields->len, ==, 0);
 }
 
