@@ -188,7 +188,10 @@ assert_eq "evicted process's output is 1..N without gaps" "$(seq 1 "$(tail -n 1 
 # 7. Destroy a member: out of every view within 3 s, its process lost.
 bg_run m1 lost "ssi run -v -n $n4 sleep 600"
 gpid_of m1 lost >/dev/null
-sleep 1
+ck='exec 3>>/tmp/ck.log; i=0; while [ $i -lt 900 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.2; done'
+bg_run m1 ck "ssi run -v -n $n4 --checkpoint-every 2 sh -c '$ck'"
+gck=$(gpid_of m1 ck)
+sleep 7
 t0=$(date +%s.%N)
 vm_kill m4
 gone=
@@ -208,6 +211,23 @@ rc=0
 ssi_sh_wait "$out/lost" 30 || rc=$?
 assert_eq "exit status of a process lost with its member" 255 "$rc"
 vm_file_has m1 /tmp/lost.err lost || fail "no 'lost' message: $(ssi_sh m1 cat /tmp/lost.err)"
+# The one run with --checkpoint-every was restarted from its checkpoint.
+wait_for 60 vm_file_has m1 /tmp/ck.err "restarted on node" ||
+    fail "checkpointed process not restarted: $(ssi_sh m1 cat /tmp/ck.err)"
+log "$(ssi_sh m1 grep restarted /tmp/ck.err)"
+ck_before=$(ssi_sh m1 cat /tmp/ck.out | awk 'NR == 1 || $2 > m {m = $2} END {print m}')
+ck_more() { [[ $(ssi_sh m1 tail -n 1 /tmp/ck.out | awk '{print $2}') -ge $((ck_before + 5)) ]]; }
+sleep 1
+ck_before=$(ssi_sh m1 tail -n 1 /tmp/ck.out | awk '{print $2}')
+wait_for 30 ck_more || fail "the restarted process does not go on"
+ssi_sh m1 ssi ps | grep -q "^$gck " || fail "GPID $gck not in ssi ps after its restart"
+ssi_sh m1 cat /tmp/ck.out >"$out/ck.out"
+# After the restart point the values go on one by one from the checkpoint.
+awk -v g="$gck" '$1 != g {exit 1} NR > 1 && $2 != prev + 1 {restarts++; if ($2 > prev) exit 1}
+    {prev = $2} END {exit restarts != 1}' "$out/ck.out" ||
+    fail "checkpointed process output is not one run continued once from a checkpoint: $(tr '\n' ' ' <"$out/ck.out")"
+log "checkpointed process went on after its member died ($(wc -l <"$out/ck.out") lines, one step back to its checkpoint)"
+ssi_sh m1 ssi kill "$gck" || fail "cannot kill the restarted process"
 bad 1 ssi run -n "$n4" true
 bad 1 ssi migrate "$gev" "$n4"
 

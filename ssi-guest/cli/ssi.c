@@ -49,12 +49,16 @@ static const char help[] =
     "process)\n"
     "  top [-d SEC] [-n N]         ps, refreshed every SEC (default 2) N "
     "times\n"
-    "  run [-n NODE] [-v] CMD...   run CMD on the member the placement "
+    "  run [-n NODE] [-v] [--checkpoint-every SEC] CMD...\n"
+    "                              run CMD on the member the placement "
     "policy\n"
     "                              picks (or NODE); its stdin, stdout, "
     "stderr,\n"
     "                              signals and exit status stay with this "
-    "terminal\n"
+    "terminal;\n"
+    "                              with --checkpoint-every, a member's "
+    "failure\n"
+    "                              restarts it from its latest checkpoint\n"
     "  kill [-SIG] GPID            send SIG (default TERM) wherever GPID "
     "runs\n"
     "  migrate GPID NODE           move a running process to NODE (CRIU)\n"
@@ -434,7 +438,7 @@ static int cmd_run(int argc, char **argv, gboolean restart)
     g_autoptr(SsiConn) c = NULL;
     g_autoptr(GError) err = NULL;
     gboolean verbose = FALSE;
-    guint32 node = 0;
+    guint32 node = 0, period = 0;
     int i, rc = 0;
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -446,6 +450,12 @@ static int cmd_run(int argc, char **argv, gboolean restart)
         } else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             if (!parse_uint(argv[++i], 63, &node)) {
                 return usage_error("'%s' is not a node id (1-63)", argv[i]);
+            }
+        } else if (!restart && strcmp(argv[i], "--checkpoint-every") == 0 &&
+                   i + 1 < argc) {
+            if (!parse_uint(argv[++i], 86400, &period)) {
+                return usage_error("'%s' is not a number of seconds (1-86400)",
+                                   argv[i]);
             }
         } else {
             return usage_error("%s: unknown option '%s'", argv[0], argv[i]);
@@ -469,6 +479,9 @@ static int cmd_run(int argc, char **argv, gboolean restart)
     }
     if (node) {
         ssi_out_u32(m, SSI_F_NODE, node);
+    }
+    if (period) {
+        ssi_out_u32(m, SSI_F_PERIOD, period);
     }
     c = control(&rc);
     if (!c) {

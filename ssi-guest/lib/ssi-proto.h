@@ -93,6 +93,7 @@ typedef enum {
     SSI_F_ROW = 23,       /* str, repeated: a ps row */
     SSI_F_NAME = 24,      /* str */
     SSI_F_LAUNCHER = 25,  /* u32: node id of the launcher */
+    SSI_F_PERIOD = 26,    /* u32: seconds between automatic checkpoints */
 } SsiField;
 
 /* SSI_F_FLAGS of SSI_PS: every process, not only SSI ones. */

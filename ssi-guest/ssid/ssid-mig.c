@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -764,8 +765,8 @@ gboolean mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir,
     return ok;
 }
 
-gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
-                     guint32 *gpid_out, GError **error)
+static gboolean restart(const char *dir, guint32 node, SsiConn *client,
+                        gboolean resume, guint32 *gpid_out, GError **error)
 {
     g_autofree char *images = g_build_filename(dir, "images", NULL);
     g_autofree char *metap = g_build_filename(dir, "meta", NULL);
@@ -798,7 +799,7 @@ gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
     meta.inode[0] = g_key_file_get_uint64(kf, "process", "stdin", NULL);
     meta.inode[1] = g_key_file_get_uint64(kf, "process", "stdout", NULL);
     meta.inode[2] = g_key_file_get_uint64(kf, "process", "stderr", NULL);
-    where = member_find_gpid(meta.gpid);
+    where = resume ? 0 : member_find_gpid(meta.gpid);
     if (where) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
                     "GPID %u is running on node %u: kill it before "
@@ -825,11 +826,15 @@ gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
     if (!c) {
         goto out;
     }
-    launch_register(meta.gpid, node, client);
+    if (!resume) {
+        launch_register(meta.gpid, node, client);
+    }
     if (!send_image(c, &meta, images, pairs, &bytes,
                     error) ||
         !(r = ssi_conn_recv(c, 120000, error))) {
-        launch_unregister(meta.gpid);
+        if (!resume) {
+            launch_unregister(meta.gpid);
+        }
         goto out;
     }
     if (r->hdr.type == SSI_FAIL) {
@@ -837,7 +842,9 @@ gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
 
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
                     t ? t : "restore failed");
-        launch_unregister(meta.gpid);
+        if (!resume) {
+            launch_unregister(meta.gpid);
+        }
         goto out;
     }
     *gpid_out = meta.gpid;
@@ -845,6 +852,109 @@ gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
 out:
     proc_meta_clear(&meta);
     return ok;
+}
+
+gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
+                     guint32 *gpid_out, GError **error)
+{
+    return restart(dir, node, client, FALSE, gpid_out, error);
+}
+
+static char *auto_dir(guint32 gpid)
+{
+    return g_strdup_printf("%s/auto/%u", SSID_STATE_DIR, gpid);
+}
+
+typedef struct {
+    guint32 gpid;
+    guint32 period;
+} AutoCheckpoint;
+
+static gpointer auto_checkpoint_thread(gpointer data)
+{
+    AutoCheckpoint *a = data;
+    g_autofree char *dir = auto_dir(a->gpid);
+    g_autofree char *tmp = g_strdup_printf("%s.new", dir);
+    guint32 node = 0;
+
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(SsiConn) c = NULL;
+
+        g_usleep((gulong)a->period * G_USEC_PER_SEC);
+        if (!launch_node(a->gpid, &node)) {
+            break;
+        }
+        if (!node) {
+            continue; /* moving */
+        }
+        rm_rf(tmp);
+        c = peer_connect(node, &err);
+        if (!c || !mig_checkpoint_to(c, a->gpid, tmp, &err)) {
+            g_message("GPID %u: automatic checkpoint failed: %s", a->gpid,
+                      err->message);
+            continue;
+        }
+        rm_rf(dir);
+        if (rename(tmp, dir) < 0) {
+            g_warning("cannot rename '%s': %s", tmp, g_strerror(errno));
+        }
+    }
+    /* Over: a restart may still be reading it; it is small. */
+    if (!launch_node(a->gpid, &node)) {
+        rm_rf(dir);
+    }
+    rm_rf(tmp);
+    g_free(a);
+    return NULL;
+}
+
+void mig_auto_checkpoint(guint32 gpid, guint32 period)
+{
+    AutoCheckpoint *a = g_new0(AutoCheckpoint, 1);
+    g_autofree char *parent = g_strdup_printf("%s/auto", SSID_STATE_DIR);
+
+    g_mkdir_with_parents(parent, 0700);
+    a->gpid = gpid;
+    a->period = period;
+    g_thread_unref(g_thread_new("checkpoint", auto_checkpoint_thread, a));
+}
+
+static gpointer auto_restart_thread(gpointer data)
+{
+    guint32 gpid = GPOINTER_TO_UINT(data), g = 0;
+    g_autofree char *dir = auto_dir(gpid);
+    g_autoptr(GError) err = NULL;
+    guint32 node = member_place(0);
+
+    if (!node || !restart(dir, node, NULL, TRUE, &g, &err)) {
+        g_autofree char *t = g_strdup_printf(
+            "GPID %u lost with its member, and its checkpoint could not be "
+            "restarted: %s",
+            gpid, err ? err->message : "no member left");
+        launch_lost(gpid, t);
+    } else {
+        g_autofree char *t = g_strdup_printf(
+            "GPID %u: its member failed; restarted on node %u from its "
+            "latest checkpoint",
+            gpid, node);
+        g_message("%s", t);
+        launch_note(gpid, t);
+    }
+    return NULL;
+}
+
+gboolean mig_auto_restart(guint32 gpid)
+{
+    g_autofree char *dir = auto_dir(gpid);
+    g_autofree char *meta = g_build_filename(dir, "meta", NULL);
+
+    if (!g_file_test(meta, G_FILE_TEST_EXISTS)) {
+        return FALSE;
+    }
+    g_thread_unref(g_thread_new("restart", auto_restart_thread,
+                                GUINT_TO_POINTER(gpid)));
+    return TRUE;
 }
 
 gboolean mig_evict_self(GString *report, GError **error)

@@ -153,7 +153,7 @@ static void ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
     g_autoptr(SsiMsgOut) started = ssi_out_new(SSI_STARTED);
     g_auto(GStrv) argv = NULL;
     g_autofree char *dir = NULL;
-    guint32 node = 0, gpid = 0, self;
+    guint32 node = 0, gpid = 0, self, period = 0;
 
     ssi_msg_u32(m, SSI_F_NODE, &node);
     g_mutex_lock(&S.lock);
@@ -206,6 +206,9 @@ static void ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
     ssi_out_u32(started, SSI_F_GPID, gpid);
     ssi_out_u32(started, SSI_F_NODE, node);
     ssi_conn_send(c, started, NULL);
+    if (ssi_msg_u32(m, SSI_F_PERIOD, &period) && period > 0) {
+        mig_auto_checkpoint(gpid, MIN(period, 86400));
+    }
     launch_serve(c, gpid, node);
 }
 

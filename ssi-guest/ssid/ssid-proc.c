@@ -896,6 +896,13 @@ void launch_node_lost(guint32 node)
         g_autofree char *t =
             g_strdup_printf("GPID %u lost: node %u failed", l->gpid, node);
 
+        g_mutex_lock(&l->lock);
+        l->node = 0;
+        g_mutex_unlock(&l->lock);
+        if (mig_auto_restart(l->gpid)) {
+            launch_unref(l);
+            continue;
+        }
         g_message("%s", t);
         g_mutex_lock(&l->lock);
         launch_end(l, 255, t);
@@ -1040,5 +1047,54 @@ void launch_attach(SsiConn *c, SsiMsg *first)
         l->stream = NULL;
     }
     g_mutex_unlock(&l->lock);
+    launch_unref(l);
+}
+
+gboolean launch_node(guint32 gpid, guint32 *node)
+{
+    SsidLaunch *l = launch_get(gpid);
+    gboolean live;
+
+    if (!l) {
+        return FALSE;
+    }
+    g_mutex_lock(&l->lock);
+    live = !l->done;
+    *node = l->node;
+    g_mutex_unlock(&l->lock);
+    launch_unref(l);
+    return live;
+}
+
+void launch_note(guint32 gpid, const char *text)
+{
+    SsidLaunch *l = launch_get(gpid);
+    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_ERRDATA);
+    g_autofree char *line = g_strdup_printf("ssi: %s\n", text);
+
+    if (!l) {
+        return;
+    }
+    ssi_out_str(m, SSI_F_DATA, line);
+    g_mutex_lock(&l->lock);
+    if (l->client) {
+        ssi_conn_send(l->client, m, NULL);
+    }
+    g_mutex_unlock(&l->lock);
+    launch_unref(l);
+}
+
+void launch_lost(guint32 gpid, const char *text)
+{
+    SsidLaunch *l = launch_get(gpid);
+
+    if (!l) {
+        return;
+    }
+    g_message("%s", text);
+    g_mutex_lock(&l->lock);
+    launch_end(l, 255, text);
+    g_mutex_unlock(&l->lock);
+    launch_unregister(gpid);
     launch_unref(l);
 }

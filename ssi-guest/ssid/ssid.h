@@ -101,6 +101,12 @@ SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client);
 void launch_unregister(guint32 gpid);
 /* A member's relay attached: serve the stream. */
 void launch_attach(SsiConn *c, SsiMsg *first);
+/* Where a launch from here runs: FALSE once it is over (0: moving). */
+gboolean launch_node(guint32 gpid, guint32 *node);
+/* Tell the client on its stderr. */
+void launch_note(guint32 gpid, const char *text);
+/* End it as lost (status 255). */
+void launch_lost(guint32 gpid, const char *text);
 
 /* Process records shared by proc and mig. */
 SsidProc *proc_lookup(guint32 gpid);
@@ -136,6 +142,12 @@ void mig_serve_image(SsiConn *c, SsiMsg *first);
 /* Restart a checkpoint directory on @node for launcher @launcher. */
 gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
                      guint32 *gpid_out, GError **error);
+/* Checkpoint @gpid (launched from here) every @period s, into
+ * SSID_STATE_DIR/auto/GPID. */
+void mig_auto_checkpoint(guint32 gpid, guint32 period);
+/* Its member failed: restart its latest automatic checkpoint on the
+ * member the policy picks. FALSE if it has none. */
+gboolean mig_auto_restart(guint32 gpid);
 gboolean mig_evict_self(GString *report, GError **error);
 
 /* ssid-peer.c */
