@@ -96,6 +96,9 @@ typedef enum {
     SSI_F_PERIOD = 26,    /* u32: seconds between automatic checkpoints */
 } SsiField;
 
+/* Header flags of SSI_LEAVE: only announce it (the view shows the
+ * member `leaving`); without it, remove the member. */
+#define SSI_LEAVE_INTENT 1u
 /* SSI_F_FLAGS of SSI_PS: every process, not only SSI ones. */
 #define SSI_FLAG_ALL 1u
 

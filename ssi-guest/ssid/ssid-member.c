@@ -524,6 +524,16 @@ static void on_leave(SsiMsg *msg, const char *from)
     if (!m || strcmp(m->addr, from) != 0 || !is_coordinator()) {
         return;
     }
+    if (msg->hdr.flags & SSI_LEAVE_INTENT) {
+        if (!m->leaving) {
+            g_autofree char *why =
+                g_strdup_printf("node %u is leaving", m->id);
+
+            m->leaving = TRUE;
+            new_view(why);
+        }
+        return;
+    }
     g_autofree char *why = g_strdup_printf("node %u left", m->id);
     g_ptr_array_remove(S.members, m);
     new_view(why);
@@ -756,6 +766,38 @@ static void hand_over(void)
     S.self = 0;
     g_ptr_array_set_size(S.members, 0);
     member_write_kernel();
+}
+
+gboolean member_mark_leaving(void)
+{
+    for (int i = 0; i < 25; i++) {
+        SsidMember *self;
+
+        g_mutex_lock(&S.lock);
+        self = find_id(S.self);
+        if (S.state != SSID_MEMBER || !self || self->leaving) {
+            g_mutex_unlock(&S.lock);
+            return self != NULL;
+        }
+        if (is_coordinator()) {
+            self->leaving = TRUE;
+            new_view("this node is leaving");
+        } else {
+            g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_LEAVE);
+
+            m->hdr.flags = SSI_LEAVE_INTENT;
+            for (guint j = 0; j < S.members->len; j++) {
+                SsidMember *c = g_ptr_array_index(S.members, j);
+
+                if (c->id != S.self) {
+                    send_to(c->addr, m);
+                }
+            }
+        }
+        g_mutex_unlock(&S.lock);
+        g_usleep(200 * 1000);
+    }
+    return FALSE;
 }
 
 gboolean member_leave(GError **error)

@@ -962,6 +962,9 @@ gboolean mig_evict_self(GString *report, GError **error)
     g_autoptr(GArray) gpids = NULL;
     guint moved = 0;
 
+    if (!member_mark_leaving()) {
+        g_message("the view does not show this member leaving yet");
+    }
     g_mutex_lock(&S.lock);
     gpids = proc_gpids();
     g_mutex_unlock(&S.lock);

@@ -77,6 +77,9 @@ guint32 member_place(guint32 exclude);
 void member_invite(const char *address);
 /* Leave the cluster: LEAVE to the coordinator, until a view without us. */
 gboolean member_leave(GError **error);
+/* Before leaving: have the view show this member `leaving`, so that no
+ * member places a process here any more. */
+gboolean member_mark_leaving(void);
 /* Write the view and identity to /proc/ssi (call with S.lock held). */
 void member_write_kernel(void);
 SsiIdentity member_ident(void);
