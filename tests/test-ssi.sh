@@ -75,6 +75,15 @@ log "physics: $v1"
 id_of() { ssi_sh m1 ssi nodes | awk -v ip="$(vm_ip "$1")" '$2 == ip {print $1}'; }
 n2=$(id_of m2) n3=$(id_of m3) n4=$(id_of m4)
 log "node ids: m1 1, m2 $n2, m3 $n3, m4 $n4"
+ssi_sh m2 ssi nodes --json | grep -q '"cluster": "physics", "epoch": [0-9]*, "self": '"$n2" ||
+    fail "ssi nodes --json on m2: $(ssi_sh m2 ssi nodes --json)"
+# ps -a: every process of every member, ssid among them.
+assert_eq "members answering ssi ps -a" 4 "$(ssi_sh m3 ssi ps -a | awk 'NR > 1 && /ssid/ {print $2}' | sort -u | wc -l)"
+ssi_sh m1 ssi top -n 1 -d 1 | grep -q '^GPID' || fail "ssi top printed no table"
+# Policies are kernel modules: swap them at run time.
+ssi_sh m1 ssi policy | grep -q '^active leastload' || fail "leastload is not active: $(ssi_sh m1 ssi policy)"
+ssi_sh m1 ssi policy roundrobin | grep -q '^active roundrobin' || fail "cannot select roundrobin"
+ssi_sh m1 ssi policy leastload >/dev/null || fail "cannot select leastload again"
 ssi_sh m3 ssi nodes >&2
 
 # 2. Eight CPU-bound processes spread over the members.
@@ -158,6 +167,7 @@ bad 1 ssi kill 4000000
 bad 1 ssi migrate 4000000 "$n2"
 bad 2 ssi migrate abc 2
 bad 2 ssi frobnicate
+bad 1 ssi policy nosuch
 bg_run m1 nc "ssi run -v -n 1 nc -l -p 9999"
 gnc=$(gpid_of m1 nc)
 sleep 1
