@@ -5,8 +5,9 @@
 # first as stock QEMU does it, then with page hashes, and the WAN bytes of
 # both are printed side by side. Then Kget+ takes background snapshots of
 # two guests of site B into a store on b2: pages they share (same image)
-# and pages an earlier snapshot holds are stored once. Everything it
-# creates is removed at the end.
+# and pages an earlier snapshot holds are stored once. Last, three VMs on
+# a1, a2 and b1 form a virtual SSI cluster and a running process migrates
+# between them. Everything it creates is removed at the end.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "demo: must run as root (network namespaces)" >&2; exit 1; }
@@ -100,3 +101,32 @@ echo "  2 snapshots: $(mib "$raw") of guest state, $(mib "$new") stored (zero pa
 snap gb demo-gb@2
 echo "  gb again a moment later: $(mib "$(kg_json demo-gb demo-gb@2 new_bytes)") new in the store"
 kg verify >/dev/null && echo "  every chunk of every snapshot re-hashed: store verified"
+
+step "virtual SSI cluster: VMs on a1, a2 and b1 act as one machine (ssi.ko, ssid, CRIU)"
+source "$top/tests/lib/ssi.sh"
+sk=$(ssi_key)
+ssi_vm_start s1 a 1 10.77.1.121 demo "$sk" found
+ssi_vm_start s2 a 2 10.77.1.122 demo "$sk" 10.77.1.121
+ssi_vm_start s3 b 1 10.77.2.121 demo "$sk" 10.77.1.121
+for s in s1 s2 s3; do ssi_wait_up "$s" 180 >/dev/null; done
+three() { [[ $(ssi_sh s1 cat /proc/ssi/nodes | wc -l) -eq 4 ]]; }
+wait_for 60 three || { echo "demo: the SSI cluster did not form" >&2; exit 1; }
+echo "  ssi nodes, on s3 (the view is the kernel's: /proc/ssi/nodes):"
+ssi_sh s3 ssi nodes | sed 's/^/    /'
+echo "  ssi run from s1, placed by the leastload policy module; \$\$ is the GPID:"
+ssi_sh s1 'for i in 1 2 3; do ssi run sh -c "echo \"    pid \$\$ runs on \$(hostname)\"" </dev/null; done'
+counter='exec 3>>/tmp/count.log; i=0; while [ $i -lt 25 ]; do i=$((i+1)); echo $i; echo $i >&3; sleep 0.2; done'
+ssi_sh_bg s1 "$VC_TESTDIR/count" "ssi run -v -n 1 sh -c '$counter' </dev/null >/tmp/count.out 2>/tmp/count.err" >/dev/null
+started() { ssi_sh s1 cat /tmp/count.err | grep -q GPID; }
+wait_for 30 started || { echo "demo: the counter did not start" >&2; exit 1; }
+g=$(ssi_sh s1 cat /tmp/count.err | sed -n 's/^ssi: GPID \([0-9]*\).*/\1/p')
+sleep 1.5
+echo "  a counter (GPID $g, an open file, stdout to s1) moves from s1 to s3, across the WAN:"
+echo "    $(ssi_sh s1 ssi migrate "$g" 3)"
+ssi_sh_wait "$VC_TESTDIR/count" 60 >/dev/null || true
+if [[ $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ') == "$(seq 1 25 | tr '\n' ' ')" &&
+    $(ssi_sh s3 cat /tmp/count.log | tr '\n' ' ') == "$(seq 1 25 | tr '\n' ' ')" ]]; then
+    echo "  its output on s1 and its file on s3: 1..25, nothing lost or repeated"
+else
+    echo "  its output on s1: $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ')"
+fi
