@@ -21,7 +21,8 @@
 static int sig_pipe[2] = {-1, -1};
 
 static int usage_error(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...)
+static int
+usage_error(const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *m = NULL;
@@ -33,7 +34,8 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-static int failed(const char *msg)
+static int
+failed(const char *msg)
 {
     g_printerr("ssi: %s\n", msg);
     return 1;
@@ -80,7 +82,8 @@ static const char help[] =
     "255\n"
     "when it was lost with its member).\n";
 
-static SsiConn *control(int *rc)
+static SsiConn *
+control(int *rc)
 {
     g_autoptr(GError) err = NULL;
     SsiConn *c = ssi_conn_unix(CONTROL, &err);
@@ -94,7 +97,8 @@ static SsiConn *control(int *rc)
 }
 
 /* One request, one answer; prints the answer's text. */
-static int call(SsiMsgOut *m, int timeout_ms, SsiMsg **answer)
+static int
+call(SsiMsgOut *m, int timeout_ms, SsiMsg **answer)
 {
     int rc = 0;
     g_autoptr(SsiConn) c = control(&rc);
@@ -121,7 +125,8 @@ static int call(SsiMsgOut *m, int timeout_ms, SsiMsg **answer)
     return 0;
 }
 
-static gboolean parse_uint(const char *s, guint64 max, guint32 *v)
+static gboolean
+parse_uint(const char *s, guint64 max, guint32 *v)
 {
     guint64 x;
 
@@ -132,7 +137,8 @@ static gboolean parse_uint(const char *s, guint64 max, guint32 *v)
     return TRUE;
 }
 
-static int read_file(const char *path, char **text)
+static int
+read_file(const char *path, char **text)
 {
     g_autoptr(GError) err = NULL;
 
@@ -145,7 +151,8 @@ static int read_file(const char *path, char **text)
     return 0;
 }
 
-static int cmd_nodes(int argc, char **argv)
+static int
+cmd_nodes(int argc, char **argv)
 {
     g_autofree char *cluster = NULL, *nodes = NULL;
     g_auto(GStrv) lines = NULL;
@@ -178,7 +185,8 @@ static int cmd_nodes(int argc, char **argv)
     }
     g_strfreev(lines);
     lines = g_strsplit(nodes, "\n", -1);
-    if (!lines[0] || sscanf(lines[0], "epoch %" G_GUINT64_FORMAT, &epoch) != 1) {
+    if (!lines[0] ||
+        sscanf(lines[0], "epoch %" G_GUINT64_FORMAT, &epoch) != 1) {
         return failed("/proc/ssi/nodes holds no view");
     }
     if (json) {
@@ -186,8 +194,8 @@ static int cmd_nodes(int argc, char **argv)
                 ", \"self\": %" G_GUINT64_FORMAT ", \"nodes\": [",
                 name, epoch, self);
     } else {
-        g_print("cluster %s, view %" G_GUINT64_FORMAT ", this is node %"
-                G_GUINT64_FORMAT "\n",
+        g_print("cluster %s, view %" G_GUINT64_FORMAT
+                ", this is node %" G_GUINT64_FORMAT "\n",
                 name, epoch, self);
         g_print("%-3s %-15s %-7s %6s %9s %5s\n", "ID", "ADDRESS", "STATE",
                 "LOAD", "MEMFREE", "PROCS");
@@ -218,7 +226,8 @@ static int cmd_nodes(int argc, char **argv)
     return 0;
 }
 
-static int ps_once(gboolean all, gboolean json)
+static int
+ps_once(gboolean all, gboolean json)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_PS);
     SsiMsg *r = NULL;
@@ -231,8 +240,8 @@ static int ps_once(gboolean all, gboolean json)
     if (json) {
         g_print("[");
     } else {
-        g_print("%-9s %-4s %-5s %5s %8s  %s\n", "GPID", "NODE", "STATE",
-                "%CPU", "RSS", "COMMAND");
+        g_print("%-9s %-4s %-5s %5s %8s  %s\n", "GPID", "NODE", "STATE", "%CPU",
+                "RSS", "COMMAND");
     }
     for (guint i = 0; i < ssi_msg_count(r, SSI_F_ROW); i++) {
         const SsiFieldRef *f = ssi_msg_nth(r, SSI_F_ROW, i);
@@ -243,8 +252,9 @@ static int ps_once(gboolean all, gboolean json)
         unsigned long long rss;
         int off = 0;
 
-        if (sscanf(row, "%31s %u %3s %lf %llu %n", gpid, &node, st, &cpu,
-                   &rss, &off) < 5 || off == 0) {
+        if (sscanf(row, "%31s %u %3s %lf %llu %n", gpid, &node, st, &cpu, &rss,
+                   &off) < 5 ||
+            off == 0) {
             continue;
         }
         if (json) {
@@ -254,8 +264,8 @@ static int ps_once(gboolean all, gboolean json)
                     "\"cpu\": %.1f, \"rss_kb\": %llu, \"command\": \"%s\"}",
                     i ? ", " : "", gpid, node, st, cpu, rss, cmd);
         } else {
-            g_print("%-9s %-4u %-5s %5.1f %6lluK  %.60s\n", gpid, node, st,
-                    cpu, rss, row + off);
+            g_print("%-9s %-4u %-5s %5.1f %6lluK  %.60s\n", gpid, node, st, cpu,
+                    rss, row + off);
         }
     }
     if (json) {
@@ -270,7 +280,8 @@ static int ps_once(gboolean all, gboolean json)
     return 0;
 }
 
-static int cmd_ps(int argc, char **argv)
+static int
+cmd_ps(int argc, char **argv)
 {
     gboolean all = FALSE, json = FALSE;
 
@@ -286,7 +297,8 @@ static int cmd_ps(int argc, char **argv)
     return ps_once(all, json);
 }
 
-static int cmd_top(int argc, char **argv)
+static int
+cmd_top(int argc, char **argv)
 {
     guint32 delay = 2, n = 0;
 
@@ -317,7 +329,8 @@ static int cmd_top(int argc, char **argv)
     return 0;
 }
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
     guint8 s = (guint8)sig;
 
@@ -326,13 +339,15 @@ static void on_signal(int sig)
     }
 }
 
-static gboolean write_all(int fd, const guint8 *d, gsize len)
+static gboolean
+write_all(int fd, const guint8 *d, gsize len)
 {
     return vc_write_all(fd, d, len, NULL);
 }
 
 /* Serve a started process: stdio and signals to it, until EXIT. */
-static int session(SsiConn *c, gboolean verbose)
+static int
+session(SsiConn *c, gboolean verbose)
 {
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
     gboolean in_open = TRUE;
@@ -343,7 +358,9 @@ static int session(SsiConn *c, gboolean verbose)
     if (!st || st->hdr.type != SSI_STARTED) {
         g_autofree char *t = st ? ssi_msg_str(st, SSI_F_TEXT, 4096) : NULL;
 
-        return failed(t ? t : err ? err->message : "ssid closed the connection");
+        return failed(t     ? t
+                      : err ? err->message
+                            : "ssid closed the connection");
     }
     ssi_msg_u32(st, SSI_F_GPID, &gpid);
     ssi_msg_u32(st, SSI_F_NODE, &node);
@@ -432,7 +449,8 @@ static int session(SsiConn *c, gboolean verbose)
     }
 }
 
-static int cmd_run(int argc, char **argv, gboolean restart)
+static int
+cmd_run(int argc, char **argv, gboolean restart)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(restart ? SSI_RESTART : SSI_RUN);
     g_autoptr(SsiConn) c = NULL;
@@ -493,7 +511,8 @@ static int cmd_run(int argc, char **argv, gboolean restart)
     return session(c, verbose);
 }
 
-static int parse_signal(const char *s, int *sig)
+static int
+parse_signal(const char *s, int *sig)
 {
     static const struct {
         const char *name;
@@ -520,7 +539,8 @@ static int parse_signal(const char *s, int *sig)
     return FALSE;
 }
 
-static int cmd_gpid(int argc, char **argv)
+static int
+cmd_gpid(int argc, char **argv)
 {
     const char *cmd = argv[0];
     g_autoptr(SsiMsgOut) m = NULL;
@@ -579,7 +599,8 @@ static int cmd_gpid(int argc, char **argv)
     }
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     const char *cmd;
     g_autoptr(SsiMsgOut) m = NULL;

@@ -17,7 +17,6 @@
 #include "vc-error.h"
 #include "vc-frame.h"
 
-
 struct SsiConn {
     SsiIdentity id;
     int fd;
@@ -29,7 +28,8 @@ struct SsiConn {
     guint16 peer_node;
 };
 
-static SsiConn *conn_new(const SsiIdentity *id, int fd)
+static SsiConn *
+conn_new(const SsiIdentity *id, int fd)
 {
     SsiConn *c = g_new0(SsiConn, 1);
 
@@ -44,7 +44,8 @@ static SsiConn *conn_new(const SsiIdentity *id, int fd)
     return c;
 }
 
-void ssi_conn_free(SsiConn *c)
+void
+ssi_conn_free(SsiConn *c)
 {
     if (!c) {
         return;
@@ -56,17 +57,20 @@ void ssi_conn_free(SsiConn *c)
     g_free(c);
 }
 
-int ssi_conn_fd(SsiConn *c)
+int
+ssi_conn_fd(SsiConn *c)
 {
     return c->fd;
 }
 
-guint16 ssi_conn_peer_node(SsiConn *c)
+guint16
+ssi_conn_peer_node(SsiConn *c)
 {
     return c->peer_node;
 }
 
-static gboolean wait_readable(int fd, int timeout_ms, GError **error)
+static gboolean
+wait_readable(int fd, int timeout_ms, GError **error)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int r;
@@ -87,7 +91,8 @@ static gboolean wait_readable(int fd, int timeout_ms, GError **error)
     return TRUE;
 }
 
-gboolean ssi_conn_send(SsiConn *c, SsiMsgOut *m, GError **error)
+gboolean
+ssi_conn_send(SsiConn *c, SsiMsgOut *m, GError **error)
 {
     g_autoptr(GBytes) b = NULL;
     gsize len;
@@ -100,10 +105,9 @@ gboolean ssi_conn_send(SsiConn *c, SsiMsgOut *m, GError **error)
     m->hdr.incarnation = c->id.incarnation;
     m->hdr.seq = ++c->send_seq;
     m->hdr.time_ms = (guint64)(g_get_real_time() / 1000);
-    b = ssi_out_encode(m, c->id.key,
-                       c->id.key && m->hdr.type != SSI_HELLO ? c->peer_nonce
-                                                             : NULL,
-                       error);
+    b = ssi_out_encode(
+        m, c->id.key,
+        c->id.key && m->hdr.type != SSI_HELLO ? c->peer_nonce : NULL, error);
     if (!b) {
         g_mutex_unlock(&c->send_lock);
         return FALSE;
@@ -114,7 +118,8 @@ gboolean ssi_conn_send(SsiConn *c, SsiMsgOut *m, GError **error)
     return ok;
 }
 
-SsiMsg *ssi_conn_recv(SsiConn *c, int timeout_ms, GError **error)
+SsiMsg *
+ssi_conn_recv(SsiConn *c, int timeout_ms, GError **error)
 {
     g_autoptr(GBytes) raw = NULL;
     g_autoptr(SsiMsg) m = NULL;
@@ -154,7 +159,8 @@ SsiMsg *ssi_conn_recv(SsiConn *c, int timeout_ms, GError **error)
     return g_steal_pointer(&m);
 }
 
-static gboolean hello(SsiConn *c, int timeout_ms, GError **error)
+static gboolean
+hello(SsiConn *c, int timeout_ms, GError **error)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_HELLO);
     g_autoptr(SsiMsg) r = NULL;
@@ -174,8 +180,8 @@ static gboolean hello(SsiConn *c, int timeout_ms, GError **error)
     return TRUE;
 }
 
-SsiConn *ssi_conn_accept(const SsiIdentity *id, int fd, int timeout_ms,
-                         GError **error)
+SsiConn *
+ssi_conn_accept(const SsiIdentity *id, int fd, int timeout_ms, GError **error)
 {
     g_autoptr(SsiConn) c = conn_new(id, fd);
 
@@ -185,8 +191,9 @@ SsiConn *ssi_conn_accept(const SsiIdentity *id, int fd, int timeout_ms,
     return g_steal_pointer(&c);
 }
 
-SsiConn *ssi_conn_connect(const SsiIdentity *id, const char *address,
-                          int timeout_ms, GError **error)
+SsiConn *
+ssi_conn_connect(const SsiIdentity *id, const char *address, int timeout_ms,
+                 GError **error)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(SSI_PORT)};
@@ -238,7 +245,8 @@ SsiConn *ssi_conn_connect(const SsiIdentity *id, const char *address,
     return g_steal_pointer(&c);
 }
 
-SsiConn *ssi_conn_unix(const char *path, GError **error)
+SsiConn *
+ssi_conn_unix(const char *path, GError **error)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     SsiIdentity id = {0};
@@ -262,8 +270,8 @@ SsiConn *ssi_conn_unix(const char *path, GError **error)
     return conn_new(&id, fd);
 }
 
-SsiMsg *ssi_conn_call(SsiConn *c, SsiMsgOut *m, int timeout_ms,
-                      GError **error)
+SsiMsg *
+ssi_conn_call(SsiConn *c, SsiMsgOut *m, int timeout_ms, GError **error)
 {
     g_autoptr(SsiMsg) r = NULL;
 
@@ -281,14 +289,14 @@ SsiMsg *ssi_conn_call(SsiConn *c, SsiMsgOut *m, int timeout_ms,
     if (r->hdr.type == SSI_FAIL) {
         g_autofree char *t = ssi_msg_str(r, SSI_F_TEXT, 4096);
 
-        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "%s",
-                    t ? t : "failed");
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "%s", t ? t : "failed");
         return NULL;
     }
     return g_steal_pointer(&r);
 }
 
-gboolean ssi_conn_fail(SsiConn *c, const char *text, GError **error)
+gboolean
+ssi_conn_fail(SsiConn *c, const char *text, GError **error)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_FAIL);
 

@@ -10,7 +10,7 @@
 #include "ssi-proto.h"
 
 typedef struct {
-    const guint8 *key;   /* NULL: control socket */
+    const guint8 *key; /* NULL: control socket */
     guint64 cluster;
     guint16 node;
     guint64 incarnation;
@@ -40,7 +40,6 @@ gboolean ssi_conn_send(SsiConn *c, SsiMsgOut *m, GError **error);
 SsiMsg *ssi_conn_recv(SsiConn *c, int timeout_ms, GError **error);
 /* Send, then receive one reply: OK comes back, FAIL becomes an error
  * carrying its text. */
-SsiMsg *ssi_conn_call(SsiConn *c, SsiMsgOut *m, int timeout_ms,
-                      GError **error);
+SsiMsg *ssi_conn_call(SsiConn *c, SsiMsgOut *m, int timeout_ms, GError **error);
 /* Reply helpers. */
 gboolean ssi_conn_fail(SsiConn *c, const char *text, GError **error);

@@ -11,10 +11,10 @@
 #include "vc-error.h"
 #include "vc-frame.h"
 
-
 static const guint8 magic[3] = {'S', 'S', 'I'};
 
-SsiMsgOut *ssi_out_new(SsiType type)
+SsiMsgOut *
+ssi_out_new(SsiType type)
 {
     SsiMsgOut *m = g_new0(SsiMsgOut, 1);
 
@@ -23,7 +23,8 @@ SsiMsgOut *ssi_out_new(SsiType type)
     return m;
 }
 
-void ssi_out_free(SsiMsgOut *m)
+void
+ssi_out_free(SsiMsgOut *m)
 {
     if (!m) {
         return;
@@ -32,7 +33,8 @@ void ssi_out_free(SsiMsgOut *m)
     g_free(m);
 }
 
-void ssi_out_bytes(SsiMsgOut *m, SsiField tag, const void *data, gsize len)
+void
+ssi_out_bytes(SsiMsgOut *m, SsiField tag, const void *data, gsize len)
 {
     g_return_if_fail(len <= SSI_MSG_MAX);
     vc_put_u8(m->body, tag);
@@ -42,14 +44,16 @@ void ssi_out_bytes(SsiMsgOut *m, SsiField tag, const void *data, gsize len)
     }
 }
 
-void ssi_out_u32(SsiMsgOut *m, SsiField tag, guint32 v)
+void
+ssi_out_u32(SsiMsgOut *m, SsiField tag, guint32 v)
 {
     guint8 b[4] = {v >> 24, v >> 16, v >> 8, v};
 
     ssi_out_bytes(m, tag, b, sizeof(b));
 }
 
-void ssi_out_u64(SsiMsgOut *m, SsiField tag, guint64 v)
+void
+ssi_out_u64(SsiMsgOut *m, SsiField tag, guint64 v)
 {
     guint8 b[8];
 
@@ -59,14 +63,15 @@ void ssi_out_u64(SsiMsgOut *m, SsiField tag, guint64 v)
     ssi_out_bytes(m, tag, b, sizeof(b));
 }
 
-void ssi_out_str(SsiMsgOut *m, SsiField tag, const char *s)
+void
+ssi_out_str(SsiMsgOut *m, SsiField tag, const char *s)
 {
     ssi_out_bytes(m, tag, s, strlen(s));
 }
 
-static void mac_compute(const guint8 *key, const guint8 *nonce,
-                        const guint8 *data, gsize len,
-                        guint8 mac[SSI_MAC_LEN])
+static void
+mac_compute(const guint8 *key, const guint8 *nonce, const guint8 *data,
+            gsize len, guint8 mac[SSI_MAC_LEN])
 {
     static const guint8 zero[SSI_NONCE_LEN];
     struct hmac_sha256_ctx ctx;
@@ -77,8 +82,9 @@ static void mac_compute(const guint8 *key, const guint8 *nonce,
     hmac_sha256_digest(&ctx, SSI_MAC_LEN, mac);
 }
 
-GBytes *ssi_out_encode(SsiMsgOut *m, const guint8 *key, const guint8 *nonce,
-                       GError **error)
+GBytes *
+ssi_out_encode(SsiMsgOut *m, const guint8 *key, const guint8 *nonce,
+               GError **error)
 {
     gsize total = SSI_HEADER_LEN + m->body->len + (key ? SSI_MAC_LEN : 0);
     GByteArray *out;
@@ -110,7 +116,8 @@ GBytes *ssi_out_encode(SsiMsgOut *m, const guint8 *key, const guint8 *nonce,
     return g_byte_array_free_to_bytes(out);
 }
 
-void ssi_msg_free(SsiMsg *m)
+void
+ssi_msg_free(SsiMsg *m)
 {
     if (!m) {
         return;
@@ -124,15 +131,15 @@ void ssi_msg_free(SsiMsg *m)
     g_free(m);
 }
 
-static gboolean bad(GError **error, const char *what)
+static gboolean
+bad(GError **error, const char *what)
 {
-    g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "bad SSI message: %s",
-                what);
+    g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "bad SSI message: %s", what);
     return FALSE;
 }
 
-static gboolean parse_header(VcCursor *c, SsiHeader *h, guint32 *body_len,
-                             GError **error)
+static gboolean
+parse_header(VcCursor *c, SsiHeader *h, guint32 *body_len, GError **error)
 {
     const guint8 *mg;
     guint8 version;
@@ -153,8 +160,9 @@ static gboolean parse_header(VcCursor *c, SsiHeader *h, guint32 *body_len,
     return TRUE;
 }
 
-SsiMsg *ssi_msg_decode(GBytes *raw, const guint8 *key, guint64 cluster,
-                       const guint8 *nonce, GError **error)
+SsiMsg *
+ssi_msg_decode(GBytes *raw, const guint8 *key, guint64 cluster,
+               const guint8 *nonce, GError **error)
 {
     g_autoptr(SsiMsg) m = g_new0(SsiMsg, 1);
     gsize len;
@@ -210,7 +218,8 @@ SsiMsg *ssi_msg_decode(GBytes *raw, const guint8 *key, guint64 cluster,
     return g_steal_pointer(&m);
 }
 
-const SsiFieldRef *ssi_msg_nth(const SsiMsg *m, SsiField tag, guint n)
+const SsiFieldRef *
+ssi_msg_nth(const SsiMsg *m, SsiField tag, guint n)
 {
     for (guint i = 0; i < m->fields->len; i++) {
         const SsiFieldRef *f = &g_array_index(m->fields, SsiFieldRef, i);
@@ -222,7 +231,8 @@ const SsiFieldRef *ssi_msg_nth(const SsiMsg *m, SsiField tag, guint n)
     return NULL;
 }
 
-guint ssi_msg_count(const SsiMsg *m, SsiField tag)
+guint
+ssi_msg_count(const SsiMsg *m, SsiField tag)
 {
     guint n = 0;
 
@@ -232,7 +242,8 @@ guint ssi_msg_count(const SsiMsg *m, SsiField tag)
     return n;
 }
 
-gboolean ssi_msg_u32(const SsiMsg *m, SsiField tag, guint32 *v)
+gboolean
+ssi_msg_u32(const SsiMsg *m, SsiField tag, guint32 *v)
 {
     const SsiFieldRef *f = ssi_msg_nth(m, tag, 0);
     VcCursor c;
@@ -244,7 +255,8 @@ gboolean ssi_msg_u32(const SsiMsg *m, SsiField tag, guint32 *v)
     return vc_cursor_u32(&c, v);
 }
 
-gboolean ssi_msg_u64(const SsiMsg *m, SsiField tag, guint64 *v)
+gboolean
+ssi_msg_u64(const SsiMsg *m, SsiField tag, guint64 *v)
 {
     const SsiFieldRef *f = ssi_msg_nth(m, tag, 0);
     VcCursor c;
@@ -256,7 +268,8 @@ gboolean ssi_msg_u64(const SsiMsg *m, SsiField tag, guint64 *v)
     return vc_cursor_u64(&c, v);
 }
 
-static char *field_str(const SsiFieldRef *f, gsize max)
+static char *
+field_str(const SsiFieldRef *f, gsize max)
 {
     if (!f || f->len > max || memchr(f->value, 0, f->len) ||
         !g_utf8_validate((const char *)f->value, f->len, NULL)) {
@@ -265,12 +278,14 @@ static char *field_str(const SsiFieldRef *f, gsize max)
     return g_strndup((const char *)f->value, f->len);
 }
 
-char *ssi_msg_str(const SsiMsg *m, SsiField tag, gsize max)
+char *
+ssi_msg_str(const SsiMsg *m, SsiField tag, gsize max)
 {
     return field_str(ssi_msg_nth(m, tag, 0), max);
 }
 
-const guint8 *ssi_msg_bytes(const SsiMsg *m, SsiField tag, gsize *len)
+const guint8 *
+ssi_msg_bytes(const SsiMsg *m, SsiField tag, gsize *len)
 {
     const SsiFieldRef *f = ssi_msg_nth(m, tag, 0);
 
@@ -282,8 +297,8 @@ const guint8 *ssi_msg_bytes(const SsiMsg *m, SsiField tag, gsize *len)
     return f->len ? f->value : (const guint8 *)"";
 }
 
-GStrv ssi_msg_strv(const SsiMsg *m, SsiField tag, guint max_count,
-                   gsize max_len)
+GStrv
+ssi_msg_strv(const SsiMsg *m, SsiField tag, guint max_count, gsize max_len)
 {
     guint n = ssi_msg_count(m, tag);
     g_autoptr(GPtrArray) v = NULL;
@@ -304,7 +319,8 @@ GStrv ssi_msg_strv(const SsiMsg *m, SsiField tag, guint max_count,
     return (GStrv)g_ptr_array_free(g_steal_pointer(&v), FALSE);
 }
 
-guint64 ssi_cluster_id(const char *name)
+guint64
+ssi_cluster_id(const char *name)
 {
     struct sha256_ctx ctx;
     guint8 d[SHA256_DIGEST_SIZE];
@@ -319,8 +335,8 @@ guint64 ssi_cluster_id(const char *name)
     return id;
 }
 
-gboolean ssi_key_parse(const char *hex, guint8 key[SSI_KEY_LEN],
-                       GError **error)
+gboolean
+ssi_key_parse(const char *hex, guint8 key[SSI_KEY_LEN], GError **error)
 {
     if (strlen(hex) != 2 * SSI_KEY_LEN) {
         g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
@@ -341,23 +357,37 @@ gboolean ssi_key_parse(const char *hex, guint8 key[SSI_KEY_LEN],
     return TRUE;
 }
 
-const char *ssi_type_name(guint8 type)
+const char *
+ssi_type_name(guint8 type)
 {
     static const char *const names[] = {
-        [SSI_HEARTBEAT] = "HEARTBEAT", [SSI_JOIN] = "JOIN",
-        [SSI_INVITE] = "INVITE",       [SSI_LEAVE] = "LEAVE",
-        [SSI_HELLO] = "HELLO",         [SSI_OK] = "OK",
-        [SSI_FAIL] = "FAIL",           [SSI_EXEC] = "EXEC",
-        [SSI_ATTACH] = "ATTACH",       [SSI_OUT] = "OUT",
-        [SSI_ERRDATA] = "ERRDATA",     [SSI_IN] = "IN",
-        [SSI_IN_EOF] = "IN_EOF",       [SSI_SIGNAL] = "SIGNAL",
-        [SSI_EXIT] = "EXIT",           [SSI_DETACH] = "DETACH",
-        [SSI_KILL] = "KILL",           [SSI_PS] = "PS",
-        [SSI_MIGRATE] = "MIGRATE",     [SSI_IMAGE] = "IMAGE",
-        [SSI_FILE] = "FILE",           [SSI_END] = "END",
-        [SSI_CHECKPOINT] = "CHECKPOINT", [SSI_EVICT] = "EVICT",
+        [SSI_HEARTBEAT] = "HEARTBEAT",
+        [SSI_JOIN] = "JOIN",
+        [SSI_INVITE] = "INVITE",
+        [SSI_LEAVE] = "LEAVE",
+        [SSI_HELLO] = "HELLO",
+        [SSI_OK] = "OK",
+        [SSI_FAIL] = "FAIL",
+        [SSI_EXEC] = "EXEC",
+        [SSI_ATTACH] = "ATTACH",
+        [SSI_OUT] = "OUT",
+        [SSI_ERRDATA] = "ERRDATA",
+        [SSI_IN] = "IN",
+        [SSI_IN_EOF] = "IN_EOF",
+        [SSI_SIGNAL] = "SIGNAL",
+        [SSI_EXIT] = "EXIT",
+        [SSI_DETACH] = "DETACH",
+        [SSI_KILL] = "KILL",
+        [SSI_PS] = "PS",
+        [SSI_MIGRATE] = "MIGRATE",
+        [SSI_IMAGE] = "IMAGE",
+        [SSI_FILE] = "FILE",
+        [SSI_END] = "END",
+        [SSI_CHECKPOINT] = "CHECKPOINT",
+        [SSI_EVICT] = "EVICT",
         [SSI_ADD] = "ADD",
-        [SSI_RUN] = "RUN",             [SSI_RESTART] = "RESTART",
+        [SSI_RUN] = "RUN",
+        [SSI_RESTART] = "RESTART",
         [SSI_POLICY] = "POLICY",
         [SSI_STARTED] = "STARTED",
     };
@@ -368,8 +398,9 @@ const char *ssi_type_name(guint8 type)
     return "unknown";
 }
 
-gboolean ssi_replay_check(SsiReplay *r, const SsiHeader *h, guint64 now_ms,
-                          guint64 skew_ms)
+gboolean
+ssi_replay_check(SsiReplay *r, const SsiHeader *h, guint64 now_ms,
+                 guint64 skew_ms)
 {
     if (h->time_ms + skew_ms < now_ms || h->time_ms > now_ms + skew_ms) {
         return FALSE;

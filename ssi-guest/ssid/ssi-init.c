@@ -23,13 +23,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int usage(void)
+static int
+usage(void)
 {
     fprintf(stderr, "usage: ssi-init GPID PROGRAM [ARG...]\n");
     return 2;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     char *end, buf[32];
     unsigned long gpid;
@@ -67,8 +69,7 @@ int main(int argc, char **argv)
     if (job == 0) {
         signal(SIGCHLD, SIG_DFL);
         execvp(argv[2], argv + 2);
-        fprintf(stderr, "ssi: cannot run '%s': %s\n", argv[2],
-                strerror(errno));
+        fprintf(stderr, "ssi: cannot run '%s': %s\n", argv[2], strerror(errno));
         _exit(127);
     }
     if ((unsigned long)job != gpid) {

@@ -14,14 +14,14 @@
 
 #include "vc-log.h"
 
-
 Ssid S;
 
 static char *arg_config = (char *)"/etc/ssi/ssid.conf";
 static gboolean arg_debug;
 static gboolean arg_check;
 
-static char *eth0_address(void)
+static char *
+eth0_address(void)
 {
     struct ifaddrs *ifa = NULL;
     char buf[16];
@@ -42,7 +42,8 @@ static char *eth0_address(void)
     return r;
 }
 
-static gboolean valid_ip(const char *s)
+static gboolean
+valid_ip(const char *s)
 {
     struct in_addr a;
 
@@ -50,7 +51,8 @@ static gboolean valid_ip(const char *s)
 }
 
 /* ssid.conf: key=value lines, '#' comments; unknown keys are errors. */
-static gboolean load_config(const char *path, GError **error)
+static gboolean
+load_config(const char *path, GError **error)
 {
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
@@ -148,7 +150,8 @@ static gboolean load_config(const char *path, GError **error)
     return TRUE;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GOptionContext) ctx = NULL;
@@ -188,8 +191,7 @@ int main(int argc, char **argv)
     S.ident.key = S.key;
     S.ident.cluster = S.cluster_id;
     do {
-        S.ident.incarnation = ((guint64)g_random_int() << 32) |
-                              g_random_int();
+        S.ident.incarnation = ((guint64)g_random_int() << 32) | g_random_int();
     } while (S.ident.incarnation == 0);
     /* Restored process trees are handed to us when CRIU exits. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
@@ -203,8 +205,7 @@ int main(int argc, char **argv)
     proc_init();
     if (S.policy && g_file_test("/proc/ssi/policy", G_FILE_TEST_EXISTS)) {
         if (!g_file_set_contents("/proc/ssi/policy", S.policy, -1, &err)) {
-            g_warning("cannot select policy '%s': %s", S.policy,
-                      err->message);
+            g_warning("cannot select policy '%s': %s", S.policy, err->message);
             g_clear_error(&err);
         }
     }

@@ -24,19 +24,20 @@
 
 #include "vc-frame.h"
 
-
 static int udp_fd = -1;
 static guint64 udp_seq;
 static GHashTable *replay; /* address -> SsiReplay */
 static gint64 last_join_us;
 static guint64 bad_messages;
 
-static gint64 now_us(void)
+static gint64
+now_us(void)
 {
     return g_get_monotonic_time();
 }
 
-static void member_free(gpointer p)
+static void
+member_free(gpointer p)
 {
     SsidMember *m = p;
 
@@ -44,7 +45,8 @@ static void member_free(gpointer p)
     g_free(m);
 }
 
-static SsidMember *member_new(guint32 id, const char *addr)
+static SsidMember *
+member_new(guint32 id, const char *addr)
 {
     SsidMember *m = g_new0(SsidMember, 1);
 
@@ -55,7 +57,8 @@ static SsidMember *member_new(guint32 id, const char *addr)
     return m;
 }
 
-static SsidMember *find_id(guint32 id)
+static SsidMember *
+find_id(guint32 id)
 {
     for (guint i = 0; i < S.members->len; i++) {
         SsidMember *m = g_ptr_array_index(S.members, i);
@@ -67,7 +70,8 @@ static SsidMember *find_id(guint32 id)
     return NULL;
 }
 
-static SsidMember *find_addr(const char *addr)
+static SsidMember *
+find_addr(const char *addr)
 {
     for (guint i = 0; i < S.members->len; i++) {
         SsidMember *m = g_ptr_array_index(S.members, i);
@@ -79,7 +83,8 @@ static SsidMember *find_addr(const char *addr)
     return NULL;
 }
 
-char *member_addr(guint32 id)
+char *
+member_addr(guint32 id)
 {
     SsidMember *m;
     char *r = NULL;
@@ -93,7 +98,8 @@ char *member_addr(guint32 id)
     return r;
 }
 
-gboolean member_is_up(guint32 id)
+gboolean
+member_is_up(guint32 id)
 {
     SsidMember *m;
     gboolean up;
@@ -105,7 +111,8 @@ gboolean member_is_up(guint32 id)
     return up;
 }
 
-guint32 member_find_gpid(guint32 gpid)
+guint32
+member_find_gpid(guint32 gpid)
 {
     guint32 node = 0;
 
@@ -127,7 +134,8 @@ guint32 member_find_gpid(guint32 gpid)
     return node;
 }
 
-SsiIdentity member_ident(void)
+SsiIdentity
+member_ident(void)
 {
     SsiIdentity id;
 
@@ -138,7 +146,8 @@ SsiIdentity member_ident(void)
     return id;
 }
 
-static guint32 member_procs(SsidMember *m)
+static guint32
+member_procs(SsidMember *m)
 {
     if (m->id == S.self) {
         return g_hash_table_size(S.procs);
@@ -147,7 +156,8 @@ static guint32 member_procs(SsidMember *m)
 }
 
 /* S.lock held. */
-void member_write_kernel(void)
+void
+member_write_kernel(void)
 {
     g_autoptr(GString) v = g_string_new(NULL);
     int fd;
@@ -190,7 +200,8 @@ void member_write_kernel(void)
 }
 
 /* The local probes, from ssi.ko (or /proc when it is not loaded). */
-static void read_probes(guint32 *load, guint64 *memfree)
+static void
+read_probes(guint32 *load, guint64 *memfree)
 {
     g_autofree char *text = NULL;
     const char *file = S.kmod ? "/proc/ssi/load" : "/proc/meminfo";
@@ -225,7 +236,8 @@ static void read_probes(guint32 *load, guint64 *memfree)
     }
 }
 
-static void send_to(const char *addr, SsiMsgOut *m)
+static void
+send_to(const char *addr, SsiMsgOut *m)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(SSI_PORT)};
@@ -246,11 +258,11 @@ static void send_to(const char *addr, SsiMsgOut *m)
         return;
     }
     data = g_bytes_get_data(b, &len);
-    sendto(udp_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&sa,
-           sizeof(sa));
+    sendto(udp_fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof(sa));
 }
 
-static void put_view(SsiMsgOut *m)
+static void
+put_view(SsiMsgOut *m)
 {
     ssi_out_u64(m, SSI_F_EPOCH, S.epoch);
     ssi_out_u32(m, SSI_F_NEXT_ID, S.next_id);
@@ -268,7 +280,8 @@ static void put_view(SsiMsgOut *m)
     }
 }
 
-static gboolean is_coordinator(void)
+static gboolean
+is_coordinator(void)
 {
     gint64 now = now_us();
 
@@ -289,7 +302,8 @@ static gboolean is_coordinator(void)
 }
 
 /* S.lock held. */
-static void send_heartbeats(void)
+static void
+send_heartbeats(void)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_HEARTBEAT);
     guint32 load;
@@ -333,7 +347,8 @@ static void send_heartbeats(void)
     }
 }
 
-static void new_view(const char *why)
+static void
+new_view(const char *why)
 {
     S.epoch++;
     g_message("view %" G_GUINT64_FORMAT ": %u members (%s)", S.epoch,
@@ -343,7 +358,8 @@ static void new_view(const char *why)
 }
 
 /* S.lock held: adopt the view in a coordinator's heartbeat. */
-static void adopt_view(SsiMsg *msg, guint64 epoch)
+static void
+adopt_view(SsiMsg *msg, guint64 epoch)
 {
     g_autoptr(GPtrArray) members = g_ptr_array_new_with_free_func(member_free);
     guint32 next_id = 0, self = 0, prev = 0;
@@ -419,8 +435,8 @@ static void adopt_view(SsiMsg *msg, guint64 epoch)
     S.epoch = epoch;
     S.next_id = next_id;
     if (S.state != SSID_MEMBER || S.self != self) {
-        g_message("member %u of cluster '%s' at view %" G_GUINT64_FORMAT,
-                  self, S.cluster, epoch);
+        g_message("member %u of cluster '%s' at view %" G_GUINT64_FORMAT, self,
+                  S.cluster, epoch);
         S.joined_us = now_us();
     }
     S.state = SSID_MEMBER;
@@ -435,7 +451,8 @@ static void adopt_view(SsiMsg *msg, guint64 epoch)
     }
 }
 
-static void on_heartbeat(SsiMsg *msg, const char *from)
+static void
+on_heartbeat(SsiMsg *msg, const char *from)
 {
     guint64 epoch = 0;
     SsidMember *m;
@@ -473,14 +490,14 @@ static void on_heartbeat(SsiMsg *msg, const char *from)
     }
 }
 
-static void on_join(SsiMsg *msg, const char *from)
+static void
+on_join(SsiMsg *msg, const char *from)
 {
     g_autofree char *addr = ssi_msg_str(msg, SSI_F_ADDR, 15);
     struct in_addr a;
     SsidMember *old;
 
-    if (!addr || inet_pton(AF_INET, addr, &a) != 1 ||
-        S.state != SSID_MEMBER) {
+    if (!addr || inet_pton(AF_INET, addr, &a) != 1 || S.state != SSID_MEMBER) {
         return;
     }
     if (!is_coordinator()) {
@@ -517,7 +534,8 @@ static void on_join(SsiMsg *msg, const char *from)
     (void)from;
 }
 
-static void on_leave(SsiMsg *msg, const char *from)
+static void
+on_leave(SsiMsg *msg, const char *from)
 {
     SsidMember *m = find_id(msg->hdr.node);
 
@@ -526,8 +544,7 @@ static void on_leave(SsiMsg *msg, const char *from)
     }
     if (msg->hdr.flags & SSI_LEAVE_INTENT) {
         if (!m->leaving) {
-            g_autofree char *why =
-                g_strdup_printf("node %u is leaving", m->id);
+            g_autofree char *why = g_strdup_printf("node %u is leaving", m->id);
 
             m->leaving = TRUE;
             new_view(why);
@@ -539,7 +556,8 @@ static void on_leave(SsiMsg *msg, const char *from)
     new_view(why);
 }
 
-static void on_invite(const char *from)
+static void
+on_invite(const char *from)
 {
     if (S.state == SSID_MEMBER) {
         return;
@@ -553,7 +571,8 @@ static void on_invite(const char *from)
     last_join_us = 0;
 }
 
-static void receive(void)
+static void
+receive(void)
 {
     guint8 buf[65536];
     struct sockaddr_in sa;
@@ -584,8 +603,8 @@ static void receive(void)
             r = g_new0(SsiReplay, 1);
             g_hash_table_insert(replay, g_strdup(from), r);
         }
-        if (!ssi_replay_check(r, &msg->hdr,
-                              (guint64)(g_get_real_time() / 1000), 30000)) {
+        if (!ssi_replay_check(r, &msg->hdr, (guint64)(g_get_real_time() / 1000),
+                              30000)) {
             continue;
         }
         g_mutex_lock(&S.lock);
@@ -610,7 +629,8 @@ static void receive(void)
 }
 
 /* S.lock held: the coordinator removes silent members. */
-static void detect_failures(void)
+static void
+detect_failures(void)
 {
     gint64 now = now_us();
     guint alive = 0, n = S.members->len;
@@ -641,9 +661,8 @@ static void detect_failures(void)
 
         g_ptr_array_remove(S.members, find_id(id));
     }
-    g_autofree char *why =
-        g_strdup_printf("%u member(s) silent for %d ms", dead->len,
-                        SSID_FAIL_MS);
+    g_autofree char *why = g_strdup_printf("%u member(s) silent for %d ms",
+                                           dead->len, SSID_FAIL_MS);
     new_view(why);
     for (guint i = 0; i < dead->len; i++) {
         guint32 id = g_array_index(dead, guint32, i);
@@ -656,7 +675,8 @@ static void detect_failures(void)
 }
 
 /* S.lock held. */
-static void try_join(void)
+static void
+try_join(void)
 {
     g_autoptr(SsiMsgOut) m = NULL;
 
@@ -671,7 +691,8 @@ static void try_join(void)
     }
 }
 
-static gpointer member_thread(gpointer data)
+static gpointer
+member_thread(gpointer data)
 {
     gint64 next = 0;
 
@@ -695,7 +716,8 @@ static gpointer member_thread(gpointer data)
     return NULL;
 }
 
-guint32 member_place(guint32 exclude)
+guint32
+member_place(guint32 exclude)
 {
     guint32 node = 0;
     g_autofree char *text = NULL;
@@ -738,7 +760,8 @@ guint32 member_place(guint32 exclude)
     return node;
 }
 
-void member_invite(const char *address)
+void
+member_invite(const char *address)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_INVITE);
 
@@ -749,7 +772,8 @@ void member_invite(const char *address)
 
 /* S.lock held: the coordinator leaves by handing the view without
  * itself to the others. */
-static void hand_over(void)
+static void
+hand_over(void)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_HEARTBEAT);
 
@@ -768,7 +792,8 @@ static void hand_over(void)
     member_write_kernel();
 }
 
-gboolean member_mark_leaving(void)
+gboolean
+member_mark_leaving(void)
 {
     for (int i = 0; i < 25; i++) {
         SsidMember *self;
@@ -800,7 +825,8 @@ gboolean member_mark_leaving(void)
     return FALSE;
 }
 
-gboolean member_leave(GError **error)
+gboolean
+member_leave(GError **error)
 {
     for (int i = 0; i < 50; i++) {
         g_mutex_lock(&S.lock);
@@ -835,7 +861,8 @@ gboolean member_leave(GError **error)
     return FALSE;
 }
 
-gboolean member_start(GError **error)
+gboolean
+member_start(GError **error)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(SSI_PORT)};

@@ -28,13 +28,15 @@
 #define CHUNK (1024 * 1024)
 #define IMAGE_MAX (2ull * 1024 * 1024 * 1024)
 
-static double secs(gint64 us)
+static double
+secs(gint64 us)
 {
     return (double)us / 1e6;
 }
 
 /* The processes of @shim's PID namespace. */
-static GArray *ns_pids(pid_t shim)
+static GArray *
+ns_pids(pid_t shim)
 {
     GArray *pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
     g_autofree char *l = g_strdup_printf("/proc/%d/ns/pid", shim);
@@ -60,8 +62,8 @@ static GArray *ns_pids(pid_t shim)
 }
 
 /* Refuse what cannot move; collect the regular files it has open. */
-static gboolean check_movable(guint32 gpid, pid_t shim, GPtrArray *files,
-                              GError **error)
+static gboolean
+check_movable(guint32 gpid, pid_t shim, GPtrArray *files, GError **error)
 {
     g_autoptr(GArray) pids = ns_pids(shim);
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
@@ -109,7 +111,8 @@ static gboolean check_movable(guint32 gpid, pid_t shim, GPtrArray *files,
     return TRUE;
 }
 
-static char *tail_of(const char *path)
+static char *
+tail_of(const char *path)
 {
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
@@ -129,8 +132,9 @@ static char *tail_of(const char *path)
 }
 
 /* Run CRIU with @fds (may be NULL) as its fds 3, 4, 5. */
-static gboolean run_criu(const char *const *argv, const int *fds,
-                         const char *log, GError **error)
+static gboolean
+run_criu(const char *const *argv, const int *fds, const char *log,
+         GError **error)
 {
     pid_t pid = fork();
     int status = 0;
@@ -150,28 +154,32 @@ static gboolean run_criu(const char *const *argv, const int *fds,
         _exit(127);
     }
     if (pid < 0 || waitpid(pid, &status, 0) < 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "cannot run criu: %s", g_strerror(errno));
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot run criu: %s",
+                    g_strerror(errno));
         return FALSE;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         g_autofree char *t = tail_of(log);
 
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "criu %s failed: %s", argv[1], t);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "criu %s failed: %s",
+                    argv[1], t);
         return FALSE;
     }
     return TRUE;
 }
 
-static gboolean dump(guint32 gpid, pid_t shim, const char *dir,
-                     gboolean leave_running, GError **error)
+static gboolean
+dump(guint32 gpid, pid_t shim, const char *dir, gboolean leave_running,
+     GError **error)
 {
     g_autofree char *t = g_strdup_printf("%d", shim);
     g_autofree char *log = g_build_filename(dir, "dump.log", NULL);
-    const char *argv[] = {"criu", "dump", "-t", t, "-D", dir,
-                          "-o", "dump.log", "-v2",
-                          leave_running ? "--leave-running" : NULL, NULL};
+    const char *argv[] = {"criu", "dump",
+                          "-t",   t,
+                          "-D",   dir,
+                          "-o",   "dump.log",
+                          "-v2",  leave_running ? "--leave-running" : NULL,
+                          NULL};
 
     if (g_mkdir_with_parents(dir, 0700) < 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -185,8 +193,9 @@ static gboolean dump(guint32 gpid, pid_t shim, const char *dir,
     return TRUE;
 }
 
-static gboolean send_file(SsiConn *c, SsiField key, const char *name,
-                          const char *src, guint64 *bytes, GError **error)
+static gboolean
+send_file(SsiConn *c, SsiField key, const char *name, const char *src,
+          guint64 *bytes, GError **error)
 {
     int fd = open(src, O_RDONLY | O_CLOEXEC);
     g_autofree guint8 *buf = g_malloc(CHUNK);
@@ -229,7 +238,8 @@ static gboolean send_file(SsiConn *c, SsiField key, const char *name,
     return TRUE;
 }
 
-static void put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
+static void
+put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
 {
     ssi_out_u32(m, SSI_F_GPID, meta->gpid);
     ssi_out_u32(m, SSI_F_LAUNCHER, meta->launcher);
@@ -245,7 +255,8 @@ static void put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
     }
 }
 
-static gboolean get_meta(SsiMsg *m, SsidProcMeta *meta, GError **error)
+static gboolean
+get_meta(SsiMsg *m, SsidProcMeta *meta, GError **error)
 {
     gsize len = 0;
     const guint8 *d;
@@ -281,9 +292,9 @@ static gboolean get_meta(SsiMsg *m, SsidProcMeta *meta, GError **error)
 
 /* Send the images in @dir and the files in @files (pairs: content
  * source, original path). */
-static gboolean send_image(SsiConn *c, const SsidProcMeta *meta,
-                           const char *dir, GPtrArray *files, guint64 *bytes,
-                           GError **error)
+static gboolean
+send_image(SsiConn *c, const SsidProcMeta *meta, const char *dir,
+           GPtrArray *files, guint64 *bytes, GError **error)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_IMAGE);
     g_autoptr(GDir) d = g_dir_open(dir, 0, error);
@@ -317,7 +328,8 @@ static gboolean send_image(SsiConn *c, const SsidProcMeta *meta,
     return ssi_conn_send(c, end, error);
 }
 
-static gboolean path_ok(const char *p)
+static gboolean
+path_ok(const char *p)
 {
     g_auto(GStrv) parts = NULL;
 
@@ -338,8 +350,8 @@ static gboolean path_ok(const char *p)
  * goes to its path (@files_dir NULL) or into @files_dir as a numbered
  * copy listed in @files_dir/../files.list (a checkpoint).
  */
-static gboolean recv_files(SsiConn *c, const char *dir, const char *files_dir,
-                           GError **error)
+static gboolean
+recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
 {
     g_autofree char *cur = NULL;
     g_autoptr(GString) list = g_string_new(NULL);
@@ -403,8 +415,7 @@ static gboolean recv_files(SsiConn *c, const char *dir, const char *files_dir,
             fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
             if (fd < 0) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                            "cannot write '%s': %s", target,
-                            g_strerror(errno));
+                            "cannot write '%s': %s", target, g_strerror(errno));
                 goto fail;
             }
             g_free(cur);
@@ -429,8 +440,8 @@ static gboolean recv_files(SsiConn *c, const char *dir, const char *files_dir,
         close(fd);
     }
     if (files_dir) {
-        g_autofree char *lp = g_build_filename(files_dir, "..", "files.list",
-                                               NULL);
+        g_autofree char *lp =
+            g_build_filename(files_dir, "..", "files.list", NULL);
 
         return g_file_set_contents(lp, list->str, (gssize)list->len, error);
     }
@@ -443,8 +454,8 @@ fail:
 }
 
 /* Restore the images in @dir here. */
-static gboolean restore_here(const SsidProcMeta *meta, const char *dir,
-                             GError **error)
+static gboolean
+restore_here(const SsidProcMeta *meta, const char *dir, GError **error)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     g_autofree char *log = g_build_filename(dir, "restore.log", NULL);
@@ -475,10 +486,9 @@ static gboolean restore_here(const SsidProcMeta *meta, const char *dir,
     for (int i = 0; i < 3; i++) {
         if (meta->inode[i]) {
             g_ptr_array_add(argv, g_strdup("--inherit-fd"));
-            g_ptr_array_add(argv,
-                            g_strdup_printf("fd[%d]:pipe:[%" G_GUINT64_FORMAT
-                                            "]",
-                                            3 + i, meta->inode[i]));
+            g_ptr_array_add(
+                argv, g_strdup_printf("fd[%d]:pipe:[%" G_GUINT64_FORMAT "]",
+                                      3 + i, meta->inode[i]));
         }
     }
     g_ptr_array_add(argv, NULL);
@@ -508,7 +518,8 @@ out:
     return ok;
 }
 
-static void rm_rf(const char *dir)
+static void
+rm_rf(const char *dir)
 {
     g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
     const char *e;
@@ -526,14 +537,15 @@ static void rm_rf(const char *dir)
     rmdir(dir);
 }
 
-static char *work_dir(const char *what, guint32 gpid)
+static char *
+work_dir(const char *what, guint32 gpid)
 {
     return g_strdup_printf("%s/%s-%u-%08x", SSID_STATE_DIR, what, gpid,
                            g_random_int());
 }
 
-gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
-                     GError **error)
+gboolean
+mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
 {
     g_autofree char *dir = work_dir("out", gpid);
     g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
@@ -580,8 +592,7 @@ gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
         g_ptr_array_add(pairs, g_ptr_array_index(files, i));
     }
     c = peer_connect(node, &xerr);
-    if (c && send_image(c, &meta, dir, pairs, &bytes,
-                        &xerr)) {
+    if (c && send_image(c, &meta, dir, pairs, &bytes, &xerr)) {
         r = ssi_conn_recv(c, 120000, &xerr);
         if (r && r->hdr.type == SSI_FAIL) {
             g_autofree char *t = ssi_msg_str(r, SSI_F_TEXT, 4096);
@@ -602,8 +613,8 @@ gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                         "migration of GPID %u to node %u failed (%s), and "
                         "so did its restore here (%s); images kept in %s",
-                        gpid, node, xerr ? xerr->message : "?",
-                        lerr->message, dir);
+                        gpid, node, xerr ? xerr->message : "?", lerr->message,
+                        dir);
             proc_meta_clear(&meta);
             return FALSE;
         }
@@ -630,7 +641,8 @@ gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
     return TRUE;
 }
 
-void mig_serve_image(SsiConn *c, SsiMsg *first)
+void
+mig_serve_image(SsiConn *c, SsiMsg *first)
 {
     g_autofree char *dir = NULL;
     g_autoptr(GError) err = NULL;
@@ -667,9 +679,9 @@ out:
 }
 
 /* Dump @gpid leaving it running; @files gets the regular files. */
-static gboolean checkpoint_dump(guint32 gpid, const char *dir,
-                                SsidProcMeta *meta, GPtrArray *files,
-                                GError **error)
+static gboolean
+checkpoint_dump(guint32 gpid, const char *dir, SsidProcMeta *meta,
+                GPtrArray *files, GError **error)
 {
     pid_t shim;
     gboolean ok;
@@ -683,7 +695,8 @@ static gboolean checkpoint_dump(guint32 gpid, const char *dir,
     return ok;
 }
 
-void mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
+void
+mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
 {
     g_autofree char *dir = NULL;
     g_autoptr(GError) err = NULL;
@@ -715,8 +728,8 @@ void mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
     rm_rf(dir);
 }
 
-gboolean mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir,
-                           GError **error)
+gboolean
+mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir, GError **error)
 {
     g_autoptr(SsiMsgOut) req = ssi_out_new(SSI_CHECKPOINT);
     g_autoptr(SsiMsg) first = NULL;
@@ -765,8 +778,9 @@ gboolean mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir,
     return ok;
 }
 
-static gboolean restart(const char *dir, guint32 node, SsiConn *client,
-                        gboolean resume, guint32 *gpid_out, GError **error)
+static gboolean
+restart(const char *dir, guint32 node, SsiConn *client, gboolean resume,
+        guint32 *gpid_out, GError **error)
 {
     g_autofree char *images = g_build_filename(dir, "images", NULL);
     g_autofree char *metap = g_build_filename(dir, "meta", NULL);
@@ -829,8 +843,7 @@ static gboolean restart(const char *dir, guint32 node, SsiConn *client,
     if (!resume) {
         launch_register(meta.gpid, node, client);
     }
-    if (!send_image(c, &meta, images, pairs, &bytes,
-                    error) ||
+    if (!send_image(c, &meta, images, pairs, &bytes, error) ||
         !(r = ssi_conn_recv(c, 120000, error))) {
         if (!resume) {
             launch_unregister(meta.gpid);
@@ -854,13 +867,15 @@ out:
     return ok;
 }
 
-gboolean mig_restart(const char *dir, guint32 node, SsiConn *client,
-                     guint32 *gpid_out, GError **error)
+gboolean
+mig_restart(const char *dir, guint32 node, SsiConn *client, guint32 *gpid_out,
+            GError **error)
 {
     return restart(dir, node, client, FALSE, gpid_out, error);
 }
 
-static char *auto_dir(guint32 gpid)
+static char *
+auto_dir(guint32 gpid)
 {
     return g_strdup_printf("%s/auto/%u", SSID_STATE_DIR, gpid);
 }
@@ -870,7 +885,8 @@ typedef struct {
     guint32 period;
 } AutoCheckpoint;
 
-static gpointer auto_checkpoint_thread(gpointer data)
+static gpointer
+auto_checkpoint_thread(gpointer data)
 {
     AutoCheckpoint *a = data;
     g_autofree char *dir = auto_dir(a->gpid);
@@ -909,7 +925,8 @@ static gpointer auto_checkpoint_thread(gpointer data)
     return NULL;
 }
 
-void mig_auto_checkpoint(guint32 gpid, guint32 period)
+void
+mig_auto_checkpoint(guint32 gpid, guint32 period)
 {
     AutoCheckpoint *a = g_new0(AutoCheckpoint, 1);
     g_autofree char *parent = g_strdup_printf("%s/auto", SSID_STATE_DIR);
@@ -920,7 +937,8 @@ void mig_auto_checkpoint(guint32 gpid, guint32 period)
     g_thread_unref(g_thread_new("checkpoint", auto_checkpoint_thread, a));
 }
 
-static gpointer auto_restart_thread(gpointer data)
+static gpointer
+auto_restart_thread(gpointer data)
 {
     guint32 gpid = GPOINTER_TO_UINT(data), g = 0;
     g_autofree char *dir = auto_dir(gpid);
@@ -944,7 +962,8 @@ static gpointer auto_restart_thread(gpointer data)
     return NULL;
 }
 
-gboolean mig_auto_restart(guint32 gpid)
+gboolean
+mig_auto_restart(guint32 gpid)
 {
     g_autofree char *dir = auto_dir(gpid);
     g_autofree char *meta = g_build_filename(dir, "meta", NULL);
@@ -952,12 +971,13 @@ gboolean mig_auto_restart(guint32 gpid)
     if (!g_file_test(meta, G_FILE_TEST_EXISTS)) {
         return FALSE;
     }
-    g_thread_unref(g_thread_new("restart", auto_restart_thread,
-                                GUINT_TO_POINTER(gpid)));
+    g_thread_unref(
+        g_thread_new("restart", auto_restart_thread, GUINT_TO_POINTER(gpid)));
     return TRUE;
 }
 
-gboolean mig_evict_self(GString *report, GError **error)
+gboolean
+mig_evict_self(GString *report, GError **error)
 {
     g_autoptr(GArray) gpids = NULL;
     guint moved = 0;
@@ -980,8 +1000,8 @@ gboolean mig_evict_self(GString *report, GError **error)
             return FALSE;
         }
         if (!mig_migrate(g, node, r, error)) {
-            g_prefix_error(error, "eviction stopped, %u process(es) moved: ",
-                           moved);
+            g_prefix_error(error,
+                           "eviction stopped, %u process(es) moved: ", moved);
             return FALSE;
         }
         moved++;

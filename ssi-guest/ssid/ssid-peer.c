@@ -15,10 +15,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-
 static int tcp_fd = -1, ctl_fd = -1;
 
-SsiConn *peer_connect(guint32 node, GError **error)
+SsiConn *
+peer_connect(guint32 node, GError **error)
 {
     g_autofree char *addr = member_addr(node);
     SsiIdentity id = member_ident();
@@ -31,7 +31,8 @@ SsiConn *peer_connect(guint32 node, GError **error)
     return ssi_conn_connect(&id, addr, 3000, error);
 }
 
-static gboolean reply_ok(SsiConn *c, const char *text)
+static gboolean
+reply_ok(SsiConn *c, const char *text)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_OK);
 
@@ -41,7 +42,8 @@ static gboolean reply_ok(SsiConn *c, const char *text)
     return ssi_conn_send(c, m, NULL);
 }
 
-static void reply(SsiConn *c, gboolean ok, GError *err, const char *text)
+static void
+reply(SsiConn *c, gboolean ok, GError *err, const char *text)
 {
     if (ok) {
         reply_ok(c, text);
@@ -51,8 +53,8 @@ static void reply(SsiConn *c, gboolean ok, GError *err, const char *text)
 }
 
 /* Forward a request to @node and return its answer (OK or an error). */
-static SsiMsg *forward(guint32 node, SsiMsgOut *m, int timeout_ms,
-                       GError **error)
+static SsiMsg *
+forward(guint32 node, SsiMsgOut *m, int timeout_ms, GError **error)
 {
     g_autoptr(SsiConn) c = peer_connect(node, error);
 
@@ -60,7 +62,8 @@ static SsiMsg *forward(guint32 node, SsiMsgOut *m, int timeout_ms,
 }
 
 /* The member running @gpid; heartbeats may lag a move by a moment. */
-static guint32 locate(guint32 gpid, GError **error)
+static guint32
+locate(guint32 gpid, GError **error)
 {
     for (int i = 0; i < 15; i++) {
         guint32 node = member_find_gpid(gpid);
@@ -75,7 +78,8 @@ static guint32 locate(guint32 gpid, GError **error)
     return 0;
 }
 
-static void serve_peer(SsiConn *c, SsiMsg *m)
+static void
+serve_peer(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(GError) err = NULL;
     guint32 gpid = 0, v = 0, launcher = 0;
@@ -85,8 +89,7 @@ static void serve_peer(SsiConn *c, SsiMsg *m)
         g_auto(GStrv) argv = ssi_msg_strv(m, SSI_F_ARG, 4096, 65536);
 
         if (!ssi_msg_u32(m, SSI_F_GPID, &gpid) ||
-            !ssi_msg_u32(m, SSI_F_LAUNCHER, &launcher) || !argv ||
-            !argv[0]) {
+            !ssi_msg_u32(m, SSI_F_LAUNCHER, &launcher) || !argv || !argv[0]) {
             ssi_conn_fail(c, "bad EXEC request", NULL);
             return;
         }
@@ -147,7 +150,8 @@ static void serve_peer(SsiConn *c, SsiMsg *m)
     }
 }
 
-static void ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
+static void
+ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(SsiMsgOut) started = ssi_out_new(SSI_STARTED);
@@ -185,8 +189,7 @@ static void ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
         argv = ssi_msg_strv(m, SSI_F_ARG, 4096, 65536);
         gpid = proc_new_gpid();
         if (!argv || !argv[0] || !gpid) {
-            ssi_conn_fail(c, !gpid ? "no GPID left" : "bad RUN request",
-                          NULL);
+            ssi_conn_fail(c, !gpid ? "no GPID left" : "bad RUN request", NULL);
             return;
         }
         ssi_out_u32(ex, SSI_F_GPID, gpid);
@@ -212,7 +215,8 @@ static void ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
     launch_serve(c, gpid, node);
 }
 
-static void ctl_ps(SsiConn *c, SsiMsg *m)
+static void
+ctl_ps(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(SsiMsgOut) r = ssi_out_new(SSI_OK);
     g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -240,15 +244,16 @@ static void ctl_ps(SsiConn *c, SsiMsg *m)
             ssi_out_bytes(r, SSI_F_ROW, f->value, f->len);
         }
         if (!a) {
-            g_autofree char *t = g_strdup_printf("node %u: %s", id,
-                                                 err->message);
+            g_autofree char *t =
+                g_strdup_printf("node %u: %s", id, err->message);
             ssi_out_str(r, SSI_F_TEXT, t);
         }
     }
     ssi_conn_send(c, r, NULL);
 }
 
-static void ctl_add(SsiConn *c, SsiMsg *m)
+static void
+ctl_add(SsiConn *c, SsiMsg *m)
 {
     g_autofree char *addr = ssi_msg_str(m, SSI_F_ADDR, 15);
     struct in_addr a;
@@ -284,7 +289,8 @@ static void ctl_add(SsiConn *c, SsiMsg *m)
     ssi_conn_fail(c, t, NULL);
 }
 
-static void ctl_policy(SsiConn *c, SsiMsg *m)
+static void
+ctl_policy(SsiConn *c, SsiMsg *m)
 {
     g_autofree char *name = ssi_msg_str(m, SSI_F_NAME, 64);
     g_autofree char *text = NULL;
@@ -294,10 +300,10 @@ static void ctl_policy(SsiConn *c, SsiMsg *m)
         int fd = open("/proc/ssi/policy", O_WRONLY | O_CLOEXEC);
 
         if (fd < 0 || write(fd, name, strlen(name)) < 0) {
-            g_autofree char *t = g_strdup_printf(
-                "cannot select policy '%s': %s", name,
-                errno == ENOENT ? "no such policy module loaded"
-                                : g_strerror(errno));
+            g_autofree char *t =
+                g_strdup_printf("cannot select policy '%s': %s", name,
+                                errno == ENOENT ? "no such policy module loaded"
+                                                : g_strerror(errno));
             if (fd >= 0) {
                 close(fd);
             }
@@ -313,7 +319,8 @@ static void ctl_policy(SsiConn *c, SsiMsg *m)
     reply_ok(c, text);
 }
 
-static void serve_control(SsiConn *c, SsiMsg *m)
+static void
+serve_control(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(SsiMsg) a = NULL;
@@ -335,9 +342,8 @@ static void serve_control(SsiConn *c, SsiMsg *m)
         return;
     case SSI_EVICT:
         if (!ssi_msg_u32(m, SSI_F_NODE, &node) || !member_is_up(node)) {
-            g_autofree char *t =
-                g_strdup_printf("node %u is not an up member of the cluster",
-                                node);
+            g_autofree char *t = g_strdup_printf(
+                "node %u is not an up member of the cluster", node);
             ssi_conn_fail(c, t, NULL);
             return;
         }
@@ -418,7 +424,8 @@ typedef struct {
     gboolean control;
 } Accepted;
 
-static gpointer conn_thread(gpointer data)
+static gpointer
+conn_thread(gpointer data)
 {
     Accepted *a = data;
     SsiIdentity id = member_ident();
@@ -450,7 +457,8 @@ static gpointer conn_thread(gpointer data)
     return NULL;
 }
 
-static gpointer accept_thread(gpointer data)
+static gpointer
+accept_thread(gpointer data)
 {
     int lfd = GPOINTER_TO_INT(data);
 
@@ -482,7 +490,8 @@ static gpointer accept_thread(gpointer data)
     return NULL;
 }
 
-gboolean peer_start(GError **error)
+gboolean
+peer_start(GError **error)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET,
                              .sin_port = htons(SSI_PORT)};
@@ -510,9 +519,8 @@ gboolean peer_start(GError **error)
                     g_strerror(errno));
         return FALSE;
     }
-    g_thread_unref(g_thread_new("tcp", accept_thread,
-                                GINT_TO_POINTER(tcp_fd)));
-    g_thread_unref(g_thread_new("control", accept_thread,
-                                GINT_TO_POINTER(ctl_fd)));
+    g_thread_unref(g_thread_new("tcp", accept_thread, GINT_TO_POINTER(tcp_fd)));
+    g_thread_unref(
+        g_thread_new("control", accept_thread, GINT_TO_POINTER(ctl_fd)));
     return TRUE;
 }

@@ -50,7 +50,8 @@ struct SsidProc {
     int refs;
 };
 
-static void proc_unref(SsidProc *p)
+static void
+proc_unref(SsidProc *p)
 {
     if (!p || --p->refs > 0) {
         return;
@@ -76,24 +77,28 @@ static void proc_unref(SsidProc *p)
     g_free(p);
 }
 
-void proc_init(void)
+void
+proc_init(void)
 {
     S.procs = g_hash_table_new(g_direct_hash, g_direct_equal);
     S.launches = g_hash_table_new(g_direct_hash, g_direct_equal);
     S.gpid_seq = g_random_int_range(0, 32768);
 }
 
-SsidProc *proc_lookup(guint32 gpid)
+SsidProc *
+proc_lookup(guint32 gpid)
 {
     return g_hash_table_lookup(S.procs, GUINT_TO_POINTER(gpid));
 }
 
-guint proc_count(void)
+guint
+proc_count(void)
 {
     return g_hash_table_size(S.procs);
 }
 
-guint32 proc_new_gpid(void)
+guint32
+proc_new_gpid(void)
 {
     for (int tries = 0; tries < 32768; tries++) {
         guint32 g;
@@ -110,14 +115,16 @@ guint32 proc_new_gpid(void)
     return 0;
 }
 
-static void wake(SsidProc *p)
+static void
+wake(SsidProc *p)
 {
     if (write(p->wake[1], "x", 1) < 0) {
         /* The pipe is full: the relay is awake anyway. */
     }
 }
 
-static guint64 fd_inode(int fd)
+static guint64
+fd_inode(int fd)
 {
     struct stat st;
 
@@ -125,7 +132,8 @@ static guint64 fd_inode(int fd)
 }
 
 /* The host PID of the process itself (PID gpid in the shim's namespace). */
-static pid_t job_pid(SsidProc *p)
+static pid_t
+job_pid(SsidProc *p)
 {
     g_autofree char *ns = NULL;
     g_autofree char *shim_ns = g_strdup_printf("/proc/%d/ns/pid", p->shim);
@@ -166,8 +174,8 @@ static pid_t job_pid(SsidProc *p)
     return 0;
 }
 
-static gboolean send_data(SsiConn *c, SsiType type, guint32 gpid,
-                          const guint8 *data, gsize len)
+static gboolean
+send_data(SsiConn *c, SsiType type, guint32 gpid, const guint8 *data, gsize len)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(type);
 
@@ -178,7 +186,8 @@ static gboolean send_data(SsiConn *c, SsiType type, guint32 gpid,
     return ssi_conn_send(c, m, NULL);
 }
 
-static SsiConn *relay_connect(SsidProc *p)
+static SsiConn *
+relay_connect(SsidProc *p)
 {
     g_autofree char *addr = member_addr(p->launcher);
     SsiIdentity id = member_ident();
@@ -196,7 +205,8 @@ static SsiConn *relay_connect(SsidProc *p)
 }
 
 /* Write pending stdin without blocking. */
-static void feed_stdin(SsidProc *p)
+static void
+feed_stdin(SsidProc *p)
 {
     while (p->state == PROC_RUN && p->in_w >= 0 && p->in_pending->len) {
         ssize_t n = write(p->in_w, p->in_pending->data, p->in_pending->len);
@@ -221,7 +231,8 @@ static void feed_stdin(SsidProc *p)
     }
 }
 
-static void stream_message(SsidProc *p, SsiMsg *m)
+static void
+stream_message(SsidProc *p, SsiMsg *m)
 {
     gsize len = 0;
     const guint8 *d;
@@ -255,7 +266,8 @@ static void stream_message(SsidProc *p, SsiMsg *m)
  * The relay: the process's stdout/stderr to the launcher, its stdin from
  * there, until it exits or is dumped.
  */
-static gpointer relay_thread(gpointer data)
+static gpointer
+relay_thread(gpointer data)
 {
     SsidProc *p = data;
     g_autoptr(SsiConn) c = NULL;
@@ -327,8 +339,8 @@ static gpointer relay_thread(gpointer data)
                 }
                 continue;
             }
-            if (c && !send_data(c, k == 0 ? SSI_OUT : SSI_ERRDATA, p->gpid,
-                                buf, (gsize)r)) {
+            if (c && !send_data(c, k == 0 ? SSI_OUT : SSI_ERRDATA, p->gpid, buf,
+                                (gsize)r)) {
                 g_clear_pointer(&c, ssi_conn_free);
             }
         }
@@ -396,7 +408,8 @@ static gpointer relay_thread(gpointer data)
     return NULL;
 }
 
-static gpointer waiter_thread(gpointer data)
+static gpointer
+waiter_thread(gpointer data)
 {
     SsidProc *p = data;
     int status = 0;
@@ -427,9 +440,9 @@ static gpointer waiter_thread(gpointer data)
 }
 
 /* S.lock held. */
-static SsidProc *proc_add(guint32 gpid, char **argv, guint32 launcher,
-                          pid_t shim, int in_w, int out_r, int err_r,
-                          const guint64 inode[3])
+static SsidProc *
+proc_add(guint32 gpid, char **argv, guint32 launcher, pid_t shim, int in_w,
+         int out_r, int err_r, const guint64 inode[3])
 {
     SsidProc *p = g_new0(SsidProc, 1);
 
@@ -465,7 +478,8 @@ typedef struct {
 
 /* The init of the new PID namespace, before it execs ssi-init. Only
  * async-signal-safe calls: the parent has threads. */
-static int spawn_child(void *data)
+static int
+spawn_child(void *data)
 {
     SpawnArgs *a = data;
 
@@ -481,8 +495,8 @@ static int spawn_child(void *data)
     _exit(126);
 }
 
-gboolean proc_exec(guint32 gpid, char **argv, guint32 launcher,
-                   GError **error)
+gboolean
+proc_exec(guint32 gpid, char **argv, guint32 launcher, GError **error)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     g_autofree char *gpid_s = g_strdup_printf("%u", gpid);
@@ -509,8 +523,7 @@ gboolean proc_exec(guint32 gpid, char **argv, guint32 launcher,
     inode[0] = fd_inode(in[0]);
     inode[1] = fd_inode(out[1]);
     inode[2] = fd_inode(err[1]);
-    init = clone(spawn_child, stack + stack_size, CLONE_NEWPID | SIGCHLD,
-                 &sa);
+    init = clone(spawn_child, stack + stack_size, CLONE_NEWPID | SIGCHLD, &sa);
     if (init < 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                     "cannot start a PID namespace for GPID %u: %s", gpid,
@@ -541,7 +554,8 @@ fail:
     return FALSE;
 }
 
-gboolean proc_kill(guint32 gpid, int sig, GError **error)
+gboolean
+proc_kill(guint32 gpid, int sig, GError **error)
 {
     SsidProc *p;
     pid_t j;
@@ -567,7 +581,8 @@ gboolean proc_kill(guint32 gpid, int sig, GError **error)
     return TRUE;
 }
 
-GArray *proc_gpids(void)
+GArray *
+proc_gpids(void)
 {
     GArray *a = g_array_new(FALSE, FALSE, sizeof(guint32));
     GHashTableIter it;
@@ -583,7 +598,8 @@ GArray *proc_gpids(void)
 }
 
 /* One ps row: GPID NODE STATE %CPU RSS(KiB) COMMAND, from /proc/PID. */
-static char *proc_row(const char *gpid, pid_t pid)
+static char *
+proc_row(const char *gpid, pid_t pid)
 {
     g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
     g_autofree char *stat = NULL;
@@ -627,7 +643,8 @@ static char *proc_row(const char *gpid, pid_t pid)
                            cmd);
 }
 
-void proc_rows(GPtrArray *rows, gboolean all)
+void
+proc_rows(GPtrArray *rows, gboolean all)
 {
     GHashTableIter it;
     gpointer v;
@@ -643,8 +660,7 @@ void proc_rows(GPtrArray *rows, gboolean all)
 
         if (!row) {
             row = g_strdup_printf("%u %u %c 0.0 0 %s", p->gpid, S.self,
-                                  p->state == PROC_RUN ? 'Z' : 'M',
-                                  p->argv[0]);
+                                  p->state == PROC_RUN ? 'Z' : 'M', p->argv[0]);
         }
         g_ptr_array_add(rows, row);
         g_hash_table_add(mine, GINT_TO_POINTER(p->shim));
@@ -678,14 +694,15 @@ void proc_rows(GPtrArray *rows, gboolean all)
     }
 }
 
-void proc_meta_clear(SsidProcMeta *m)
+void
+proc_meta_clear(SsidProcMeta *m)
 {
     g_clear_pointer(&m->argv, g_strfreev);
     g_clear_pointer(&m->stdin_pending, g_byte_array_unref);
 }
 
-gboolean proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim,
-                         GError **error)
+gboolean
+proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim, GError **error)
 {
     SsidProc *p;
 
@@ -709,7 +726,8 @@ gboolean proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim,
     return TRUE;
 }
 
-void proc_abort_move(guint32 gpid)
+void
+proc_abort_move(guint32 gpid)
 {
     SsidProc *p;
 
@@ -723,7 +741,8 @@ void proc_abort_move(guint32 gpid)
     g_mutex_unlock(&S.lock);
 }
 
-gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
+gboolean
+proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
 {
     SsidProc *p;
     gint64 deadline = g_get_monotonic_time() + 30 * G_TIME_SPAN_SECOND;
@@ -742,8 +761,8 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
     /* Bytes written to its stdin that it had not read: the tail of the
      * ring, still in the pipe. */
     meta->stdin_pending = g_byte_array_new();
-    if (p->in_w >= 0 && ioctl(p->in_w, FIONREAD, &unread) == 0 &&
-        unread > 0 && (guint)unread <= p->in_ring->len) {
+    if (p->in_w >= 0 && ioctl(p->in_w, FIONREAD, &unread) == 0 && unread > 0 &&
+        (guint)unread <= p->in_ring->len) {
         g_byte_array_append(meta->stdin_pending,
                             p->in_ring->data + p->in_ring->len - unread,
                             (guint)unread);
@@ -767,7 +786,8 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
     }
 }
 
-void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
+void
+proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
 {
     guint64 inode[3];
     SsidProc *p;
@@ -778,8 +798,8 @@ void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
         inode[i] = fds[i] >= 0 ? fd_inode(fds[i]) : 0;
     }
     g_mutex_lock(&S.lock);
-    p = proc_add(meta->gpid, meta->argv, meta->launcher, shim, fds[0],
-                 fds[1], fds[2], inode);
+    p = proc_add(meta->gpid, meta->argv, meta->launcher, shim, fds[0], fds[1],
+                 fds[2], inode);
     if (meta->stdin_pending) {
         g_byte_array_append(p->in_pending, meta->stdin_pending->data,
                             meta->stdin_pending->len);
@@ -803,7 +823,8 @@ struct SsidLaunch {
     int refs;
 };
 
-static void launch_unref(SsidLaunch *l)
+static void
+launch_unref(SsidLaunch *l)
 {
     if (!l || !g_atomic_int_dec_and_test(&l->refs)) {
         return;
@@ -813,7 +834,8 @@ static void launch_unref(SsidLaunch *l)
     g_free(l);
 }
 
-SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client)
+SsidLaunch *
+launch_register(guint32 gpid, guint32 node, SsiConn *client)
 {
     SsidLaunch *l = g_new0(SsidLaunch, 1);
 
@@ -829,7 +851,8 @@ SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client)
     return l;
 }
 
-void launch_unregister(guint32 gpid)
+void
+launch_unregister(guint32 gpid)
 {
     SsidLaunch *l;
 
@@ -842,7 +865,8 @@ void launch_unregister(guint32 gpid)
     launch_unref(l);
 }
 
-static SsidLaunch *launch_get(guint32 gpid)
+static SsidLaunch *
+launch_get(guint32 gpid)
 {
     SsidLaunch *l;
 
@@ -856,7 +880,8 @@ static SsidLaunch *launch_get(guint32 gpid)
 }
 
 /* l->lock held: end the launch with @status, telling the client. */
-static void launch_end(SsidLaunch *l, guint32 status, const char *text)
+static void
+launch_end(SsidLaunch *l, guint32 status, const char *text)
 {
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_EXIT);
 
@@ -874,7 +899,8 @@ static void launch_end(SsidLaunch *l, guint32 status, const char *text)
     }
 }
 
-void launch_node_lost(guint32 node)
+void
+launch_node_lost(guint32 node)
 {
     g_autoptr(GPtrArray) lost = g_ptr_array_new();
     GHashTableIter it;
@@ -912,7 +938,8 @@ void launch_node_lost(guint32 node)
     }
 }
 
-void launch_serve(SsiConn *client, guint32 gpid, guint32 node)
+void
+launch_serve(SsiConn *client, guint32 gpid, guint32 node)
 {
     SsidLaunch *l = launch_get(gpid);
 
@@ -931,8 +958,8 @@ void launch_serve(SsiConn *client, guint32 gpid, guint32 node)
             break;
         }
         m = ssi_conn_recv(client, 500, &err);
-        if (!m && err && g_error_matches(err, G_IO_ERROR,
-                                         G_IO_ERROR_TIMED_OUT)) {
+        if (!m && err &&
+            g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
             continue;
         }
         if (!m) {
@@ -973,7 +1000,8 @@ void launch_serve(SsiConn *client, guint32 gpid, guint32 node)
     (void)node;
 }
 
-void launch_attach(SsiConn *c, SsiMsg *first)
+void
+launch_attach(SsiConn *c, SsiMsg *first)
 {
     guint32 gpid = 0;
     SsidLaunch *l;
@@ -1050,7 +1078,8 @@ void launch_attach(SsiConn *c, SsiMsg *first)
     launch_unref(l);
 }
 
-gboolean launch_node(guint32 gpid, guint32 *node)
+gboolean
+launch_node(guint32 gpid, guint32 *node)
 {
     SsidLaunch *l = launch_get(gpid);
     gboolean live;
@@ -1066,7 +1095,8 @@ gboolean launch_node(guint32 gpid, guint32 *node)
     return live;
 }
 
-void launch_note(guint32 gpid, const char *text)
+void
+launch_note(guint32 gpid, const char *text)
 {
     SsidLaunch *l = launch_get(gpid);
     g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_ERRDATA);
@@ -1084,7 +1114,8 @@ void launch_note(guint32 gpid, const char *text)
     launch_unref(l);
 }
 
-void launch_lost(guint32 gpid, const char *text)
+void
+launch_lost(guint32 gpid, const char *text)
 {
     SsidLaunch *l = launch_get(gpid);
 

@@ -28,10 +28,10 @@ typedef struct {
     gboolean leaving;
     guint32 load;
     guint64 memfree;
-    gint64 heard_us;    /* last heartbeat, monotonic */
-    GArray *gpids;      /* guint32: its SSI processes, as last heard */
-    gint64 placed_us;   /* last placement here by this member */
-    guint32 placed;     /* placements not yet in its heartbeats */
+    gint64 heard_us;  /* last heartbeat, monotonic */
+    GArray *gpids;    /* guint32: its SSI processes, as last heard */
+    gint64 placed_us; /* last placement here by this member */
+    guint32 placed;   /* placements not yet in its heartbeats */
 } SsidMember;
 
 typedef struct SsidProc SsidProc;
@@ -50,7 +50,7 @@ typedef struct {
     SsiIdentity ident; /* node is updated as the view changes */
     /* Membership. */
     SsidState state;
-    guint32 self;       /* node id, 0 when not a member */
+    guint32 self; /* node id, 0 when not a member */
     guint64 epoch;
     guint32 next_id;
     GPtrArray *members; /* SsidMember*, by id */
@@ -59,7 +59,7 @@ typedef struct {
     GHashTable *procs;    /* gpid -> SsidProc*: running here */
     GHashTable *launches; /* gpid -> SsidLaunch*: launched from here */
     guint32 gpid_seq;
-    gboolean kmod;        /* /proc/ssi is there */
+    gboolean kmod; /* /proc/ssi is there */
 } Ssid;
 
 extern Ssid S;
@@ -88,8 +88,7 @@ SsiIdentity member_ident(void);
 void proc_init(void);
 guint32 proc_new_gpid(void);
 /* Start a process here for @launcher (node id). */
-gboolean proc_exec(guint32 gpid, char **argv, guint32 launcher,
-                   GError **error);
+gboolean proc_exec(guint32 gpid, char **argv, guint32 launcher, GError **error);
 gboolean proc_kill(guint32 gpid, int sig, GError **error);
 /* ps rows of the processes here; @all: every process of this member. */
 void proc_rows(GPtrArray *rows, gboolean all);
