@@ -792,6 +792,23 @@ hand_over(void)
     member_write_kernel();
 }
 
+/* S.lock held: LEAVE to every other member (only the coordinator acts
+ * on it). */
+static void
+send_leave(guint8 flags)
+{
+    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_LEAVE);
+
+    m->hdr.flags = flags;
+    for (guint j = 0; j < S.members->len; j++) {
+        SsidMember *c = g_ptr_array_index(S.members, j);
+
+        if (c->id != S.self) {
+            send_to(c->addr, m);
+        }
+    }
+}
+
 gboolean
 member_mark_leaving(void)
 {
@@ -808,16 +825,7 @@ member_mark_leaving(void)
             self->leaving = TRUE;
             new_view("this node is leaving");
         } else {
-            g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_LEAVE);
-
-            m->hdr.flags = SSI_LEAVE_INTENT;
-            for (guint j = 0; j < S.members->len; j++) {
-                SsidMember *c = g_ptr_array_index(S.members, j);
-
-                if (c->id != S.self) {
-                    send_to(c->addr, m);
-                }
-            }
+            send_leave(SSI_LEAVE_INTENT);
         }
         g_mutex_unlock(&S.lock);
         g_usleep(200 * 1000);
@@ -843,15 +851,7 @@ member_leave(GError **error)
         if (is_coordinator()) {
             hand_over();
         } else {
-            g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_LEAVE);
-
-            for (guint j = 0; j < S.members->len; j++) {
-                SsidMember *c = g_ptr_array_index(S.members, j);
-
-                if (c->id != S.self) {
-                    send_to(c->addr, m);
-                }
-            }
+            send_leave(0);
         }
         g_mutex_unlock(&S.lock);
         g_usleep(200 * 1000);
