@@ -122,7 +122,8 @@ wait_for 30 started || { echo "demo: the counter did not start" >&2; exit 1; }
 g=$(ssi_sh s1 cat /tmp/count.err | sed -n 's/^ssi: GPID \([0-9]*\).*/\1/p')
 sleep 1.5
 echo "  a counter (GPID $g, an open file, stdout to s1) moves from s1 to s3, across the WAN:"
-echo "    $(ssi_sh s1 ssi migrate "$g" 3)"
+n3=$(ssi_sh s1 ssi nodes | awk '$2 == "10.77.2.121" {print $1}')
+echo "    $(ssi_sh s1 ssi migrate "$g" "$n3")"
 ssi_sh_wait "$VC_TESTDIR/count" 60 >/dev/null || true
 if [[ $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ') == "$(seq 1 25 | tr '\n' ' ')" &&
     $(ssi_sh s3 cat /tmp/count.log | tr '\n' ' ') == "$(seq 1 25 | tr '\n' ' ')" ]]; then

@@ -106,6 +106,18 @@ max=$(awk '{n[$3]++} END {m = 0; for (k in n) if (n[k] > m) m = n[k]; print m}' 
 nodes_used=$(awk '{print $3}' "$out/spread" | sort -u | wc -l)
 log "8 processes on $nodes_used members, at most $max on one"
 
+# Quick processes (output and exit before the launcher hears they
+# started), bulk stdin in and out, a reader that stops early.
+assert_eq "exit statuses of quick processes" "0 3 0 3 0 3" \
+    "$(ssi_sh m2 'for i in 1 2 3; do ssi run true </dev/null; echo -n "$? "; ssi run sh -c "exit 3" </dev/null; echo -n "$? "; done' | sed 's/ $//')"
+assert_eq "lines of bulk stdin through ssi run" 20000 \
+    "$(SSI_SH_TIMEOUT=120 ssi_sh m1 "seq 1 20000 | ssi run -n $n4 wc -l")"
+assert_eq "bulk stdin and stdout through ssi run" "$(seq 1 20000 | sha256sum)" \
+    "$(SSI_SH_TIMEOUT=120 ssi_sh m1 "seq 1 20000 | ssi run -n $n3 cat | sha256sum")"
+assert_eq "yes | head -1 in an SSI process (SIGPIPE as at home)" "y 0" \
+    "$(ssi_sh m3 'ssi run sh -c "yes | head -n 1" </dev/null; echo $?' | tr '\n' ' ' | sed 's/ $//')"
+ssi_sh m1 ssi nodes >/dev/null || fail "ssid on m1 is gone"
+
 # 3. A stateful counter migrates through all members: stdout piped into a
 # second stage on node 4, an open file appended to.
 counter='exec 3>>/tmp/counter.log; i=0; while [ $i -lt 120 ]; do i=$((i+1)); echo "$$ $i"; echo $i >&3; sleep 0.2; done'

@@ -345,28 +345,46 @@ write_all(int fd, const guint8 *d, gsize len)
     return vc_write_all(fd, d, len, NULL);
 }
 
-/* Serve a started process: stdio and signals to it, until EXIT. */
+/* Our stdin to the process, from its own thread: the main loop must
+ * keep reading the process's output whatever stdin does. */
+static gpointer
+stdin_thread(gpointer data)
+{
+    SsiConn *c = data;
+    guint8 buf[65536];
+
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof(buf));
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_IN_EOF);
+
+            ssi_conn_send(c, m, NULL);
+            break;
+        }
+        g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_IN);
+
+        ssi_out_bytes(m, SSI_F_DATA, buf, (gsize)n);
+        if (!ssi_conn_send(c, m, NULL)) {
+            break;
+        }
+    }
+    ssi_conn_free(c);
+    return NULL;
+}
+
+/* Serve a started process: stdio and signals to it, until EXIT. Its
+ * output may come before STARTED does. */
 static int
 session(SsiConn *c, gboolean verbose)
 {
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-    gboolean in_open = TRUE;
     g_autoptr(GError) err = NULL;
-    g_autoptr(SsiMsg) st = ssi_conn_recv(c, 600000, &err);
-    guint32 gpid = 0, node = 0;
+    gboolean started = FALSE;
 
-    if (!st || st->hdr.type != SSI_STARTED) {
-        g_autofree char *t = st ? ssi_msg_str(st, SSI_F_TEXT, 4096) : NULL;
-
-        return failed(t     ? t
-                      : err ? err->message
-                            : "ssid closed the connection");
-    }
-    ssi_msg_u32(st, SSI_F_GPID, &gpid);
-    ssi_msg_u32(st, SSI_F_NODE, &node);
-    if (verbose) {
-        g_printerr("ssi: GPID %u on node %u\n", gpid, node);
-    }
     if (pipe(sig_pipe) < 0) {
         return failed("pipe failed");
     }
@@ -377,13 +395,16 @@ session(SsiConn *c, gboolean verbose)
     }
     signal(SIGPIPE, SIG_IGN);
     for (;;) {
-        struct pollfd p[3] = {
+        struct pollfd p[2] = {
             {.fd = ssi_conn_fd(c), .events = POLLIN},
             {.fd = sig_pipe[0], .events = POLLIN},
-            {.fd = in_open ? 0 : -1, .events = POLLIN},
         };
+        g_autoptr(SsiMsg) m = NULL;
+        gsize len = 0;
+        const guint8 *d;
+        guint32 status = 255, gpid = 0, node = 0;
 
-        if (poll(p, 3, -1) < 0) {
+        if (poll(p, 2, -1) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -392,59 +413,56 @@ session(SsiConn *c, gboolean verbose)
         if (p[1].revents) {
             guint8 s;
 
-            if (read(sig_pipe[0], &s, 1) == 1) {
-                g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_SIGNAL);
+            if (read(sig_pipe[0], &s, 1) == 1 && started) {
+                g_autoptr(SsiMsgOut) f = ssi_out_new(SSI_SIGNAL);
 
-                ssi_out_u32(m, SSI_F_SIGNAL, s);
-                ssi_conn_send(c, m, NULL);
+                ssi_out_u32(f, SSI_F_SIGNAL, s);
+                ssi_conn_send(c, f, NULL);
             }
         }
-        if (p[2].revents) {
-            guint8 buf[65536];
-            ssize_t n = read(0, buf, sizeof(buf));
-
-            if (n > 0) {
-                g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_IN);
-
-                ssi_out_bytes(m, SSI_F_DATA, buf, (gsize)n);
-                ssi_conn_send(c, m, NULL);
-            } else if (n == 0 || errno != EINTR) {
-                g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_IN_EOF);
-
-                ssi_conn_send(c, m, NULL);
-                in_open = FALSE;
-            }
+        if (!p[0].revents) {
+            continue;
         }
-        if (p[0].revents) {
-            g_autoptr(SsiMsg) m = ssi_conn_recv(c, 0, &err);
-            gsize len = 0;
-            const guint8 *d;
-            guint32 status = 255;
+        m = ssi_conn_recv(c, 0, &err);
+        if (!m) {
+            return failed(err ? err->message : "ssid closed the connection");
+        }
+        switch (m->hdr.type) {
+        case SSI_FAIL: {
+            g_autofree char *t = ssi_msg_str(m, SSI_F_TEXT, 4096);
 
-            if (!m) {
-                return failed(err ? err->message
-                                  : "ssid closed the connection");
+            return failed(t ? t : "refused");
+        }
+        case SSI_STARTED:
+            ssi_msg_u32(m, SSI_F_GPID, &gpid);
+            ssi_msg_u32(m, SSI_F_NODE, &node);
+            if (verbose) {
+                g_printerr("ssi: GPID %u on node %u\n", gpid, node);
             }
-            switch (m->hdr.type) {
-            case SSI_OUT:
-            case SSI_ERRDATA:
-                d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-                if (d) {
-                    write_all(m->hdr.type == SSI_OUT ? 1 : 2, d, len);
-                }
-                break;
-            case SSI_EXIT: {
-                g_autofree char *t = ssi_msg_str(m, SSI_F_TEXT, 4096);
+            if (!started) {
+                started = TRUE;
+                g_thread_unref(
+                    g_thread_new("stdin", stdin_thread, ssi_conn_ref(c)));
+            }
+            break;
+        case SSI_OUT:
+        case SSI_ERRDATA:
+            d = ssi_msg_bytes(m, SSI_F_DATA, &len);
+            if (d) {
+                write_all(m->hdr.type == SSI_OUT ? 1 : 2, d, len);
+            }
+            break;
+        case SSI_EXIT: {
+            g_autofree char *t = ssi_msg_str(m, SSI_F_TEXT, 4096);
 
-                if (t) {
-                    g_printerr("ssi: %s\n", t);
-                }
-                ssi_msg_u32(m, SSI_F_STATUS, &status);
-                return status > 255 ? 255 : (int)status;
+            if (t) {
+                g_printerr("ssi: %s\n", t);
             }
-            default:
-                break;
-            }
+            ssi_msg_u32(m, SSI_F_STATUS, &status);
+            return status > 255 ? 255 : (int)status;
+        }
+        default:
+            break;
         }
     }
 }

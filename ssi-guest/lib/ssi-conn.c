@@ -26,6 +26,7 @@ struct SsiConn {
     guint64 send_seq;
     guint64 recv_seq;
     guint16 peer_node;
+    gint refs;
 };
 
 static SsiConn *
@@ -35,6 +36,7 @@ conn_new(const SsiIdentity *id, int fd)
 
     c->id = *id;
     c->fd = fd;
+    c->refs = 1;
     g_mutex_init(&c->send_lock);
     for (int i = 0; i < SSI_NONCE_LEN; i += 4) {
         guint32 r = g_random_int();
@@ -44,10 +46,23 @@ conn_new(const SsiIdentity *id, int fd)
     return c;
 }
 
+SsiConn *
+ssi_conn_ref(SsiConn *c)
+{
+    g_atomic_int_inc(&c->refs);
+    return c;
+}
+
+void
+ssi_conn_shutdown(SsiConn *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+}
+
 void
 ssi_conn_free(SsiConn *c)
 {
-    if (!c) {
+    if (!c || !g_atomic_int_dec_and_test(&c->refs)) {
         return;
     }
     if (c->fd >= 0) {

@@ -27,7 +27,12 @@ SsiConn *ssi_conn_accept(const SsiIdentity *id, int fd, int timeout_ms,
                          GError **error);
 /* Connect to a unix socket (control). */
 SsiConn *ssi_conn_unix(const char *path, GError **error);
+/* Connections are shared between threads by reference: ssi_conn_free()
+ * drops one, and the socket closes with the last. */
+SsiConn *ssi_conn_ref(SsiConn *c);
 void ssi_conn_free(SsiConn *c);
+/* Wake whoever waits on it: reads end, sends fail. */
+void ssi_conn_shutdown(SsiConn *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SsiConn, ssi_conn_free)
 
 int ssi_conn_fd(SsiConn *c);

@@ -840,8 +840,10 @@ restart(const char *dir, guint32 node, SsiConn *client, gboolean resume,
     if (!c) {
         goto out;
     }
-    if (!resume) {
-        launch_register(meta.gpid, node, client);
+    if (!resume && !launch_register(meta.gpid, node, client)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "GPID %u is being restarted already", meta.gpid);
+        goto out;
     }
     if (!send_image(c, &meta, images, pairs, &bytes, error) ||
         !(r = ssi_conn_recv(c, 120000, error))) {

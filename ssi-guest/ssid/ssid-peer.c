@@ -178,7 +178,7 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
     }
     if (restart) {
         dir = ssi_msg_str(m, SSI_F_PATH, 4096);
-        if (!dir || !mig_restart(dir, node, c, &gpid, &err)) {
+        if (!dir || !mig_restart(dir, node, NULL, &gpid, &err)) {
             ssi_conn_fail(c, err ? err->message : "bad RESTART request", NULL);
             return;
         }
@@ -197,7 +197,10 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
         for (char **a = argv; *a; a++) {
             ssi_out_str(ex, SSI_F_ARG, *a);
         }
-        launch_register(gpid, node, c);
+        if (!launch_register(gpid, node, NULL)) {
+            ssi_conn_fail(c, "GPID taken, try again", NULL);
+            return;
+        }
         r = forward(node, ex, 10000, &err);
         if (!r) {
             launch_unregister(gpid);
@@ -209,6 +212,7 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
     ssi_out_u32(started, SSI_F_GPID, gpid);
     ssi_out_u32(started, SSI_F_NODE, node);
     ssi_conn_send(c, started, NULL);
+    launch_set_client(gpid, c);
     if (ssi_msg_u32(m, SSI_F_PERIOD, &period) && period > 0) {
         mig_auto_checkpoint(gpid, MIN(period, 86400));
     }

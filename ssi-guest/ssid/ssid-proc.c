@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define IN_RING_MAX (256 * 1024)
+#define IN_PENDING_MAX (4 * 1024 * 1024)
 
 typedef enum { PROC_RUN, PROC_MOVING, PROC_DUMPED } ProcState;
 
@@ -103,12 +105,14 @@ proc_new_gpid(void)
     for (int tries = 0; tries < 32768; tries++) {
         guint32 g;
 
+        gboolean launched;
+
         g_mutex_lock(&S.lock);
         S.gpid_seq = (S.gpid_seq + 1) % 32768;
         g = S.self * 65536 + 32768 + S.gpid_seq;
+        launched = g_hash_table_contains(S.launches, GUINT_TO_POINTER(g));
         g_mutex_unlock(&S.lock);
-        if (!member_find_gpid(g) &&
-            !g_hash_table_contains(S.launches, GUINT_TO_POINTER(g))) {
+        if (!launched && !member_find_gpid(g)) {
             return g;
         }
     }
@@ -131,44 +135,35 @@ fd_inode(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-/* The host PID of the process itself (PID gpid in the shim's namespace). */
+/* The host PID of the process itself: the child of ssi-init whose PID in
+ * the namespace is the GPID (ssi-init forks only it; orphans it adopts
+ * have other PIDs). */
 static pid_t
 job_pid(SsidProc *p)
 {
-    g_autofree char *ns = NULL;
-    g_autofree char *shim_ns = g_strdup_printf("/proc/%d/ns/pid", p->shim);
-    g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
-    const char *e;
+    g_autofree char *path =
+        g_strdup_printf("/proc/%d/task/%d/children", p->shim, p->shim);
+    g_autofree char *kids = NULL;
+    g_auto(GStrv) list = NULL;
 
-    ns = g_file_read_link(shim_ns, NULL);
-    while (ns && d && (e = g_dir_read_name(d))) {
+    if (!g_file_get_contents(path, &kids, NULL, NULL)) {
+        return 0;
+    }
+    list = g_strsplit(g_strstrip(kids), " ", -1);
+    for (char **k = list; *k && **k; k++) {
+        g_autofree char *st = g_strdup_printf("/proc/%s/status", *k);
         g_autofree char *status = NULL;
-        g_autofree char *path = NULL;
         const char *l;
-        guint64 inner = 0;
+        char *end;
 
-        if (!g_ascii_isdigit(e[0])) {
-            continue;
-        }
-        path = g_strdup_printf("/proc/%s/status", e);
-        if (!g_file_get_contents(path, &status, NULL, NULL) ||
+        if (!g_file_get_contents(st, &status, NULL, NULL) ||
             !(l = strstr(status, "\nNSpid:"))) {
             continue;
         }
         /* "NSpid: host inner" */
-        {
-            char *end;
-            guint64 host = g_ascii_strtoull(l + 7, &end, 10);
-
-            inner = g_ascii_strtoull(end, NULL, 10);
-            if (inner == p->gpid && host != 0) {
-                g_autofree char *nsl = g_strdup_printf("/proc/%s/ns/pid", e);
-                g_autofree char *n2 = g_file_read_link(nsl, NULL);
-
-                if (n2 && strcmp(n2, ns) == 0) {
-                    return (pid_t)host;
-                }
-            }
+        g_ascii_strtoull(l + 7, &end, 10);
+        if (g_ascii_strtoull(end, NULL, 10) == p->gpid) {
+            return (pid_t)g_ascii_strtoll(*k, NULL, 10);
         }
     }
     return 0;
@@ -241,7 +236,7 @@ stream_message(SsidProc *p, SsiMsg *m)
     switch (m->hdr.type) {
     case SSI_IN:
         d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-        if (d && p->in_pending->len + len < 16 * 1024 * 1024) {
+        if (d) {
             g_byte_array_append(p->in_pending, d, (guint)len);
         }
         break;
@@ -274,6 +269,10 @@ relay_thread(gpointer data)
     gboolean out_eof = FALSE, err_eof = FALSE;
     gint64 retry = 0;
     guint8 buf[65536];
+    /* Output read but not sent when the connection broke: it goes first
+     * on the next one. */
+    g_autoptr(GByteArray) unsent = g_byte_array_new();
+    SsiType unsent_type = SSI_OUT;
 
     for (;;) {
         struct pollfd pf[5];
@@ -285,19 +284,29 @@ relay_thread(gpointer data)
             c = relay_connect(p);
             retry = g_get_monotonic_time() + 1000 * 1000;
         }
+        if (c && unsent->len) {
+            if (send_data(c, unsent_type, p->gpid, unsent->data, unsent->len)) {
+                g_byte_array_set_size(unsent, 0);
+            } else {
+                g_clear_pointer(&c, ssi_conn_free);
+            }
+        }
         g_mutex_lock(&S.lock);
         st = p->state;
         exited = p->exited;
         feed_stdin(p);
         g_mutex_unlock(&S.lock);
-        if (out_eof && err_eof && (exited || st == PROC_DUMPED)) {
+        /* Done when all output is out and EXIT or DETACH can go to the
+         * launcher (or it is gone for good). */
+        if (out_eof && err_eof && (exited || st == PROC_DUMPED) &&
+            ((c && !unsent->len) || !member_is_up(p->launcher))) {
             break;
         }
         pf[n] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
         n++;
         /* Without a launcher to write to, output waits in the pipes
          * (up to their size), unless the launcher is gone for good. */
-        if (c || !member_is_up(p->launcher)) {
+        if ((c && !unsent->len) || !member_is_up(p->launcher)) {
             if (!out_eof) {
                 io = n;
                 pf[n++] = (struct pollfd){.fd = p->out_r, .events = POLLIN};
@@ -307,11 +316,13 @@ relay_thread(gpointer data)
                 pf[n++] = (struct pollfd){.fd = p->err_r, .events = POLLIN};
             }
         }
-        if (c) {
+        g_mutex_lock(&S.lock);
+        /* Stdin it has not taken yet holds the stream back (TCP pushes
+         * back to the launcher and its client) rather than filling us. */
+        if (c && p->in_pending->len < IN_PENDING_MAX) {
             ic = n;
             pf[n++] = (struct pollfd){.fd = ssi_conn_fd(c), .events = POLLIN};
         }
-        g_mutex_lock(&S.lock);
         if (p->state == PROC_RUN && p->in_w >= 0 && p->in_pending->len) {
             iw = n;
             pf[n++] = (struct pollfd){.fd = p->in_w, .events = POLLOUT};
@@ -342,9 +353,12 @@ relay_thread(gpointer data)
             if (c && !send_data(c, k == 0 ? SSI_OUT : SSI_ERRDATA, p->gpid, buf,
                                 (gsize)r)) {
                 g_clear_pointer(&c, ssi_conn_free);
+                unsent_type = k == 0 ? SSI_OUT : SSI_ERRDATA;
+                g_byte_array_append(unsent, buf, (guint)r);
+                break;
             }
         }
-        if (ic >= 0 && pf[ic].revents) {
+        if (c && ic >= 0 && pf[ic].revents) {
             g_autoptr(GError) err = NULL;
             g_autoptr(SsiMsg) m = ssi_conn_recv(c, 0, &err);
 
@@ -491,6 +505,9 @@ spawn_child(void *data)
     if (chdir("/") < 0) {
         _exit(126);
     }
+    /* Not ssid's: SIGPIPE ignored, its high priority. */
+    signal(SIGPIPE, SIG_DFL);
+    setpriority(PRIO_PROCESS, 0, 0);
     execv("/sbin/ssi-init", a->args);
     _exit(126);
 }
@@ -808,324 +825,4 @@ proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
         p->in_eof = TRUE;
     }
     g_mutex_unlock(&S.lock);
-}
-
-/* The launcher's side. */
-struct SsidLaunch {
-    guint32 gpid;
-    guint32 node;       /* where it runs; 0 while it moves */
-    SsiConn *client;    /* the `ssi run` connection, NULL once gone */
-    SsiConn *stream;    /* the running member's relay */
-    GQueue queued;      /* SsiMsgOut* for the relay, while none is attached */
-    gsize queued_bytes; /* bounded: a client cannot fill our memory */
-    GMutex lock;        /* serialises use of client and stream */
-    gboolean done;
-    int refs;
-};
-
-static void
-launch_unref(SsidLaunch *l)
-{
-    if (!l || !g_atomic_int_dec_and_test(&l->refs)) {
-        return;
-    }
-    g_queue_clear_full(&l->queued, (GDestroyNotify)ssi_out_free);
-    g_mutex_clear(&l->lock);
-    g_free(l);
-}
-
-SsidLaunch *
-launch_register(guint32 gpid, guint32 node, SsiConn *client)
-{
-    SsidLaunch *l = g_new0(SsidLaunch, 1);
-
-    l->gpid = gpid;
-    l->node = node;
-    l->client = client;
-    l->refs = 1;
-    g_mutex_init(&l->lock);
-    g_queue_init(&l->queued);
-    g_mutex_lock(&S.lock);
-    g_hash_table_insert(S.launches, GUINT_TO_POINTER(gpid), l);
-    g_mutex_unlock(&S.lock);
-    return l;
-}
-
-void
-launch_unregister(guint32 gpid)
-{
-    SsidLaunch *l;
-
-    g_mutex_lock(&S.lock);
-    l = g_hash_table_lookup(S.launches, GUINT_TO_POINTER(gpid));
-    if (l) {
-        g_hash_table_remove(S.launches, GUINT_TO_POINTER(gpid));
-    }
-    g_mutex_unlock(&S.lock);
-    launch_unref(l);
-}
-
-static SsidLaunch *
-launch_get(guint32 gpid)
-{
-    SsidLaunch *l;
-
-    g_mutex_lock(&S.lock);
-    l = g_hash_table_lookup(S.launches, GUINT_TO_POINTER(gpid));
-    if (l) {
-        g_atomic_int_inc(&l->refs);
-    }
-    g_mutex_unlock(&S.lock);
-    return l;
-}
-
-/* l->lock held: end the launch with @status, telling the client. */
-static void
-launch_end(SsidLaunch *l, guint32 status, const char *text)
-{
-    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_EXIT);
-
-    if (l->done) {
-        return;
-    }
-    l->done = TRUE;
-    ssi_out_u32(m, SSI_F_GPID, l->gpid);
-    ssi_out_u32(m, SSI_F_STATUS, status);
-    if (text) {
-        ssi_out_str(m, SSI_F_TEXT, text);
-    }
-    if (l->client) {
-        ssi_conn_send(l->client, m, NULL);
-    }
-}
-
-void
-launch_node_lost(guint32 node)
-{
-    g_autoptr(GPtrArray) lost = g_ptr_array_new();
-    GHashTableIter it;
-    gpointer v;
-
-    g_mutex_lock(&S.lock);
-    g_hash_table_iter_init(&it, S.launches);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        SsidLaunch *l = v;
-
-        if (l->node == node) {
-            g_atomic_int_inc(&l->refs);
-            g_ptr_array_add(lost, l);
-        }
-    }
-    g_mutex_unlock(&S.lock);
-    for (guint i = 0; i < lost->len; i++) {
-        SsidLaunch *l = g_ptr_array_index(lost, i);
-        g_autofree char *t =
-            g_strdup_printf("GPID %u lost: node %u failed", l->gpid, node);
-
-        g_mutex_lock(&l->lock);
-        l->node = 0;
-        g_mutex_unlock(&l->lock);
-        if (mig_auto_restart(l->gpid)) {
-            launch_unref(l);
-            continue;
-        }
-        g_message("%s", t);
-        g_mutex_lock(&l->lock);
-        launch_end(l, 255, t);
-        g_mutex_unlock(&l->lock);
-        launch_unregister(l->gpid);
-        launch_unref(l);
-    }
-}
-
-void
-launch_serve(SsiConn *client, guint32 gpid, guint32 node)
-{
-    SsidLaunch *l = launch_get(gpid);
-
-    if (!l) {
-        return;
-    }
-    for (;;) {
-        g_autoptr(GError) err = NULL;
-        g_autoptr(SsiMsg) m = NULL;
-        gboolean done;
-
-        g_mutex_lock(&l->lock);
-        done = l->done;
-        g_mutex_unlock(&l->lock);
-        if (done) {
-            break;
-        }
-        m = ssi_conn_recv(client, 500, &err);
-        if (!m && err &&
-            g_error_matches(err, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
-            continue;
-        }
-        if (!m) {
-            break; /* the client is gone; the process runs on */
-        }
-        if (m->hdr.type == SSI_IN || m->hdr.type == SSI_IN_EOF ||
-            m->hdr.type == SSI_SIGNAL) {
-            g_autoptr(SsiMsgOut) f = ssi_out_new(m->hdr.type);
-            gsize len = 0;
-            const guint8 *d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-            guint32 sig;
-
-            ssi_out_u32(f, SSI_F_GPID, gpid);
-            if (d) {
-                ssi_out_bytes(f, SSI_F_DATA, d, len);
-            }
-            if (ssi_msg_u32(m, SSI_F_SIGNAL, &sig)) {
-                ssi_out_u32(f, SSI_F_SIGNAL, sig);
-            }
-            g_mutex_lock(&l->lock);
-            if (!l->stream || !ssi_conn_send(l->stream, f, NULL)) {
-                if (l->queued_bytes + len > 16 * 1024 * 1024) {
-                    g_warning("GPID %u: input dropped, 16 MiB wait for a "
-                              "member to run it",
-                              gpid);
-                } else {
-                    l->queued_bytes += len;
-                    g_queue_push_tail(&l->queued, g_steal_pointer(&f));
-                }
-            }
-            g_mutex_unlock(&l->lock);
-        }
-    }
-    g_mutex_lock(&l->lock);
-    l->client = NULL;
-    g_mutex_unlock(&l->lock);
-    launch_unref(l);
-    (void)node;
-}
-
-void
-launch_attach(SsiConn *c, SsiMsg *first)
-{
-    guint32 gpid = 0;
-    SsidLaunch *l;
-
-    if (!ssi_msg_u32(first, SSI_F_GPID, &gpid) || !(l = launch_get(gpid))) {
-        ssi_conn_fail(c, "no launcher for this GPID here", NULL);
-        return;
-    }
-    g_mutex_lock(&l->lock);
-    l->stream = c;
-    l->node = ssi_conn_peer_node(c);
-    while (!g_queue_is_empty(&l->queued)) {
-        SsiMsgOut *f = g_queue_pop_head(&l->queued);
-
-        ssi_conn_send(c, f, NULL);
-        ssi_out_free(f);
-    }
-    l->queued_bytes = 0;
-    g_mutex_unlock(&l->lock);
-    for (;;) {
-        g_autoptr(SsiMsg) m = ssi_conn_recv(c, -1, NULL);
-        g_autoptr(SsiMsgOut) ok = ssi_out_new(SSI_OK);
-        guint32 status = 255;
-
-        if (!m) {
-            break;
-        }
-        g_mutex_lock(&l->lock);
-        switch (m->hdr.type) {
-        case SSI_OUT:
-        case SSI_ERRDATA: {
-            gsize len = 0;
-            const guint8 *d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-            g_autoptr(SsiMsgOut) f = ssi_out_new(m->hdr.type);
-
-            if (d && l->client) {
-                ssi_out_bytes(f, SSI_F_DATA, d, len);
-                if (!ssi_conn_send(l->client, f, NULL)) {
-                    l->client = NULL;
-                }
-            }
-            break;
-        }
-        case SSI_EXIT:
-            ssi_msg_u32(m, SSI_F_STATUS, &status);
-            launch_end(l, status, NULL);
-            ssi_conn_send(c, ok, NULL);
-            break;
-        case SSI_DETACH:
-            l->node = 0;
-            l->stream = NULL;
-            ssi_conn_send(c, ok, NULL);
-            break;
-        default:
-            break;
-        }
-        if (m->hdr.type == SSI_EXIT || m->hdr.type == SSI_DETACH) {
-            gboolean done = l->done;
-
-            g_mutex_unlock(&l->lock);
-            if (done) {
-                launch_unregister(gpid);
-            }
-            launch_unref(l);
-            return;
-        }
-        g_mutex_unlock(&l->lock);
-    }
-    g_mutex_lock(&l->lock);
-    if (l->stream == c) {
-        l->stream = NULL;
-    }
-    g_mutex_unlock(&l->lock);
-    launch_unref(l);
-}
-
-gboolean
-launch_node(guint32 gpid, guint32 *node)
-{
-    SsidLaunch *l = launch_get(gpid);
-    gboolean live;
-
-    if (!l) {
-        return FALSE;
-    }
-    g_mutex_lock(&l->lock);
-    live = !l->done;
-    *node = l->node;
-    g_mutex_unlock(&l->lock);
-    launch_unref(l);
-    return live;
-}
-
-void
-launch_note(guint32 gpid, const char *text)
-{
-    SsidLaunch *l = launch_get(gpid);
-    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_ERRDATA);
-    g_autofree char *line = g_strdup_printf("ssi: %s\n", text);
-
-    if (!l) {
-        return;
-    }
-    ssi_out_str(m, SSI_F_DATA, line);
-    g_mutex_lock(&l->lock);
-    if (l->client) {
-        ssi_conn_send(l->client, m, NULL);
-    }
-    g_mutex_unlock(&l->lock);
-    launch_unref(l);
-}
-
-void
-launch_lost(guint32 gpid, const char *text)
-{
-    SsidLaunch *l = launch_get(gpid);
-
-    if (!l) {
-        return;
-    }
-    g_message("%s", text);
-    g_mutex_lock(&l->lock);
-    launch_end(l, 255, text);
-    g_mutex_unlock(&l->lock);
-    launch_unregister(gpid);
-    launch_unref(l);
 }

@@ -101,6 +101,8 @@ void launch_node_lost(guint32 node);
 void launch_serve(SsiConn *client, guint32 gpid, guint32 node);
 SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client);
 void launch_unregister(guint32 gpid);
+/* After STARTED went to @client: what waited for it follows. */
+void launch_set_client(guint32 gpid, SsiConn *client);
 /* A member's relay attached: serve the stream. */
 void launch_attach(SsiConn *c, SsiMsg *first);
 /* Where a launch from here runs: FALSE once it is over (0: moving). */
