@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -143,7 +144,11 @@ ssi_conn_recv(SsiConn *c, int timeout_ms, GError **error)
     if (timeout_ms >= 0 && !wait_readable(c->fd, timeout_ms, error)) {
         return NULL;
     }
-    if (!vc_frame_read_fd(c->fd, SSI_MSG_MAX, &raw, error) || !raw) {
+    /* Before the peer has proved it holds the key, only a HELLO's worth
+     * is read. */
+    if (!vc_frame_read_fd(c->fd, hello ? SSI_HELLO_MAX : SSI_MSG_MAX, &raw,
+                          error) ||
+        !raw) {
         return NULL;
     }
     m = ssi_msg_decode(raw, c->id.key, c->id.cluster,
@@ -199,10 +204,17 @@ SsiConn *
 ssi_conn_accept(const SsiIdentity *id, int fd, int timeout_ms, GError **error)
 {
     g_autoptr(SsiConn) c = conn_new(id, fd);
+    struct timeval tv = {.tv_sec = timeout_ms / 1000,
+                         .tv_usec = (timeout_ms % 1000) * 1000};
+    struct timeval none = {0};
 
+    /* A peer that sends part of a frame and stops must not hold the
+     * thread: reads time out until HELLO is done. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (id->key && !hello(c, timeout_ms, error)) {
         return NULL;
     }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
     return g_steal_pointer(&c);
 }
 

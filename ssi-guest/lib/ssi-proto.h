@@ -31,6 +31,8 @@
 /* A frame or datagram is at most this long, a field's value too. */
 #define SSI_MSG_MAX (2u * 1024 * 1024)
 #define SSI_FIELDS_MAX 4096
+/* A HELLO frame: header, a NONCE field, MAC. */
+#define SSI_HELLO_MAX 256
 #define SSI_MAX_NODES 63
 
 typedef enum {

@@ -240,8 +240,8 @@ node_lost_thread(gpointer data)
     for (guint i = 0; i < lost->len; i++) {
         SsidLaunch *l = g_ptr_array_index(lost, i);
         SsiConn *s;
-        g_autofree char *t = g_strdup_printf("GPID %u lost: node %u failed",
-                                             l->gpid, n->node);
+        g_autofree char *t =
+            g_strdup_printf("GPID %u lost: node %u failed", l->gpid, n->node);
 
         /* Its stream is dead: wake the thread that reads it. */
         g_mutex_lock(&l->lock);
@@ -448,4 +448,27 @@ launch_lost(guint32 gpid, const char *text)
     launch_end(l, 255, text);
     launch_unregister(gpid);
     launch_unref(l);
+}
+
+void
+launch_end_all(const char *why)
+{
+    g_autoptr(GArray) gpids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    GHashTableIter it;
+    gpointer k;
+
+    g_mutex_lock(&S.lock);
+    g_hash_table_iter_init(&it, S.launches);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        guint32 g = GPOINTER_TO_UINT(k);
+
+        g_array_append_val(gpids, g);
+    }
+    g_mutex_unlock(&S.lock);
+    for (guint i = 0; i < gpids->len; i++) {
+        guint32 g = g_array_index(gpids, guint32, i);
+        g_autofree char *t = g_strdup_printf("GPID %u: %s", g, why);
+
+        launch_lost(g, t);
+    }
 }

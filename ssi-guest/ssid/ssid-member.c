@@ -347,6 +347,19 @@ send_heartbeats(void)
     }
 }
 
+/* S.lock held: a member removed from the view hears of it too (three
+ * times: datagrams), so that it stops its processes. */
+static void
+tell_removed(const char *addr)
+{
+    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_HEARTBEAT);
+
+    put_view(m);
+    for (int i = 0; i < 3; i++) {
+        send_to(addr, m);
+    }
+}
+
 static void
 new_view(const char *why)
 {
@@ -413,6 +426,7 @@ adopt_view(SsiMsg *msg, guint64 epoch)
                 S.self = 0;
                 g_ptr_array_set_size(S.members, 0);
                 member_write_kernel();
+                proc_left_cluster();
             }
         }
         return;
@@ -552,8 +566,10 @@ on_leave(SsiMsg *msg, const char *from)
         return;
     }
     g_autofree char *why = g_strdup_printf("node %u left", m->id);
+    g_autofree char *addr = g_strdup(m->addr);
     g_ptr_array_remove(S.members, m);
     new_view(why);
+    tell_removed(addr);
 }
 
 static void
@@ -656,14 +672,20 @@ detect_failures(void)
     if (!(2 * alive > n || (2 * alive == n && lowest_alive))) {
         return;
     }
+    g_autoptr(GPtrArray) addrs = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < dead->len; i++) {
         guint32 id = g_array_index(dead, guint32, i);
+        SsidMember *d = find_id(id);
 
-        g_ptr_array_remove(S.members, find_id(id));
+        g_ptr_array_add(addrs, g_strdup(d->addr));
+        g_ptr_array_remove(S.members, d);
     }
     g_autofree char *why = g_strdup_printf("%u member(s) silent for %d ms",
                                            dead->len, SSID_FAIL_MS);
     new_view(why);
+    for (guint i = 0; i < addrs->len; i++) {
+        tell_removed(g_ptr_array_index(addrs, i));
+    }
     for (guint i = 0; i < dead->len; i++) {
         guint32 id = g_array_index(dead, guint32, i);
 
@@ -790,6 +812,7 @@ hand_over(void)
     S.self = 0;
     g_ptr_array_set_size(S.members, 0);
     member_write_kernel();
+    proc_left_cluster();
 }
 
 /* S.lock held: LEAVE to every other member (only the coordinator acts

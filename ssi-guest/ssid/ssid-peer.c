@@ -15,7 +15,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define CONNS_MAX 512
+
 static int tcp_fd = -1, ctl_fd = -1;
+static gint conns;
 
 SsiConn *
 peer_connect(guint32 node, GError **error)
@@ -428,8 +431,8 @@ typedef struct {
     gboolean control;
 } Accepted;
 
-static gpointer
-conn_thread(gpointer data)
+static void
+serve_conn(gpointer data)
 {
     Accepted *a = data;
     SsiIdentity id = member_ident();
@@ -444,20 +447,27 @@ conn_thread(gpointer data)
     g_free(a);
     if (!c) {
         g_debug("connection refused: %s", err->message);
-        return NULL;
+        return;
     }
     m = ssi_conn_recv(c, 10000, &err);
     if (!m) {
         if (err) {
             g_message("dropped a connection: %s", err->message);
         }
-        return NULL;
+        return;
     }
     if (id.key) {
         serve_peer(c, m);
     } else {
         serve_control(c, m);
     }
+}
+
+static gpointer
+conn_thread(gpointer data)
+{
+    serve_conn(data);
+    g_atomic_int_add(&conns, -1);
     return NULL;
 }
 
@@ -486,10 +496,23 @@ accept_thread(gpointer data)
                 continue;
             }
         }
+        /* Bounded: each connection is a thread. */
+        if (g_atomic_int_add(&conns, 1) >= CONNS_MAX) {
+            g_atomic_int_add(&conns, -1);
+            close(fd);
+            continue;
+        }
         a = g_new0(Accepted, 1);
         a->fd = fd;
         a->control = lfd == ctl_fd;
-        g_thread_unref(g_thread_new("conn", conn_thread, a));
+        GThread *t = g_thread_try_new("conn", conn_thread, a, NULL);
+        if (t) {
+            g_thread_unref(t);
+        } else {
+            g_atomic_int_add(&conns, -1);
+            close(fd);
+            g_free(a);
+        }
     }
     return NULL;
 }

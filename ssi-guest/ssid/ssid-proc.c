@@ -826,3 +826,38 @@ proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
     }
     g_mutex_unlock(&S.lock);
 }
+
+static gpointer
+left_thread(gpointer data)
+{
+    g_autoptr(GArray) shims = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    GHashTableIter it;
+    gpointer v;
+
+    g_mutex_lock(&S.lock);
+    g_hash_table_iter_init(&it, S.procs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        SsidProc *p = v;
+
+        if (p->state == PROC_RUN) {
+            g_array_append_val(shims, p->shim);
+            g_message("GPID %u ends: this member is out of the cluster, which "
+                      "reported it lost or restarted it elsewhere",
+                      p->gpid);
+        }
+    }
+    g_mutex_unlock(&S.lock);
+    /* The init of its namespace: everything in it ends. */
+    for (guint i = 0; i < shims->len; i++) {
+        kill(g_array_index(shims, pid_t, i), SIGKILL);
+    }
+    launch_end_all("this member left the cluster; its terminal link to the "
+                   "process is gone");
+    return NULL;
+}
+
+void
+proc_left_cluster(void)
+{
+    g_thread_unref(g_thread_new("left", left_thread, NULL));
+}

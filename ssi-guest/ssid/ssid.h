@@ -94,6 +94,12 @@ gboolean proc_kill(guint32 gpid, int sig, GError **error);
 void proc_rows(GPtrArray *rows, gboolean all);
 guint proc_count(void);
 GArray *proc_gpids(void);
+/* This member is out of the cluster (it left, or the others declared it
+ * failed): the processes still here were reported lost or restarted
+ * elsewhere, so they end; launches from here end too. Returns at once. */
+void proc_left_cluster(void);
+/* End every launch from here (status 255, @why to the client). */
+void launch_end_all(const char *why);
 /* A member failed: report the launches it ran as lost. */
 void launch_node_lost(guint32 node);
 /* The control side of `ssi run` / `ssi restart`: serve the client until
