@@ -6,14 +6,18 @@
  * fixed nonce), then once more after appending the MAC it lacks, so that
  * the field parser behind the MAC is reached; then fed to a VcFrameReader
  * and every frame decoded the same ways. A message that decodes is walked
- * with every getter, encoded again (it must come out byte for byte) and
- * checked against a replay window. Any inconsistency aborts.
+ * with every getter, run through every parser of ssi-parse.c (what they
+ * accept must hold their invariants), encoded again (it must come out
+ * byte for byte) and checked against a replay window. Any inconsistency
+ * aborts.
  */
+#include <arpa/inet.h>
 #include <nettle/hmac.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz-ssi.h"
+#include "ssi-parse.h"
 #include "vc-error.h"
 #include "vc-frame.h"
 
@@ -84,6 +88,182 @@ check_field(const SsiMsg *m, guint8 tag)
     }
 }
 
+/* A refusal is reported in the library's domain. */
+static void
+check_refusal(GError *error)
+{
+    if (!error || error->domain != VC_ERROR || !error->message[0]) {
+        abort();
+    }
+}
+
+static void
+check_view(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    SsiView view;
+    guint32 next_id = 0, prev = 0;
+
+    if (!ssi_parse_view(m, &view, &error)) {
+        check_refusal(error);
+        if (view.n_members != 0) {
+            abort();
+        }
+        return;
+    }
+    if (error || view.n_members == 0 || view.n_members > SSI_MAX_NODES ||
+        view.n_members != ssi_msg_count(m, SSI_F_MEMBER) ||
+        !ssi_msg_u32(m, SSI_F_NEXT_ID, &next_id) || next_id != view.next_id) {
+        abort();
+    }
+    for (guint i = 0; i < view.n_members; i++) {
+        const SsiViewMember *vm = &view.members[i];
+        const SsiFieldRef *f = ssi_msg_nth(m, SSI_F_MEMBER, i);
+        struct in_addr a;
+
+        if (vm->id == 0 || vm->id > SSI_MAX_NODES || vm->id <= prev ||
+            inet_pton(AF_INET, vm->addr, &a) != 1 || f->len != 9 ||
+            memcmp(&a, f->value + 4, 4) != 0 ||
+            vm->leaving != (f->value[8] != 0)) {
+            abort();
+        }
+        prev = vm->id;
+    }
+}
+
+static void
+check_gpids(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) gpids = ssi_parse_gpids(m, &error);
+    gsize len = 0;
+    const guint8 *b = ssi_msg_bytes(m, SSI_F_GPIDS, &len);
+
+    if (!gpids) {
+        check_refusal(error);
+        return;
+    }
+    if (error || !b || len != gpids->len * 4u || gpids->len > SSI_GPIDS_MAX) {
+        abort();
+    }
+    for (guint i = 0; i < gpids->len; i++) {
+        const guint8 *p = b + 4 * i;
+        guint32 v = (guint32)p[0] << 24 | (guint32)p[1] << 16 |
+                    (guint32)p[2] << 8 | p[3];
+
+        if (g_array_index(gpids, guint32, i) != v) {
+            abort();
+        }
+    }
+}
+
+static void
+check_proc_meta(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    g_auto(SsiProcMeta) meta = {0};
+    gsize len = 0;
+    const guint8 *d;
+
+    if (!ssi_parse_proc_meta(m, &meta, &error)) {
+        check_refusal(error);
+        if (meta.argv || meta.stdin_pending) {
+            abort();
+        }
+        return;
+    }
+    d = ssi_msg_bytes(m, SSI_F_DATA, &len);
+    if (error || !meta.argv || !meta.argv[0] ||
+        g_strv_length(meta.argv) != ssi_msg_count(m, SSI_F_ARG) ||
+        g_strv_length(meta.argv) > SSI_ARGS_MAX ||
+        ssi_msg_count(m, SSI_F_INODE) != 3 || !meta.stdin_pending ||
+        meta.stdin_pending->len != (d ? len : 0) ||
+        (len && memcmp(meta.stdin_pending->data, d, len) != 0)) {
+        abort();
+    }
+}
+
+static void
+check_file(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    g_auto(SsiFileChunk) f = {0};
+
+    if (!ssi_parse_file(m, &f, &error)) {
+        check_refusal(error);
+        if (f.name || f.path || f.data) {
+            abort();
+        }
+        return;
+    }
+    if (error || m->hdr.type != SSI_FILE || !f.name == !f.path || !f.data ||
+        f.mode > 0777) {
+        abort();
+    }
+    if (f.name && (!f.name[0] || f.name[0] == '.' || strchr(f.name, '/') ||
+                   strlen(f.name) > SSI_NAME_MAX)) {
+        abort();
+    }
+    if (f.path) {
+        gsize n = strlen(f.path);
+
+        if (f.path[0] != '/' || n > SSI_PATH_MAX || strstr(f.path, "/../") ||
+            strstr(f.path, "/./") || g_str_has_suffix(f.path, "/..") ||
+            g_str_has_suffix(f.path, "/.") || !ssi_parse_path_ok(f.path)) {
+            abort();
+        }
+    }
+}
+
+static void
+check_requests(const SsiMsg *m)
+{
+    g_autoptr(GError) e_exec = NULL;
+    g_autoptr(GError) e_kill = NULL;
+    g_autoptr(GError) e_mig = NULL;
+    g_auto(SsiExecRequest) req = {0};
+    guint32 gpid = 0, v = 0, g2 = 0;
+
+    if (ssi_parse_exec(m, &req, &e_exec)) {
+        if (e_exec || !req.argv || !req.argv[0] ||
+            g_strv_length(req.argv) != ssi_msg_count(m, SSI_F_ARG) ||
+            !ssi_msg_u32(m, SSI_F_GPID, &g2) || g2 != req.gpid) {
+            abort();
+        }
+    } else {
+        check_refusal(e_exec);
+        if (req.argv) {
+            abort();
+        }
+    }
+    if (ssi_parse_kill(m, &gpid, &v, &e_kill)) {
+        if (e_kill || v > SSI_SIGNAL_MAX) {
+            abort();
+        }
+    } else {
+        check_refusal(e_kill);
+    }
+    if (ssi_parse_migrate(m, &gpid, &v, &e_mig)) {
+        if (e_mig || !ssi_msg_u32(m, SSI_F_NODE, &g2) || g2 != v) {
+            abort();
+        }
+    } else {
+        check_refusal(e_mig);
+    }
+}
+
+/* Every parser of ssi-parse.c, whatever the type: ssid picks them by
+ * type, but none may trust it. */
+static void
+check_parsers(const SsiMsg *m)
+{
+    check_view(m);
+    check_gpids(m);
+    check_proc_meta(m);
+    check_file(m);
+    check_requests(m);
+}
+
 static void
 check_msg(const SsiMsg *m, const guint8 *key, const guint8 *nonce)
 {
@@ -112,6 +292,7 @@ check_msg(const SsiMsg *m, const guint8 *key, const guint8 *nonce)
     if (!seen[0]) {
         check_field(m, 0);
     }
+    check_parsers(m);
 
     again = ssi_out_encode(out, key, nonce, &error);
     if (!again || !g_bytes_equal(again, m->raw)) {

@@ -375,44 +375,32 @@ static void
 adopt_view(SsiMsg *msg, guint64 epoch)
 {
     g_autoptr(GPtrArray) members = g_ptr_array_new_with_free_func(member_free);
-    guint32 next_id = 0, self = 0, prev = 0;
-    guint n = ssi_msg_count(msg, SSI_F_MEMBER);
+    g_autoptr(GError) err = NULL;
+    guint32 next_id, self = 0;
     gboolean was_member = S.state == SSID_MEMBER;
+    SsiView view;
 
-    if (n == 0 || n > SSI_MAX_NODES ||
-        !ssi_msg_u32(msg, SSI_F_NEXT_ID, &next_id)) {
+    if (!ssi_parse_view(msg, &view, &err)) {
+        g_warning("ignoring a malformed view of epoch %" G_GUINT64_FORMAT
+                  ": %s",
+                  epoch, err->message);
         return;
     }
-    for (guint i = 0; i < n; i++) {
-        const SsiFieldRef *f = ssi_msg_nth(msg, SSI_F_MEMBER, i);
-        VcCursor c;
-        guint32 id;
-        const guint8 *a;
-        guint8 leaving;
-        char addr[16];
-        SsidMember *m, *old;
+    next_id = view.next_id;
+    for (guint i = 0; i < view.n_members; i++) {
+        const SsiViewMember *vm = &view.members[i];
+        SsidMember *m = member_new(vm->id, vm->addr);
+        SsidMember *old = find_id(vm->id);
 
-        vc_cursor_init(&c, f->value, f->len);
-        if (f->len != 9 || !vc_cursor_u32(&c, &id) ||
-            !vc_cursor_bytes(&c, 4, &a) || !vc_cursor_u8(&c, &leaving) ||
-            id == 0 || id > SSI_MAX_NODES || id <= prev ||
-            !inet_ntop(AF_INET, a, addr, sizeof(addr))) {
-            g_warning("ignoring a malformed view of epoch %" G_GUINT64_FORMAT,
-                      epoch);
-            return;
-        }
-        prev = id;
-        m = member_new(id, addr);
-        m->leaving = leaving != 0;
-        old = find_id(id);
-        if (old && strcmp(old->addr, addr) == 0) {
+        m->leaving = vm->leaving;
+        if (old && strcmp(old->addr, vm->addr) == 0) {
             m->load = old->load;
             m->memfree = old->memfree;
             m->heard_us = old->heard_us;
             g_array_append_vals(m->gpids, old->gpids->data, old->gpids->len);
         }
-        if (strcmp(addr, S.address) == 0) {
-            self = id;
+        if (strcmp(vm->addr, S.address) == 0) {
+            self = vm->id;
         }
         g_ptr_array_add(members, m);
     }
@@ -470,8 +458,7 @@ on_heartbeat(SsiMsg *msg, const char *from)
 {
     guint64 epoch = 0;
     SsidMember *m;
-    gsize len = 0;
-    const guint8 *g;
+    g_autoptr(GArray) gpids = NULL;
 
     if (!ssi_msg_u64(msg, SSI_F_EPOCH, &epoch)) {
         return;
@@ -486,18 +473,10 @@ on_heartbeat(SsiMsg *msg, const char *from)
     m->heard_us = now_us();
     ssi_msg_u32(msg, SSI_F_LOAD, &m->load);
     ssi_msg_u64(msg, SSI_F_MEMFREE, &m->memfree);
-    g = ssi_msg_bytes(msg, SSI_F_GPIDS, &len);
-    if (g && len % 4 == 0 && len <= 4 * 4096) {
-        VcCursor c;
-
+    gpids = ssi_parse_gpids(msg, NULL);
+    if (gpids) {
         g_array_set_size(m->gpids, 0);
-        vc_cursor_init(&c, g, len);
-        for (gsize i = 0; i < len / 4; i++) {
-            guint32 v;
-
-            vc_cursor_u32(&c, &v);
-            g_array_append_val(m->gpids, v);
-        }
+        g_array_append_vals(m->gpids, gpids->data, gpids->len);
         if (now_us() - m->placed_us > 1000 * 1000) {
             m->placed = 0;
         }

@@ -255,41 +255,6 @@ put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
     }
 }
 
-static gboolean
-get_meta(SsiMsg *m, SsidProcMeta *meta, GError **error)
-{
-    gsize len = 0;
-    const guint8 *d;
-
-    memset(meta, 0, sizeof(*meta));
-    if (!ssi_msg_u32(m, SSI_F_GPID, &meta->gpid) ||
-        !ssi_msg_u32(m, SSI_F_LAUNCHER, &meta->launcher) ||
-        ssi_msg_count(m, SSI_F_INODE) != 3 ||
-        !(meta->argv = ssi_msg_strv(m, SSI_F_ARG, 4096, 65536)) ||
-        !meta->argv[0]) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "bad process record in an image stream");
-        return FALSE;
-    }
-    for (int i = 0; i < 3; i++) {
-        const SsiFieldRef *f = ssi_msg_nth(m, SSI_F_INODE, i);
-        VcCursor c;
-
-        vc_cursor_init(&c, f->value, f->len);
-        if (f->len != 8 || !vc_cursor_u64(&c, &meta->inode[i])) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "bad pipe inode in an image stream");
-            return FALSE;
-        }
-    }
-    meta->stdin_pending = g_byte_array_new();
-    d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-    if (d) {
-        g_byte_array_append(meta->stdin_pending, d, (guint)len);
-    }
-    return TRUE;
-}
-
 /* Send the images in @dir and the files in @files (pairs: content
  * source, original path). */
 static gboolean
@@ -328,23 +293,6 @@ send_image(SsiConn *c, const SsidProcMeta *meta, const char *dir,
     return ssi_conn_send(c, end, error);
 }
 
-static gboolean
-path_ok(const char *p)
-{
-    g_auto(GStrv) parts = NULL;
-
-    if (p[0] != '/' || strlen(p) > 4096) {
-        return FALSE;
-    }
-    parts = g_strsplit(p, "/", -1);
-    for (char **s = parts; *s; s++) {
-        if (strcmp(*s, "..") == 0 || strcmp(*s, ".") == 0) {
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
 /*
  * Receive FILE messages until END. Images go into @dir; a file by PATH
  * goes to its path (@files_dir NULL) or into @files_dir as a numbered
@@ -361,13 +309,8 @@ recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
 
     for (;;) {
         g_autoptr(SsiMsg) m = ssi_conn_recv(c, 60000, error);
-        g_autofree char *name = NULL;
-        g_autofree char *path = NULL;
+        g_auto(SsiFileChunk) f = {0};
         g_autofree char *target = NULL;
-        guint64 o = 0;
-        guint32 mode = 0600;
-        gsize len = 0;
-        const guint8 *d;
 
         if (!m) {
             if (error && !*error) {
@@ -379,31 +322,22 @@ recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
         if (m->hdr.type == SSI_END) {
             break;
         }
-        name = ssi_msg_str(m, SSI_F_NAME, 255);
-        path = ssi_msg_str(m, SSI_F_PATH, 4096);
-        d = ssi_msg_bytes(m, SSI_F_DATA, &len);
-        if (m->hdr.type != SSI_FILE || (!name == !path) || !d ||
-            !ssi_msg_u64(m, SSI_F_OFFSET, &o) ||
-            (name && (strchr(name, '/') || name[0] == '.' || !name[0])) ||
-            (path && !path_ok(path))) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "bad FILE message in an image stream");
+        if (!ssi_parse_file(m, &f, error)) {
             goto fail;
         }
-        ssi_msg_u32(m, SSI_F_MODE, &mode);
-        mode &= 0777;
-        if (name) {
-            target = g_build_filename(dir, name, NULL);
+        if (f.name) {
+            target = g_build_filename(dir, f.name, NULL);
         } else if (files_dir) {
-            if (o == 0) {
-                g_string_append_printf(list, "%u %o %s\n", nfiles, mode, path);
+            if (f.offset == 0) {
+                g_string_append_printf(list, "%u %o %s\n", nfiles, f.mode,
+                                       f.path);
                 nfiles++;
             }
             target = g_strdup_printf("%s/%u", files_dir, nfiles - 1);
         } else {
-            target = g_strdup(path);
+            target = g_strdup(f.path);
         }
-        if (o == 0) {
+        if (f.offset == 0) {
             g_autofree char *parent = g_path_get_dirname(target);
 
             if (fd >= 0) {
@@ -412,7 +346,7 @@ recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
             g_mkdir_with_parents(parent, 0755);
             /* A file the process has open is rewritten in place, as
              * the image expects it. */
-            fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+            fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, f.mode);
             if (fd < 0) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                             "cannot write '%s': %s", target, g_strerror(errno));
@@ -421,20 +355,21 @@ recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
             g_free(cur);
             cur = g_strdup(target);
             off = 0;
-        } else if (fd < 0 || o != off || g_strcmp0(cur, target) != 0) {
+        } else if (fd < 0 || f.offset != off || g_strcmp0(cur, target) != 0) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                         "FILE chunk out of order in an image stream");
             goto fail;
         }
-        total += len;
-        if (total > IMAGE_MAX || vc_write_all(fd, d, len, error) == FALSE) {
+        total += f.len;
+        if (total > IMAGE_MAX ||
+            vc_write_all(fd, f.data, f.len, error) == FALSE) {
             if (error && !*error) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                             "image stream over %llu bytes", IMAGE_MAX);
             }
             goto fail;
         }
-        off += len;
+        off += f.len;
     }
     if (fd >= 0) {
         close(fd);
@@ -578,7 +513,7 @@ mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
     if (!check_movable(gpid, shim, files, error) ||
         !dump(gpid, shim, dir, FALSE, error)) {
         proc_abort_move(gpid);
-        proc_meta_clear(&meta);
+        ssi_proc_meta_clear(&meta);
         rm_rf(dir);
         return FALSE;
     }
@@ -615,14 +550,14 @@ mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
                         "so did its restore here (%s); images kept in %s",
                         gpid, node, xerr ? xerr->message : "?", lerr->message,
                         dir);
-            proc_meta_clear(&meta);
+            ssi_proc_meta_clear(&meta);
             return FALSE;
         }
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                     "migration of GPID %u to node %u failed (%s); it runs "
                     "on here, on node %u",
                     gpid, node, xerr ? xerr->message : "?", self);
-        proc_meta_clear(&meta);
+        ssi_proc_meta_clear(&meta);
         rm_rf(dir);
         return FALSE;
     }
@@ -636,7 +571,7 @@ mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
                            secs(t_dump - t0), secs(t_end - t_dump),
                            secs(restore_us), (double)bytes / 1048576.0);
     g_message("%s", report->str);
-    proc_meta_clear(&meta);
+    ssi_proc_meta_clear(&meta);
     rm_rf(dir);
     return TRUE;
 }
@@ -650,7 +585,7 @@ mig_serve_image(SsiConn *c, SsiMsg *first)
     SsidProcMeta meta = {0};
     gint64 t0;
 
-    if (!get_meta(first, &meta, &err)) {
+    if (!ssi_parse_proc_meta(first, &meta, &err)) {
         ssi_conn_fail(c, err->message, NULL);
         return;
     }
@@ -674,7 +609,7 @@ mig_serve_image(SsiConn *c, SsiMsg *first)
     ssi_conn_send(c, ok, NULL);
     g_message("GPID %u restored here", meta.gpid);
 out:
-    proc_meta_clear(&meta);
+    ssi_proc_meta_clear(&meta);
     rm_rf(dir);
 }
 
@@ -724,7 +659,7 @@ mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
         g_warning("GPID %u: cannot send the checkpoint: %s", gpid,
                   err->message);
     }
-    proc_meta_clear(&meta);
+    ssi_proc_meta_clear(&meta);
     rm_rf(dir);
 }
 
@@ -756,7 +691,8 @@ mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir, GError **error)
     if (!first) {
         return FALSE;
     }
-    if (first->hdr.type != SSI_IMAGE || !get_meta(first, &meta, error)) {
+    if (first->hdr.type != SSI_IMAGE ||
+        !ssi_parse_proc_meta(first, &meta, error)) {
         if (error && !*error) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                         "unexpected answer to CHECKPOINT");
@@ -774,7 +710,7 @@ mig_checkpoint_to(SsiConn *peer, guint32 gpid, const char *dir, GError **error)
         g_key_file_set_uint64(kf, "process", "stderr", meta.inode[2]);
         ok = g_key_file_save_to_file(kf, metap, error);
     }
-    proc_meta_clear(&meta);
+    ssi_proc_meta_clear(&meta);
     return ok;
 }
 
@@ -828,7 +764,7 @@ restart(const char *dir, guint32 node, SsiConn *client, gboolean resume,
     for (char **l = lines; *l && **l; l++) {
         g_auto(GStrv) f = g_strsplit(*l, " ", 3);
 
-        if (g_strv_length(f) != 3 || !path_ok(f[2])) {
+        if (g_strv_length(f) != 3 || !ssi_parse_path_ok(f[2])) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                         "'%s' has a bad line", listp);
             goto out;
@@ -865,7 +801,7 @@ restart(const char *dir, guint32 node, SsiConn *client, gboolean resume,
     *gpid_out = meta.gpid;
     ok = TRUE;
 out:
-    proc_meta_clear(&meta);
+    ssi_proc_meta_clear(&meta);
     return ok;
 }
 

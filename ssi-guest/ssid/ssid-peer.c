@@ -85,26 +85,24 @@ static void
 serve_peer(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(GError) err = NULL;
-    guint32 gpid = 0, v = 0, launcher = 0;
+    guint32 gpid = 0, v = 0;
 
     switch (m->hdr.type) {
     case SSI_EXEC: {
-        g_auto(GStrv) argv = ssi_msg_strv(m, SSI_F_ARG, 4096, 65536);
+        g_auto(SsiExecRequest) req = {0};
 
-        if (!ssi_msg_u32(m, SSI_F_GPID, &gpid) ||
-            !ssi_msg_u32(m, SSI_F_LAUNCHER, &launcher) || !argv || !argv[0]) {
+        if (!ssi_parse_exec(m, &req, NULL)) {
             ssi_conn_fail(c, "bad EXEC request", NULL);
             return;
         }
-        reply(c, proc_exec(gpid, argv, launcher, &err), err, NULL);
+        reply(c, proc_exec(req.gpid, req.argv, req.launcher, &err), err, NULL);
         return;
     }
     case SSI_ATTACH:
         launch_attach(c, m);
         return;
     case SSI_KILL:
-        if (!ssi_msg_u32(m, SSI_F_GPID, &gpid) ||
-            !ssi_msg_u32(m, SSI_F_SIGNAL, &v) || v > 64) {
+        if (!ssi_parse_kill(m, &gpid, &v, NULL)) {
             ssi_conn_fail(c, "bad KILL request", NULL);
             return;
         }
@@ -126,8 +124,7 @@ serve_peer(SsiConn *c, SsiMsg *m)
         g_autoptr(GString) rep = g_string_new(NULL);
         gboolean ok;
 
-        if (!ssi_msg_u32(m, SSI_F_GPID, &gpid) ||
-            !ssi_msg_u32(m, SSI_F_NODE, &v)) {
+        if (!ssi_parse_migrate(m, &gpid, &v, NULL)) {
             ssi_conn_fail(c, "bad MIGRATE request", NULL);
             return;
         }

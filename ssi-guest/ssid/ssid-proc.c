@@ -711,13 +711,6 @@ proc_rows(GPtrArray *rows, gboolean all)
     }
 }
 
-void
-proc_meta_clear(SsidProcMeta *m)
-{
-    g_clear_pointer(&m->argv, g_strfreev);
-    g_clear_pointer(&m->stdin_pending, g_byte_array_unref);
-}
-
 gboolean
 proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim, GError **error)
 {

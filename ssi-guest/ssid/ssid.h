@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "ssi-conn.h"
+#include "ssi-parse.h"
 
 #define SSID_HEARTBEAT_MS 200
 #define SSID_FAIL_MS 2000
@@ -120,14 +121,7 @@ void launch_lost(guint32 gpid, const char *text);
 
 /* Process records shared by proc and mig. */
 SsidProc *proc_lookup(guint32 gpid);
-typedef struct {
-    guint32 gpid;
-    guint32 launcher;
-    char **argv;
-    guint64 inode[3];
-    GByteArray *stdin_pending;
-} SsidProcMeta;
-void proc_meta_clear(SsidProcMeta *m);
+typedef SsiProcMeta SsidProcMeta;
 /* Freeze the process's stdio for a dump; FALSE if it cannot. */
 gboolean proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim,
                          GError **error);

@@ -1,0 +1,220 @@
+/* Parsers of SSI message contents (ssi-parse.h). */
+#include "ssi-parse.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "vc-error.h"
+#include "vc-frame.h"
+
+/* id:u32 addr:u32 leaving:u8 */
+#define MEMBER_LEN 9
+
+gboolean
+ssi_parse_view(const SsiMsg *m, SsiView *view, GError **error)
+{
+    guint n = ssi_msg_count(m, SSI_F_MEMBER);
+    guint32 prev = 0;
+
+    memset(view, 0, sizeof(*view));
+    if (n == 0 || n > SSI_MAX_NODES) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "view of %u members", n);
+        return FALSE;
+    }
+    if (!ssi_msg_u32(m, SSI_F_NEXT_ID, &view->next_id)) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "view without NEXT_ID");
+        return FALSE;
+    }
+    for (guint i = 0; i < n; i++) {
+        const SsiFieldRef *f = ssi_msg_nth(m, SSI_F_MEMBER, i);
+        SsiViewMember *vm = &view->members[i];
+        VcCursor c;
+        const guint8 *a;
+        guint8 leaving;
+
+        vc_cursor_init(&c, f->value, f->len);
+        if (f->len != MEMBER_LEN || !vc_cursor_u32(&c, &vm->id) ||
+            !vc_cursor_bytes(&c, 4, &a) || !vc_cursor_u8(&c, &leaving) ||
+            vm->id == 0 || vm->id > SSI_MAX_NODES || vm->id <= prev ||
+            !inet_ntop(AF_INET, a, vm->addr, sizeof(vm->addr))) {
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "bad member %u in a view", i);
+            memset(view, 0, sizeof(*view));
+            return FALSE;
+        }
+        vm->leaving = leaving != 0;
+        prev = vm->id;
+    }
+    view->n_members = n;
+    return TRUE;
+}
+
+GArray *
+ssi_parse_gpids(const SsiMsg *m, GError **error)
+{
+    gsize len = 0;
+    const guint8 *g = ssi_msg_bytes(m, SSI_F_GPIDS, &len);
+    GArray *gpids;
+    VcCursor c;
+
+    if (!g) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "no GPIDS");
+        return NULL;
+    }
+    if (len % 4 != 0) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "GPIDS of %" G_GSIZE_FORMAT " bytes", len);
+        return NULL;
+    }
+    if (len / 4 > SSI_GPIDS_MAX) {
+        g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
+                    "GPIDS of %" G_GSIZE_FORMAT " entries", len / 4);
+        return NULL;
+    }
+    gpids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len / 4);
+    vc_cursor_init(&c, g, len);
+    for (gsize i = 0; i < len / 4; i++) {
+        guint32 v = 0;
+
+        vc_cursor_u32(&c, &v);
+        g_array_append_val(gpids, v);
+    }
+    return gpids;
+}
+
+void
+ssi_proc_meta_clear(SsiProcMeta *meta)
+{
+    g_clear_pointer(&meta->argv, g_strfreev);
+    g_clear_pointer(&meta->stdin_pending, g_byte_array_unref);
+}
+
+gboolean
+ssi_parse_proc_meta(const SsiMsg *m, SsiProcMeta *meta, GError **error)
+{
+    gsize len = 0;
+    const guint8 *d;
+
+    memset(meta, 0, sizeof(*meta));
+    if (!ssi_msg_u32(m, SSI_F_GPID, &meta->gpid) ||
+        !ssi_msg_u32(m, SSI_F_LAUNCHER, &meta->launcher) ||
+        ssi_msg_count(m, SSI_F_INODE) != 3 ||
+        !(meta->argv =
+              ssi_msg_strv(m, SSI_F_ARG, SSI_ARGS_MAX, SSI_ARG_LEN_MAX)) ||
+        !meta->argv[0]) {
+        ssi_proc_meta_clear(meta);
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "bad process record in an image stream");
+        return FALSE;
+    }
+    for (int i = 0; i < 3; i++) {
+        const SsiFieldRef *f = ssi_msg_nth(m, SSI_F_INODE, i);
+        VcCursor c;
+
+        vc_cursor_init(&c, f->value, f->len);
+        if (f->len != 8 || !vc_cursor_u64(&c, &meta->inode[i])) {
+            ssi_proc_meta_clear(meta);
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "bad pipe inode in an image stream");
+            return FALSE;
+        }
+    }
+    meta->stdin_pending = g_byte_array_new();
+    d = ssi_msg_bytes(m, SSI_F_DATA, &len);
+    if (d) {
+        g_byte_array_append(meta->stdin_pending, d, (guint)len);
+    }
+    return TRUE;
+}
+
+gboolean
+ssi_parse_path_ok(const char *p)
+{
+    g_auto(GStrv) parts = NULL;
+
+    if (p[0] != '/' || strlen(p) > SSI_PATH_MAX) {
+        return FALSE;
+    }
+    parts = g_strsplit(p, "/", -1);
+    for (char **s = parts; *s; s++) {
+        if (strcmp(*s, "..") == 0 || strcmp(*s, ".") == 0) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+void
+ssi_file_chunk_clear(SsiFileChunk *f)
+{
+    g_clear_pointer(&f->name, g_free);
+    g_clear_pointer(&f->path, g_free);
+}
+
+gboolean
+ssi_parse_file(const SsiMsg *m, SsiFileChunk *f, GError **error)
+{
+    memset(f, 0, sizeof(*f));
+    f->mode = 0600;
+    f->name = ssi_msg_str(m, SSI_F_NAME, SSI_NAME_MAX);
+    f->path = ssi_msg_str(m, SSI_F_PATH, SSI_PATH_MAX);
+    f->data = ssi_msg_bytes(m, SSI_F_DATA, &f->len);
+    if (m->hdr.type != SSI_FILE || (!f->name == !f->path) || !f->data ||
+        !ssi_msg_u64(m, SSI_F_OFFSET, &f->offset) ||
+        (f->name &&
+         (strchr(f->name, '/') || f->name[0] == '.' || !f->name[0])) ||
+        (f->path && !ssi_parse_path_ok(f->path))) {
+        ssi_file_chunk_clear(f);
+        memset(f, 0, sizeof(*f));
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "bad FILE message in an image stream");
+        return FALSE;
+    }
+    ssi_msg_u32(m, SSI_F_MODE, &f->mode);
+    f->mode &= 0777;
+    return TRUE;
+}
+
+void
+ssi_exec_request_clear(SsiExecRequest *req)
+{
+    g_clear_pointer(&req->argv, g_strfreev);
+}
+
+gboolean
+ssi_parse_exec(const SsiMsg *m, SsiExecRequest *req, GError **error)
+{
+    memset(req, 0, sizeof(*req));
+    req->argv = ssi_msg_strv(m, SSI_F_ARG, SSI_ARGS_MAX, SSI_ARG_LEN_MAX);
+    if (!ssi_msg_u32(m, SSI_F_GPID, &req->gpid) ||
+        !ssi_msg_u32(m, SSI_F_LAUNCHER, &req->launcher) || !req->argv ||
+        !req->argv[0]) {
+        ssi_exec_request_clear(req);
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "bad EXEC request");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+ssi_parse_kill(const SsiMsg *m, guint32 *gpid, guint32 *signal, GError **error)
+{
+    if (!ssi_msg_u32(m, SSI_F_GPID, gpid) ||
+        !ssi_msg_u32(m, SSI_F_SIGNAL, signal) || *signal > SSI_SIGNAL_MAX) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "bad KILL request");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean
+ssi_parse_migrate(const SsiMsg *m, guint32 *gpid, guint32 *node, GError **error)
+{
+    if (!ssi_msg_u32(m, SSI_F_GPID, gpid) ||
+        !ssi_msg_u32(m, SSI_F_NODE, node)) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "bad MIGRATE request");
+        return FALSE;
+    }
+    return TRUE;
+}
