@@ -125,6 +125,12 @@ ssi_parse_proc_meta(const SsiMsg *m, SsiProcMeta *meta, GError **error)
     if (d) {
         g_byte_array_append(meta->stdin_pending, d, (guint)len);
     }
+    {
+        guint32 flags = 0;
+
+        ssi_msg_u32(m, SSI_F_FLAGS, &flags);
+        meta->stdin_eof = (flags & SSI_FLAG_STDIN_EOF) != 0;
+    }
     return TRUE;
 }
 

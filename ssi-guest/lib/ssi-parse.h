@@ -46,6 +46,7 @@ typedef struct {
     char **argv;
     guint64 inode[3];
     GByteArray *stdin_pending;
+    gboolean stdin_eof; /* its stdin ends after stdin_pending */
 } SsiProcMeta;
 
 /* Fills @meta (cleared first; on failure it holds nothing to free). */

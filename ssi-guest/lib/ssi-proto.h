@@ -103,6 +103,8 @@ typedef enum {
 #define SSI_LEAVE_INTENT 1u
 /* SSI_F_FLAGS of SSI_PS: every process, not only SSI ones. */
 #define SSI_FLAG_ALL 1u
+/* SSI_F_FLAGS of SSI_IMAGE: the process's stdin ends after its DATA. */
+#define SSI_FLAG_STDIN_EOF 2u
 
 typedef struct {
     guint8 type;

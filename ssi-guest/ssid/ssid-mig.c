@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,6 +147,9 @@ run_criu(const char *const *argv, const int *fds, const char *log,
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
+        /* Not ssid's: SIGPIPE ignored, its high priority. */
+        signal(SIGPIPE, SIG_DFL);
+        setpriority(PRIO_PROCESS, 0, 0);
         for (int i = 0; fds && i < 3; i++) {
             if (fds[i] >= 0) {
                 dup2(fds[i], 3 + i); /* clears O_CLOEXEC */
@@ -253,6 +258,9 @@ put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
         ssi_out_bytes(m, SSI_F_DATA, meta->stdin_pending->data,
                       meta->stdin_pending->len);
     }
+    if (meta->stdin_eof) {
+        ssi_out_u32(m, SSI_F_FLAGS, SSI_FLAG_STDIN_EOF);
+    }
 }
 
 /* Send the images in @dir and the files in @files (pairs: content
@@ -345,8 +353,11 @@ recv_files(SsiConn *c, const char *dir, const char *files_dir, GError **error)
             }
             g_mkdir_with_parents(parent, 0755);
             /* A file the process has open is rewritten in place, as
-             * the image expects it. */
-            fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, f.mode);
+             * the image expects it; never through a symlink someone
+             * put there. */
+            fd = open(target,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                      f.mode);
             if (fd < 0) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                             "cannot write '%s': %s", target, g_strerror(errno));
@@ -579,6 +590,7 @@ mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
 void
 mig_serve_image(SsiConn *c, SsiMsg *first)
 {
+    gboolean running;
     g_autofree char *dir = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(SsiMsgOut) ok = ssi_out_new(SSI_OK);
@@ -591,7 +603,10 @@ mig_serve_image(SsiConn *c, SsiMsg *first)
     }
     dir = work_dir("in", meta.gpid);
     g_mkdir_with_parents(dir, 0700);
-    if (proc_lookup(meta.gpid) || !recv_files(c, dir, NULL, &err)) {
+    g_mutex_lock(&S.lock);
+    running = proc_lookup(meta.gpid) != NULL;
+    g_mutex_unlock(&S.lock);
+    if (running || !recv_files(c, dir, NULL, &err)) {
         if (!err) {
             g_set_error(&err, G_IO_ERROR, G_IO_ERROR_EXISTS,
                         "GPID %u runs here already", meta.gpid);
@@ -928,6 +943,7 @@ mig_evict_self(GString *report, GError **error)
     g_mutex_unlock(&S.lock);
     for (guint i = 0; i < gpids->len; i++) {
         guint32 g = g_array_index(gpids, guint32, i);
+        g_autoptr(GError) merr = NULL;
         g_autoptr(GString) r = g_string_new(NULL);
         guint32 self = member_ident().node;
         guint32 node = member_place(self);
@@ -937,7 +953,11 @@ mig_evict_self(GString *report, GError **error)
                         "no other member to move GPID %u to", g);
             return FALSE;
         }
-        if (!mig_migrate(g, node, r, error)) {
+        if (!mig_migrate(g, node, r, &merr)) {
+            if (g_error_matches(merr, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+                continue; /* it ended meanwhile */
+            }
+            g_propagate_error(error, g_steal_pointer(&merr));
             g_prefix_error(error,
                            "eviction stopped, %u process(es) moved: ", moved);
             return FALSE;

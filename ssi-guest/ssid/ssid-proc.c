@@ -779,9 +779,10 @@ proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error)
     }
     g_byte_array_append(meta->stdin_pending, p->in_pending->data,
                         p->in_pending->len);
-    if (p->in_eof) {
+    if (p->in_w < 0) {
         meta->inode[0] = 0; /* no stdin left to give */
     }
+    meta->stdin_eof = p->in_eof;
     g_hash_table_remove(S.procs, GUINT_TO_POINTER(gpid));
     if (!p->detached) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
@@ -814,7 +815,7 @@ proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
         g_byte_array_append(p->in_pending, meta->stdin_pending->data,
                             meta->stdin_pending->len);
     }
-    if (meta->inode[0] == 0) {
+    if (meta->inode[0] == 0 || meta->stdin_eof) {
         p->in_eof = TRUE;
     }
     g_mutex_unlock(&S.lock);
