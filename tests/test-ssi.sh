@@ -106,6 +106,24 @@ max=$(awk '{n[$3]++} END {m = 0; for (k in n) if (n[k] > m) m = n[k]; print m}' 
 nodes_used=$(awk '{print $3}' "$out/spread" | sort -u | wc -l)
 log "8 processes on $nodes_used members, at most $max on one"
 
+# Distant fork: a shell on node 1 forks 4 CPU-bound workers; the
+# spreader moves them to less loaded members (ghosts stay with the
+# parent), and the parent's wait gets each worker's own exit status.
+forker='for w in 1 2 3 4; do ( n=0; while [ $n -lt 300000 ]; do n=$((n+1)); done; echo "worker $w done on $(hostname)"; exit $((40 + w)) ) & pids="$pids $!"; done; for p in $pids; do wait $p; echo "status $?"; done'
+bg_run m1 fork "ssi run -v -n 1 sh -c '$forker'"
+gfork=$(gpid_of m1 fork)
+spread_nodes() { ssi_sh m2 ssi ps | awk -v p="$gfork" 'NR > 1 && /n=0/ && $1 != p {print $2}' | sort -u | wc -l; }
+spread_wide() { [[ $(spread_nodes) -ge 2 ]]; }
+wait_for 120 spread_wide || fail "the forked workers did not spread: $(ssi_sh m2 ssi ps)"
+log "forked workers of GPID $gfork spread: $(ssi_sh m2 ssi ps | awk 'NR > 1 && /n=0/ {print "GPID " $1 " on node " $2}' | tr '\n' ',')"
+ssi_sh_wait "$out/fork" 600 || fail "the forking process failed: $(ssi_sh m1 cat /tmp/fork.err)"
+ssi_sh m1 cat /tmp/fork.out >"$out/fork.out"
+assert_eq "exit statuses the parent's wait got from its spread workers" "status 41 status 42 status 43 status 44" \
+    "$(grep '^status' "$out/fork.out" | tr '\n' ' ' | sed 's/ $//')"
+log "workers ran on: $(grep '^worker' "$out/fork.out" | awk '{print $5}' | sort | uniq -c | tr '\n' ' ')"
+[[ $(grep '^worker' "$out/fork.out" | awk '{print $5}' | sort -u | wc -l) -ge 3 ]] ||
+    fail "the workers' output shows fewer than 3 members: $(cat "$out/fork.out")"
+
 # Quick processes (output and exit before the launcher hears they
 # started), bulk stdin in and out, a reader that stops early.
 assert_eq "exit statuses of quick processes" "0 3 0 3 0 3" \

@@ -130,6 +130,16 @@ ssi_parse_proc_meta(const SsiMsg *m, SsiProcMeta *meta, GError **error)
 
         ssi_msg_u32(m, SSI_F_FLAGS, &flags);
         meta->stdin_eof = (flags & SSI_FLAG_STDIN_EOF) != 0;
+        meta->fork = (flags & SSI_FLAG_FORK) != 0;
+    }
+    meta->inner = meta->gpid;
+    if (ssi_msg_count(m, SSI_F_PID) &&
+        (!ssi_msg_u32(m, SSI_F_PID, &meta->inner) || meta->inner < 2 ||
+         meta->inner > 4194303)) {
+        ssi_proc_meta_clear(meta);
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "bad PID in an image stream");
+        return FALSE;
     }
     return TRUE;
 }

@@ -47,6 +47,10 @@ typedef struct {
     guint64 inode[3];
     GByteArray *stdin_pending;
     gboolean stdin_eof; /* its stdin ends after stdin_pending */
+    /* Its PID inside its namespace: the GPID, or for a distant fork the
+     * child's PID (the image holds its parent's whole tree). */
+    guint32 inner;
+    gboolean fork; /* SSI_FLAG_FORK */
 } SsiProcMeta;
 
 /* Fills @meta (cleared first; on failure it holds nothing to free). */

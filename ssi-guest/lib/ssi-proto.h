@@ -96,6 +96,7 @@ typedef enum {
     SSI_F_NAME = 24,     /* str */
     SSI_F_LAUNCHER = 25, /* u32: node id of the launcher */
     SSI_F_PERIOD = 26,   /* u32: seconds between automatic checkpoints */
+    SSI_F_PID = 27,      /* u32: in IMAGE, a fork to keep (distant fork) */
 } SsiField;
 
 /* Header flags of SSI_LEAVE: only announce it (the view shows the
@@ -105,6 +106,9 @@ typedef enum {
 #define SSI_FLAG_ALL 1u
 /* SSI_F_FLAGS of SSI_IMAGE: the process's stdin ends after its DATA. */
 #define SSI_FLAG_STDIN_EOF 2u
+/* SSI_F_FLAGS of SSI_IMAGE: a distant fork: of the tree restored, keep
+ * only ssi-init and PID (the rest is the parent's, left where it runs). */
+#define SSI_FLAG_FORK 4u
 
 typedef struct {
     guint8 type;

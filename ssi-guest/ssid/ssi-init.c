@@ -13,6 +13,11 @@
  *
  * Linked statically: it is also what CRIU dumps and restores, so it
  * keeps no state but the PID it waits for.
+ *
+ * A distant fork restores a copy of the whole namespace on another
+ * member to keep one child there: ssid sends that copy's ssi-init
+ * SIGUSR1 with the child's PID as value (sigqueue), and from then on it
+ * waits for that child instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +27,16 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t adopted;
+
+static void
+on_adopt(int sig, siginfo_t *si, void *ctx)
+{
+    if (si->si_code == SI_QUEUE && si->si_value.sival_int > 1) {
+        adopted = si->si_value.sival_int;
+    }
+}
 
 static int
 usage(void)
@@ -51,6 +66,13 @@ main(int argc, char **argv)
         return 2;
     }
     setsid();
+    {
+        struct sigaction sa = {.sa_sigaction = on_adopt,
+                               .sa_flags = SA_SIGINFO};
+
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
     len = snprintf(buf, sizeof(buf), "%lu", gpid - 1);
     if (fd < 0 || write(fd, buf, (size_t)len) != len) {
@@ -84,7 +106,7 @@ main(int argc, char **argv)
         if (p < 0) {
             return 126;
         }
-        if (p == job) {
+        if (adopted ? p == (pid_t)adopted : p == job) {
             break;
         }
     }

@@ -12,6 +12,9 @@
 #include "ssid.h"
 
 #include <string.h>
+#include <unistd.h>
+
+#include "vc-frame.h"
 
 #define QUEUED_MAX (16 * 1024 * 1024)
 
@@ -29,6 +32,11 @@ struct SsidLaunch {
     gboolean client_set;
     gboolean flushing;
     GQueue for_client; /* SsiMsgOut* */
+    /* A distant fork's copy: its output goes into the ghost's stdout and
+     * stderr, its exit to the ghost. */
+    int sink[2];
+    SsidLaunchExit on_exit;
+    gpointer on_exit_data;
     gint refs;
 };
 
@@ -40,6 +48,11 @@ launch_unref(SsidLaunch *l)
     }
     g_queue_clear_full(&l->queued, (GDestroyNotify)ssi_out_free);
     g_queue_clear_full(&l->for_client, (GDestroyNotify)ssi_out_free);
+    for (int i = 0; i < 2; i++) {
+        if (l->sink[i] >= 0) {
+            close(l->sink[i]);
+        }
+    }
     ssi_conn_free(l->client);
     ssi_conn_free(l->stream);
     g_mutex_clear(&l->lock);
@@ -61,6 +74,7 @@ launch_register(guint32 gpid, guint32 node, SsiConn *client)
     l->node = node;
     l->client = client ? ssi_conn_ref(client) : NULL;
     l->client_set = client != NULL;
+    l->sink[0] = l->sink[1] = -1;
     l->refs = 1;
     g_mutex_init(&l->lock);
     g_queue_init(&l->queued);
@@ -203,6 +217,9 @@ launch_end(SsidLaunch *l, guint32 status, const char *text)
     if (was_done) {
         ssi_out_free(m);
         return;
+    }
+    if (l->on_exit) {
+        l->on_exit(status, l->on_exit_data);
     }
     ssi_out_u32(m, SSI_F_GPID, l->gpid);
     ssi_out_u32(m, SSI_F_STATUS, status);
@@ -377,7 +394,11 @@ launch_attach(SsiConn *c, SsiMsg *first)
             gsize len = 0;
             const guint8 *d = ssi_msg_bytes(m, SSI_F_DATA, &len);
 
-            if (d) {
+            int sink = l->sink[m->hdr.type == SSI_OUT ? 0 : 1];
+
+            if (d && sink >= 0) {
+                vc_write_all(sink, d, len, NULL);
+            } else if (d) {
                 SsiMsgOut *f = ssi_out_new(m->hdr.type);
 
                 ssi_out_bytes(f, SSI_F_DATA, d, len);
@@ -471,4 +492,23 @@ launch_end_all(const char *why)
 
         launch_lost(g, t);
     }
+}
+
+gboolean
+launch_register_fork(guint32 gpid, guint32 node, int out_fd, int err_fd,
+                     SsidLaunchExit on_exit, gpointer data)
+{
+    SsidLaunch *l = launch_register(gpid, node, NULL);
+
+    if (!l) {
+        return FALSE;
+    }
+    g_mutex_lock(&l->lock);
+    l->client_set = TRUE; /* no client: nothing waits for one */
+    l->sink[0] = out_fd;
+    l->sink[1] = err_fd;
+    l->on_exit = on_exit;
+    l->on_exit_data = data;
+    g_mutex_unlock(&l->lock);
+    return TRUE;
 }

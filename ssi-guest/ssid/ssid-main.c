@@ -213,6 +213,7 @@ main(int argc, char **argv)
         g_printerr("ssid: %s\n", err->message);
         return 1;
     }
+    spread_start();
     g_message("cluster '%s' (%016" G_GINT64_MODIFIER "x), address %s, %s",
               S.cluster, S.cluster_id, S.address,
               S.join == SSID_JOIN_FOUND  ? "founding it"

@@ -907,3 +907,32 @@ member_start(GError **error)
     g_thread_unref(g_thread_new("member", member_thread, NULL));
     return TRUE;
 }
+
+guint32
+member_spread_target(guint busy)
+{
+    guint32 node = 0;
+    gint64 best = G_MAXINT64;
+
+    g_mutex_lock(&S.lock);
+    for (guint i = 0; S.state == SSID_MEMBER && i < S.members->len; i++) {
+        SsidMember *m = g_ptr_array_index(S.members, i);
+        gint64 score = (gint64)member_procs(m) * 1000 + m->load;
+
+        if (m->id != S.self && !m->leaving && score < best) {
+            best = score;
+            node = m->id;
+        }
+    }
+    /* Only where it is clearly better: no ping-pong. */
+    if (node && best + 1000 < (gint64)busy * 1000) {
+        SsidMember *m = find_id(node);
+
+        m->placed++;
+        m->placed_us = now_us();
+    } else {
+        node = 0;
+    }
+    g_mutex_unlock(&S.lock);
+    return node;
+}

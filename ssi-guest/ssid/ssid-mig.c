@@ -65,13 +65,22 @@ ns_pids(pid_t shim)
 
 /* Refuse what cannot move; collect the regular files it has open. */
 static gboolean
-check_movable(guint32 gpid, pid_t shim, GPtrArray *files, GError **error)
+check_movable(guint32 gpid, pid_t shim, gboolean forking, GPtrArray *files,
+              GError **error)
 {
     g_autoptr(GArray) pids = ns_pids(shim);
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
 
     for (guint i = 0; i < pids->len; i++) {
         pid_t pid = g_array_index(pids, pid_t, i);
+        if (!forking && spread_is_ghost(pid)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "GPID %u cannot move now: some of its children run "
+                        "on other members (distant forks); it can once they "
+                        "end",
+                        gpid);
+            return FALSE;
+        }
         g_autofree char *dir = g_strdup_printf("/proc/%d/fd", pid);
         g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
         const char *e;
@@ -258,8 +267,13 @@ put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
         ssi_out_bytes(m, SSI_F_DATA, meta->stdin_pending->data,
                       meta->stdin_pending->len);
     }
-    if (meta->stdin_eof) {
-        ssi_out_u32(m, SSI_F_FLAGS, SSI_FLAG_STDIN_EOF);
+    if (meta->stdin_eof || meta->fork) {
+        ssi_out_u32(m, SSI_F_FLAGS,
+                    (meta->stdin_eof ? SSI_FLAG_STDIN_EOF : 0) |
+                        (meta->fork ? SSI_FLAG_FORK : 0));
+    }
+    if (meta->inner && meta->inner != meta->gpid) {
+        ssi_out_u32(m, SSI_F_PID, meta->inner);
     }
 }
 
@@ -399,6 +413,63 @@ fail:
     return FALSE;
 }
 
+/* The PID in the host of @inner, a PID of @shim's namespace; 0 if none. */
+static pid_t
+ns_find(pid_t shim, guint32 inner)
+{
+    g_autoptr(GArray) pids = ns_pids(shim);
+
+    for (guint i = 0; i < pids->len; i++) {
+        pid_t pid = g_array_index(pids, pid_t, i);
+        g_autofree char *st = g_strdup_printf("/proc/%d/status", pid);
+        g_autofree char *status = NULL;
+        const char *l;
+        char *end;
+
+        if (!g_file_get_contents(st, &status, NULL, NULL) ||
+            !(l = strstr(status, "\nNSpid:"))) {
+            continue;
+        }
+        g_ascii_strtoull(l + 7, &end, 10);
+        if (g_ascii_strtoull(end, NULL, 10) == inner) {
+            return pid;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A distant fork: CRIU restored the parent's whole namespace, stopped.
+ * Keep its init and the child; the rest is the parent's, which runs on
+ * where it was. The init then waits for the child (ssi-init.c).
+ */
+static gboolean
+keep_fork(pid_t shim, const SsiProcMeta *meta, GError **error)
+{
+    g_autoptr(GArray) pids = ns_pids(shim);
+    pid_t child = ns_find(shim, meta->inner);
+    union sigval v = {.sival_int = (int)meta->inner};
+
+    if (!child) {
+        kill(shim, SIGKILL);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "GPID %u: PID %u is not in the restored namespace",
+                    meta->gpid, meta->inner);
+        return FALSE;
+    }
+    sigqueue(shim, SIGUSR1, v);
+    for (guint i = 0; i < pids->len; i++) {
+        pid_t pid = g_array_index(pids, pid_t, i);
+
+        if (pid != shim && pid != child) {
+            kill(pid, SIGKILL);
+        }
+    }
+    kill(shim, SIGCONT);
+    kill(child, SIGCONT);
+    return TRUE;
+}
+
 /* Restore the images in @dir here. */
 static gboolean
 restore_here(const SsidProcMeta *meta, const char *dir, GError **error)
@@ -437,10 +508,17 @@ restore_here(const SsidProcMeta *meta, const char *dir, GError **error)
                                       3 + i, meta->inode[i]));
         }
     }
+    if (meta->fork) {
+        g_ptr_array_add(argv, g_strdup("--leave-stopped"));
+    }
     g_ptr_array_add(argv, NULL);
     if (!run_criu((const char *const *)argv->pdata, child, log, error) ||
         !g_file_get_contents(pidfile, &pidtext, NULL, error)) {
         g_prefix_error(error, "GPID %u: ", meta->gpid);
+        goto out;
+    }
+    if (meta->fork &&
+        !keep_fork((pid_t)g_ascii_strtoll(pidtext, NULL, 10), meta, error)) {
         goto out;
     }
     close(child[0]);
@@ -491,6 +569,89 @@ work_dir(const char *what, guint32 gpid)
 }
 
 gboolean
+mig_fork(const SsidProcInfo *parent, pid_t child, guint32 inner, guint32 copy,
+         guint32 node, GError **error)
+{
+    g_autofree char *dir = work_dir("fork", copy);
+    g_autofree char *cmdp = g_strdup_printf("/proc/%d/cmdline", child);
+    g_autofree char *cmd = NULL;
+    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) pairs = g_ptr_array_new();
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(SsiConn) c = NULL;
+    g_autoptr(SsiMsg) r = NULL;
+    SsidProcMeta meta = {0};
+    gsize clen = 0;
+    guint64 bytes = 0;
+    gint64 t0 = g_get_monotonic_time();
+    gboolean ok;
+
+    if (!check_movable(parent->gpid, parent->shim, TRUE, files, error)) {
+        return FALSE;
+    }
+    /* The whole namespace, consistent, left running (the child stays
+     * stopped); its ghosts let go of it meanwhile. */
+    spread_pause_ghosts();
+    ok = dump(parent->gpid, parent->shim, dir, TRUE, error);
+    spread_resume_ghosts();
+    if (!ok) {
+        rm_rf(dir);
+        return FALSE;
+    }
+    if (g_file_get_contents(cmdp, &cmd, &clen, NULL) && clen > 0) {
+        for (gsize i = 0; i < clen;) {
+            g_ptr_array_add(argv, g_strdup(cmd + i));
+            i += strlen(cmd + i) + 1;
+        }
+    } else {
+        g_ptr_array_add(argv, g_strdup("fork"));
+    }
+    g_ptr_array_add(argv, NULL);
+    meta.gpid = copy;
+    meta.inner = inner;
+    meta.fork = TRUE;
+    meta.launcher = member_ident().node;
+    meta.argv = g_strdupv((char **)argv->pdata);
+    meta.inode[1] = parent->inode[1];
+    meta.inode[2] = parent->inode[2];
+    for (guint i = 0; i < files->len; i++) {
+        g_ptr_array_add(pairs, g_ptr_array_index(files, i));
+        g_ptr_array_add(pairs, g_ptr_array_index(files, i));
+    }
+    if (!spread_ghost(child, copy, node, error)) {
+        ssi_proc_meta_clear(&meta);
+        rm_rf(dir);
+        return FALSE;
+    }
+    c = peer_connect(node, error);
+    ok = c && send_image(c, &meta, dir, pairs, &bytes, error) &&
+         (r = ssi_conn_recv(c, 120000, error)) != NULL;
+    if (ok && r->hdr.type == SSI_FAIL) {
+        g_autofree char *t = ssi_msg_str(r, SSI_F_TEXT, 4096);
+
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
+                    t ? t : "restore failed");
+        ok = FALSE;
+    }
+    if (!ok) {
+        if (error && !*error) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                        "node %u closed the connection", node);
+        }
+        spread_cancel(copy);
+    } else {
+        g_message("GPID %u: its child PID %u runs on node %u as GPID %u "
+                  "(distant fork, %.2f s, %.1f MiB)",
+                  parent->gpid, inner, node, copy,
+                  (double)(g_get_monotonic_time() - t0) / 1e6,
+                  (double)bytes / 1048576.0);
+    }
+    ssi_proc_meta_clear(&meta);
+    rm_rf(dir);
+    return ok;
+}
+
+gboolean
 mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
 {
     g_autofree char *dir = work_dir("out", gpid);
@@ -521,7 +682,7 @@ mig_migrate(guint32 gpid, guint32 node, GString *report, GError **error)
     if (!proc_begin_move(gpid, &meta, &shim, error)) {
         return FALSE;
     }
-    if (!check_movable(gpid, shim, files, error) ||
+    if (!check_movable(gpid, shim, FALSE, files, error) ||
         !dump(gpid, shim, dir, FALSE, error)) {
         proc_abort_move(gpid);
         ssi_proc_meta_clear(&meta);
@@ -639,7 +800,7 @@ checkpoint_dump(guint32 gpid, const char *dir, SsidProcMeta *meta,
     if (!proc_begin_move(gpid, meta, &shim, error)) {
         return FALSE;
     }
-    ok = check_movable(gpid, shim, files, error) &&
+    ok = check_movable(gpid, shim, FALSE, files, error) &&
          dump(gpid, shim, dir, TRUE, error);
     proc_abort_move(gpid);
     return ok;

@@ -33,6 +33,7 @@ typedef enum { PROC_RUN, PROC_MOVING, PROC_DUMPED } ProcState;
 
 struct SsidProc {
     guint32 gpid;
+    guint32 inner; /* the job's PID in its namespace: gpid, or a fork's */
     pid_t shim;
     char **argv;
     guint32 launcher;
@@ -162,7 +163,7 @@ job_pid(SsidProc *p)
         }
         /* "NSpid: host inner" */
         g_ascii_strtoull(l + 7, &end, 10);
-        if (g_ascii_strtoull(end, NULL, 10) == p->gpid) {
+        if (g_ascii_strtoull(end, NULL, 10) == p->inner) {
             return (pid_t)g_ascii_strtoll(*k, NULL, 10);
         }
     }
@@ -455,12 +456,13 @@ waiter_thread(gpointer data)
 
 /* S.lock held. */
 static SsidProc *
-proc_add(guint32 gpid, char **argv, guint32 launcher, pid_t shim, int in_w,
-         int out_r, int err_r, const guint64 inode[3])
+proc_add(guint32 gpid, guint32 inner, char **argv, guint32 launcher, pid_t shim,
+         int in_w, int out_r, int err_r, const guint64 inode[3])
 {
     SsidProc *p = g_new0(SsidProc, 1);
 
     p->gpid = gpid;
+    p->inner = inner;
     p->argv = g_strdupv(argv);
     p->launcher = launcher;
     p->shim = shim;
@@ -551,7 +553,7 @@ proc_exec(guint32 gpid, char **argv, guint32 launcher, GError **error)
     close(out[1]);
     close(err[1]);
     g_mutex_lock(&S.lock);
-    proc_add(gpid, argv, launcher, init, in[1], out[0], err[0], inode);
+    proc_add(gpid, gpid, argv, launcher, init, in[1], out[0], err[0], inode);
     g_mutex_unlock(&S.lock);
     g_message("GPID %u started (%s), launcher node %u", gpid, argv[0],
               launcher);
@@ -728,6 +730,7 @@ proc_begin_move(guint32 gpid, SsidProcMeta *meta, pid_t *shim, GError **error)
     }
     p->state = PROC_MOVING;
     meta->gpid = gpid;
+    meta->inner = p->inner;
     meta->launcher = p->launcher;
     meta->argv = g_strdupv(p->argv);
     memcpy(meta->inode, p->inode, sizeof(meta->inode));
@@ -809,8 +812,8 @@ proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3])
         inode[i] = fds[i] >= 0 ? fd_inode(fds[i]) : 0;
     }
     g_mutex_lock(&S.lock);
-    p = proc_add(meta->gpid, meta->argv, meta->launcher, shim, fds[0], fds[1],
-                 fds[2], inode);
+    p = proc_add(meta->gpid, meta->inner, meta->argv, meta->launcher, shim,
+                 fds[0], fds[1], fds[2], inode);
     if (meta->stdin_pending) {
         g_byte_array_append(p->in_pending, meta->stdin_pending->data,
                             meta->stdin_pending->len);
@@ -854,4 +857,27 @@ void
 proc_left_cluster(void)
 {
     g_thread_unref(g_thread_new("left", left_thread, NULL));
+}
+
+GArray *
+proc_snapshot(void)
+{
+    GArray *a = g_array_new(FALSE, TRUE, sizeof(SsidProcInfo));
+    GHashTableIter it;
+    gpointer v;
+
+    g_mutex_lock(&S.lock);
+    g_hash_table_iter_init(&it, S.procs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        SsidProc *p = v;
+        SsidProcInfo i = {p->gpid, p->inner, p->shim, p->launcher, {0}};
+
+        if (p->state != PROC_RUN || p->exited) {
+            continue;
+        }
+        memcpy(i.inode, p->inode, sizeof(i.inode));
+        g_array_append_val(a, i);
+    }
+    g_mutex_unlock(&S.lock);
+    return a;
 }

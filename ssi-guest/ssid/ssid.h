@@ -108,6 +108,12 @@ void launch_node_lost(guint32 node);
 void launch_serve(SsiConn *client, guint32 gpid, guint32 node);
 SsidLaunch *launch_register(guint32 gpid, guint32 node, SsiConn *client);
 void launch_unregister(guint32 gpid);
+typedef void (*SsidLaunchExit)(guint32 status, gpointer data);
+/* A distant fork's copy, launched from here: its stdout and stderr go
+ * to @out_fd and @err_fd (taken), its exit status to @on_exit. */
+gboolean launch_register_fork(guint32 gpid, guint32 node, int out_fd,
+                              int err_fd, SsidLaunchExit on_exit,
+                              gpointer data);
 /* After STARTED went to @client: what waited for it follows. */
 void launch_set_client(guint32 gpid, SsiConn *client);
 /* A member's relay attached: serve the stream. */
@@ -133,7 +139,41 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error);
 /* Adopt a process CRIU restored (its namespace init is @shim). */
 void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3]);
 
+/* What a distant fork needs of a process running here. */
+typedef struct {
+    guint32 gpid;
+    guint32 inner;
+    pid_t shim;
+    guint32 launcher;
+    guint64 inode[3];
+} SsidProcInfo;
+/* The processes running here (SsidProcInfo), moving ones left out. */
+GArray *proc_snapshot(void);
+
 /* ssid-mig.c */
+/* Distant fork: move @child (a host PID, stopped, of @parent's
+ * namespace) to @node as GPID @copy; its parent keeps a ghost here. */
+gboolean mig_fork(const SsidProcInfo *parent, pid_t child, guint32 inner,
+                  guint32 copy, guint32 node, GError **error);
+
+/* ssid-spread.c */
+/* The fork spreader: CPU-bound children of SSI processes go to less
+ * loaded members, their parents keep ghosts (Kerrighed's distant fork,
+ * after the fact). */
+void spread_start(void);
+/* Leave @child (stopped) as the ghost of GPID @copy, run on @node: it
+ * exits with @copy's status. Signals sent to the ghost are not passed to
+ * the copy (SIGKILL ends both). */
+gboolean spread_ghost(pid_t child, guint32 copy, guint32 node, GError **error);
+/* The copy could not start: the child runs on here. */
+void spread_cancel(guint32 copy);
+gboolean spread_is_ghost(pid_t pid);
+/* Around a dump of a namespace that holds ghosts (they are traced). */
+void spread_pause_ghosts(void);
+void spread_resume_ghosts(void);
+/* The member to move one of @busy CPU-bound processes to, 0 if none is
+ * clearly less loaded. */
+guint32 member_spread_target(guint busy);
 gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
                      GError **error);
 /* Checkpoint @gpid into @dir on this member (the caller's). */
