@@ -421,17 +421,8 @@ ns_find(pid_t shim, guint32 inner)
 
     for (guint i = 0; i < pids->len; i++) {
         pid_t pid = g_array_index(pids, pid_t, i);
-        g_autofree char *st = g_strdup_printf("/proc/%d/status", pid);
-        g_autofree char *status = NULL;
-        const char *l;
-        char *end;
 
-        if (!g_file_get_contents(st, &status, NULL, NULL) ||
-            !(l = strstr(status, "\nNSpid:"))) {
-            continue;
-        }
-        g_ascii_strtoull(l + 7, &end, 10);
-        if (g_ascii_strtoull(end, NULL, 10) == inner) {
+        if (proc_ns_pid(pid) == inner) {
             return pid;
         }
     }

@@ -136,6 +136,23 @@ fd_inode(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
+guint32
+proc_ns_pid(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
+    g_autofree char *status = NULL;
+    const char *l;
+    char *end;
+
+    if (!g_file_get_contents(path, &status, NULL, NULL) ||
+        !(l = strstr(status, "\nNSpid:"))) {
+        return 0;
+    }
+    /* "NSpid: host inner": the last is its own namespace's. */
+    g_ascii_strtoull(l + 7, &end, 10);
+    return (guint32)g_ascii_strtoull(end, NULL, 10);
+}
+
 /* The host PID of the process itself: the child of ssi-init whose PID in
  * the namespace is the GPID (ssi-init forks only it; orphans it adopts
  * have other PIDs). */
@@ -152,19 +169,10 @@ job_pid(SsidProc *p)
     }
     list = g_strsplit(g_strstrip(kids), " ", -1);
     for (char **k = list; *k && **k; k++) {
-        g_autofree char *st = g_strdup_printf("/proc/%s/status", *k);
-        g_autofree char *status = NULL;
-        const char *l;
-        char *end;
+        pid_t pid = (pid_t)g_ascii_strtoll(*k, NULL, 10);
 
-        if (!g_file_get_contents(st, &status, NULL, NULL) ||
-            !(l = strstr(status, "\nNSpid:"))) {
-            continue;
-        }
-        /* "NSpid: host inner" */
-        g_ascii_strtoull(l + 7, &end, 10);
-        if (g_ascii_strtoull(end, NULL, 10) == p->inner) {
-            return (pid_t)g_ascii_strtoll(*k, NULL, 10);
+        if (proc_ns_pid(pid) == p->inner) {
+            return pid;
         }
     }
     return 0;

@@ -331,22 +331,6 @@ proc_stat(pid_t pid, char *state, guint64 *ticks)
     return TRUE;
 }
 
-static guint32
-ns_inner(pid_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
-    g_autofree char *status = NULL;
-    const char *l;
-    char *end;
-
-    if (!g_file_get_contents(path, &status, NULL, NULL) ||
-        !(l = strstr(status, "\nNSpid:"))) {
-        return 0;
-    }
-    g_ascii_strtoull(l + 7, &end, 10);
-    return (guint32)g_ascii_strtoull(end, NULL, 10);
-}
-
 /* The processes of a namespace, from its init down. */
 static void
 descendants(pid_t pid, GArray *out, int depth)
@@ -386,7 +370,7 @@ spread_once(void)
         descendants(p->shim, pids, 0);
         for (guint k = 0; k < pids->len; k++) {
             pid_t pid = g_array_index(pids, pid_t, k);
-            guint32 in = ns_inner(pid);
+            guint32 in = proc_ns_pid(pid);
             guint64 ticks = 0;
             char state = '?';
 

@@ -139,6 +139,8 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error);
 /* Adopt a process CRIU restored (its namespace init is @shim). */
 void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3]);
 
+/* @pid's PID in its own PID namespace (0 if gone). */
+guint32 proc_ns_pid(pid_t pid);
 /* What a distant fork needs of a process running here. */
 typedef struct {
     guint32 gpid;
