@@ -152,7 +152,29 @@ typedef struct {
 /* The processes running here (SsidProcInfo), moving ones left out. */
 GArray *proc_snapshot(void);
 
-/* ssid-mig.c */
+/* ssid-image.c */
+/* Refuse what cannot move; collect into @files the regular files it has
+ * open. @forking: its ghosts (distant forks) are allowed. */
+gboolean image_check(guint32 gpid, pid_t shim, gboolean forking,
+                     GPtrArray *files, GError **error);
+/* CRIU dump of @shim's namespace into @dir. */
+gboolean image_dump(guint32 gpid, pid_t shim, const char *dir,
+                    gboolean leave_running, GError **error);
+/* Send IMAGE, the files of @dir and @files (pairs: content source,
+ * original path), END. */
+gboolean image_send(SsiConn *c, const SsidProcMeta *meta, const char *dir,
+                    GPtrArray *files, guint64 *bytes, GError **error);
+/* Receive FILEs until END: images into @dir, files by PATH to their
+ * path, or into @files_dir (a checkpoint). */
+gboolean image_recv(SsiConn *c, const char *dir, const char *files_dir,
+                    GError **error);
+/* Restore the images in @dir here and adopt the process. */
+gboolean image_restore(const SsidProcMeta *meta, const char *dir,
+                       GError **error);
+char *image_work_dir(const char *what, guint32 gpid);
+void image_rm_rf(const char *dir);
+
+/* ssid-mig.c, ssid-ckpt.c */
 /* Distant fork: move @child (a host PID, stopped, of @parent's
  * namespace) to @node as GPID @copy; its parent keeps a ghost here. */
 gboolean mig_fork(const SsidProcInfo *parent, pid_t child, guint32 inner,
