@@ -269,10 +269,40 @@ test_proc_meta(void)
     g_assert_cmpmem(meta.stdin_pending->data, meta.stdin_pending->len,
                     "typed\n", 6);
 
+    g_assert_cmpuint(meta.inner, ==, 0x1001);
+    g_assert_false(meta.fork);
+    g_assert_false(meta.stdin_eof);
+
     /* No stdin pending: an empty buffer, not none. */
     g_assert_true(ssi_parse_proc_meta(mn, &meta2, NULL));
     g_assert_nonnull(meta2.stdin_pending);
     g_assert_cmpuint(meta2.stdin_pending->len, ==, 0);
+}
+
+/* A distant fork's image: the child's PID and the flags. */
+static void
+test_proc_meta_fork(void)
+{
+    g_autoptr(SsiMsgOut) out = image_msg(TRUE, 3, FALSE);
+    g_autoptr(SsiMsgOut) low = image_msg(TRUE, 3, FALSE);
+    g_autoptr(SsiMsgOut) high = image_msg(TRUE, 3, FALSE);
+    g_autoptr(SsiMsgOut) wide = image_msg(TRUE, 3, FALSE);
+    g_autoptr(SsiMsg) m = NULL;
+    g_auto(SsiProcMeta) meta = {0};
+
+    ssi_out_u32(out, SSI_F_FLAGS, SSI_FLAG_FORK | SSI_FLAG_STDIN_EOF);
+    ssi_out_u32(out, SSI_F_PID, 4242);
+    m = roundtrip(out);
+    g_assert_true(ssi_parse_proc_meta(m, &meta, NULL));
+    g_assert_cmpuint(meta.inner, ==, 4242);
+    g_assert_true(meta.fork);
+    g_assert_true(meta.stdin_eof);
+    ssi_out_u32(low, SSI_F_PID, 1);
+    meta_bad(low, "bad PID");
+    ssi_out_u32(high, SSI_F_PID, 4194304);
+    meta_bad(high, "bad PID");
+    ssi_out_u64(wide, SSI_F_PID, 4242);
+    meta_bad(wide, "bad PID");
 }
 
 static void
@@ -523,6 +553,7 @@ main(int argc, char **argv)
     g_test_add_func("/ssi-parse/gpids-refused", test_gpids_refused);
     g_test_add_func("/ssi-parse/proc-meta", test_proc_meta);
     g_test_add_func("/ssi-parse/proc-meta-refused", test_proc_meta_refused);
+    g_test_add_func("/ssi-parse/proc-meta-fork", test_proc_meta_fork);
     g_test_add_func("/ssi-parse/file", test_file);
     g_test_add_func("/ssi-parse/file-refused", test_file_refused);
     g_test_add_func("/ssi-parse/path-ok", test_path_ok);
