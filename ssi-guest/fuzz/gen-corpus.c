@@ -173,6 +173,10 @@ requests(void)
     ssi_out_u64(image, SSI_F_INODE, 1002);
     ssi_out_u64(image, SSI_F_INODE, 1003);
     seed(image, "");
+    /* A distant fork's image. */
+    ssi_out_u32(image, SSI_F_FLAGS, SSI_FLAG_FORK | SSI_FLAG_STDIN_EOF);
+    ssi_out_u32(image, SSI_F_PID, 4242);
+    seed(image, "-fork");
     ssi_out_str(file, SSI_F_NAME, "pages-1.img");
     ssi_out_u32(file, SSI_F_MODE, 0600);
     ssi_out_u64(file, SSI_F_OFFSET, 1048576);
