@@ -131,6 +131,7 @@ ssi_parse_proc_meta(const SsiMsg *m, SsiProcMeta *meta, GError **error)
         ssi_msg_u32(m, SSI_F_FLAGS, &flags);
         meta->stdin_eof = (flags & SSI_FLAG_STDIN_EOF) != 0;
         meta->fork = (flags & SSI_FLAG_FORK) != 0;
+        meta->thaw = (flags & SSI_FLAG_THAW) != 0;
     }
     meta->inner = meta->gpid;
     if (ssi_msg_count(m, SSI_F_PID) &&

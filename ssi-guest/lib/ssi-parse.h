@@ -51,6 +51,7 @@ typedef struct {
      * child's PID (the image holds its parent's whole tree). */
     guint32 inner;
     gboolean fork; /* SSI_FLAG_FORK */
+    gboolean thaw; /* SSI_FLAG_THAW */
 } SsiProcMeta;
 
 /* Fills @meta (cleared first; on failure it holds nothing to free). */

@@ -109,6 +109,9 @@ typedef enum {
 /* SSI_F_FLAGS of SSI_IMAGE: a distant fork: of the tree restored, keep
  * only ssi-init and PID (the rest is the parent's, left where it runs). */
 #define SSI_FLAG_FORK 4u
+/* SSI_F_FLAGS of SSI_IMAGE: a checkpoint, its processes dumped stopped:
+ * continue them once restored. */
+#define SSI_FLAG_THAW 8u
 
 typedef struct {
     guint8 type;

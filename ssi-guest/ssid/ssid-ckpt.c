@@ -18,19 +18,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Dump @gpid leaving it running; @files gets the regular files. */
+/*
+ * Dump @gpid leaving it running; @pairs gets its regular files (a copy
+ * taken with the dump, original path). It is stopped meanwhile, so that
+ * the copies hold what the image expects: it goes on writing to them as
+ * soon as the dump ends.
+ */
 static gboolean
 checkpoint_dump(guint32 gpid, const char *dir, SsidProcMeta *meta,
-                GPtrArray *files, GError **error)
+                GPtrArray *pairs, GError **error)
 {
+    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GArray) stopped = NULL;
     pid_t shim;
     gboolean ok;
 
     if (!proc_begin_move(gpid, meta, &shim, error)) {
         return FALSE;
     }
-    ok = image_check(gpid, shim, FALSE, files, error) &&
-         image_dump(gpid, shim, dir, TRUE, error);
+    ok = image_check(gpid, shim, FALSE, files, error);
+    if (ok) {
+        stopped = image_freeze(shim);
+        ok = image_copy_files(files, dir, pairs, error) &&
+             image_dump(gpid, shim, dir, TRUE, error);
+        image_thaw(stopped);
+    }
     proc_abort_move(gpid);
     return ok;
 }
@@ -40,8 +52,7 @@ mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
 {
     g_autofree char *dir = NULL;
     g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) pairs = g_ptr_array_new();
+    g_autoptr(GPtrArray) pairs = g_ptr_array_new_with_free_func(g_free);
     SsidProcMeta meta = {0};
     guint32 gpid = 0;
     guint64 bytes = 0;
@@ -51,14 +62,10 @@ mig_serve_checkpoint(SsiConn *c, SsiMsg *req)
         return;
     }
     dir = image_work_dir("ckpt", gpid);
-    if (!checkpoint_dump(gpid, dir, &meta, files, &err)) {
+    if (!checkpoint_dump(gpid, dir, &meta, pairs, &err)) {
         ssi_conn_fail(c, err->message, NULL);
         image_rm_rf(dir);
         return;
-    }
-    for (guint i = 0; i < files->len; i++) {
-        g_ptr_array_add(pairs, g_ptr_array_index(files, i));
-        g_ptr_array_add(pairs, g_ptr_array_index(files, i));
     }
     if (!image_send(c, &meta, dir, pairs, &bytes, &err)) {
         g_warning("GPID %u: cannot send the checkpoint: %s", gpid,
@@ -186,6 +193,7 @@ restart(const char *dir, guint32 node, SsiConn *client, gboolean resume,
                     "GPID %u is being restarted already", meta.gpid);
         goto out;
     }
+    meta.thaw = TRUE; /* dumped stopped (checkpoint_dump) */
     if (!image_send(c, &meta, images, pairs, &bytes, error) ||
         !(r = ssi_conn_recv(c, 120000, error))) {
         if (!resume) {

@@ -262,10 +262,11 @@ put_meta(SsiMsgOut *m, const SsidProcMeta *meta)
         ssi_out_bytes(m, SSI_F_DATA, meta->stdin_pending->data,
                       meta->stdin_pending->len);
     }
-    if (meta->stdin_eof || meta->fork) {
+    if (meta->stdin_eof || meta->fork || meta->thaw) {
         ssi_out_u32(m, SSI_F_FLAGS,
                     (meta->stdin_eof ? SSI_FLAG_STDIN_EOF : 0) |
-                        (meta->fork ? SSI_FLAG_FORK : 0));
+                        (meta->fork ? SSI_FLAG_FORK : 0) |
+                        (meta->thaw ? SSI_FLAG_THAW : 0));
     }
     if (meta->inner && meta->inner != meta->gpid) {
         ssi_out_u32(m, SSI_F_PID, meta->inner);
@@ -507,6 +508,12 @@ image_restore(const SsidProcMeta *meta, const char *dir, GError **error)
         !keep_fork((pid_t)g_ascii_strtoll(pidtext, NULL, 10), meta, error)) {
         goto out;
     }
+    if (meta->thaw && !meta->fork) {
+        g_autoptr(GArray) pids =
+            ns_pids((pid_t)g_ascii_strtoll(pidtext, NULL, 10));
+
+        image_thaw(pids);
+    }
     close(child[0]);
     close(child[1]);
     close(child[2]);
@@ -552,4 +559,71 @@ image_work_dir(const char *what, guint32 gpid)
 {
     return g_strdup_printf("%s/%s-%u-%08x", SSID_STATE_DIR, what, gpid,
                            g_random_int());
+}
+
+GArray *
+image_freeze(pid_t shim)
+{
+    g_autoptr(GArray) pids = ns_pids(shim);
+    GArray *stopped = g_array_new(FALSE, FALSE, sizeof(pid_t));
+
+    for (guint i = 0; i < pids->len; i++) {
+        pid_t pid = g_array_index(pids, pid_t, i);
+
+        /* Those stopped already (a ghost, a fork under way) stay so. */
+        if (proc_state(pid) != 'T' && proc_state(pid) != 't' &&
+            kill(pid, SIGSTOP) == 0) {
+            g_array_append_val(stopped, pid);
+        }
+    }
+    for (guint i = 0; i < stopped->len; i++) {
+        pid_t pid = g_array_index(stopped, pid_t, i);
+
+        for (int k = 0; k < 100; k++) {
+            char st = proc_state(pid);
+
+            if (st == 'T' || st == 't' || st == 0) {
+                break;
+            }
+            g_usleep(10 * 1000);
+        }
+    }
+    return stopped;
+}
+
+void
+image_thaw(GArray *stopped)
+{
+    for (guint i = 0; stopped && i < stopped->len; i++) {
+        kill(g_array_index(stopped, pid_t, i), SIGCONT);
+    }
+}
+
+gboolean
+image_copy_files(GPtrArray *files, const char *dir, GPtrArray *pairs,
+                 GError **error)
+{
+    g_autofree char *snap = g_build_filename(dir, "files", NULL);
+
+    if (g_mkdir_with_parents(snap, 0700) < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "cannot create '%s': %s", snap, g_strerror(errno));
+        return FALSE;
+    }
+    for (guint i = 0; i < files->len; i++) {
+        const char *path = g_ptr_array_index(files, i);
+        g_autofree char *copy = g_strdup_printf("%s/%u", snap, i);
+        g_autoptr(GFile) from = g_file_new_for_path(path);
+        g_autoptr(GFile) to = g_file_new_for_path(copy);
+
+        if (!g_file_copy(from, to,
+                         G_FILE_COPY_OVERWRITE | G_FILE_COPY_NOFOLLOW_SYMLINKS,
+                         NULL, NULL, NULL, error)) {
+            g_prefix_error(error, "cannot copy '%s': ", path);
+            return FALSE;
+        }
+        g_ptr_array_add(pairs, g_steal_pointer(&copy));
+        g_ptr_array_add(pairs, g_strdup(path));
+    }
+    return TRUE;
 }

@@ -136,6 +136,20 @@ fd_inode(int fd)
     return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
+char
+proc_state(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+    g_autofree char *stat = NULL;
+    const char *rp;
+
+    if (!g_file_get_contents(path, &stat, NULL, NULL) ||
+        !(rp = strrchr(stat, ')')) || !rp[1] || !rp[2]) {
+        return 0;
+    }
+    return rp[2];
+}
+
 guint32
 proc_ns_pid(pid_t pid)
 {

@@ -139,6 +139,8 @@ gboolean proc_finish_move(guint32 gpid, SsidProcMeta *meta, GError **error);
 /* Adopt a process CRIU restored (its namespace init is @shim). */
 void proc_adopt(const SsidProcMeta *meta, pid_t shim, int fds[3]);
 
+/* @pid's state letter from /proc/PID/stat, 0 if gone. */
+char proc_state(pid_t pid);
 /* @pid's PID in its own PID namespace (0 if gone). */
 guint32 proc_ns_pid(pid_t pid);
 /* What a distant fork needs of a process running here. */
@@ -172,6 +174,14 @@ gboolean image_recv(SsiConn *c, const char *dir, const char *files_dir,
 gboolean image_restore(const SsidProcMeta *meta, const char *dir,
                        GError **error);
 char *image_work_dir(const char *what, guint32 gpid);
+/* Stop every process of @shim's namespace not stopped already; the ones
+ * stopped, for image_thaw(). */
+GArray *image_freeze(pid_t shim);
+void image_thaw(GArray *stopped);
+/* Copy @files into @dir/files/ and add (copy, original path) pairs to
+ * @pairs (which frees its strings). */
+gboolean image_copy_files(GPtrArray *files, const char *dir, GPtrArray *pairs,
+                          GError **error);
 void image_rm_rf(const char *dir);
 
 /* ssid-mig.c, ssid-ckpt.c */
