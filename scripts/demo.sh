@@ -117,7 +117,7 @@ echo "  ssi run from s1, placed by the leastload policy module; \$\$ is the GPID
 ssi_sh s1 'for i in 1 2 3; do ssi run sh -c "echo \"    pid \$\$ runs on \$(hostname)\"" </dev/null; done'
 counter='exec 3>>/tmp/count.log; i=0; while [ $i -lt 25 ]; do i=$((i+1)); echo $i; echo $i >&3; sleep 0.2; done'
 ssi_sh_bg s1 "$VC_TESTDIR/count" "ssi run -v -n 1 sh -c '$counter' </dev/null >/tmp/count.out 2>/tmp/count.err" >/dev/null
-started() { ssi_sh s1 cat /tmp/count.err | grep -q GPID; }
+started() { ssi_sh s1 cat /tmp/count.err | grep GPID >/dev/null; }
 wait_for 30 started || { echo "demo: the counter did not start" >&2; exit 1; }
 g=$(ssi_sh s1 cat /tmp/count.err | sed -n 's/^ssi: GPID \([0-9]*\).*/\1/p')
 sleep 1.5
