@@ -89,7 +89,7 @@ ssi_sh m3 ssi nodes >&2
 # 2. Eight CPU-bound processes spread over the members.
 SSI_SH_TIMEOUT=400 ssi_sh m1 '
 for i in 1 2 3 4 5 6 7 8; do
-    (ssi run -v sh -c "i=0; while [ \$i -lt 60000 ]; do i=\$((i+1)); done; exit $i" \
+    (ssi run -v sh -c "i=0; while [ \$i -lt 200000 ]; do i=\$((i+1)); done; exit $i" \
         </dev/null 2>/tmp/run$i.err; echo $? >/tmp/run$i.rc) &
 done
 wait

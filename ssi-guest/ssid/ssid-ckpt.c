@@ -294,7 +294,7 @@ auto_restart_thread(gpointer data)
     guint32 gpid = GPOINTER_TO_UINT(data), g = 0;
     g_autofree char *dir = auto_dir(gpid);
     g_autoptr(GError) err = NULL;
-    guint32 node = member_place(0);
+    guint32 node = member_place(0, gpid);
 
     if (!node || !restart(dir, node, NULL, TRUE, &g, &err)) {
         g_autofree char *t = g_strdup_printf(

@@ -42,6 +42,7 @@ member_free(gpointer p)
     SsidMember *m = p;
 
     g_array_unref(m->gpids);
+    g_array_unref(m->placed);
     g_free(m);
 }
 
@@ -53,6 +54,7 @@ member_new(guint32 id, const char *addr)
     m->id = id;
     g_strlcpy(m->addr, addr, sizeof(m->addr));
     m->gpids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    m->placed = g_array_new(FALSE, FALSE, sizeof(SsidPlaced));
     m->heard_us = now_us();
     return m;
 }
@@ -146,13 +148,47 @@ member_ident(void)
     return id;
 }
 
+static gboolean
+has_gpid(SsidMember *m, guint32 gpid)
+{
+    if (m->id == S.self) {
+        return g_hash_table_contains(S.procs, GUINT_TO_POINTER(gpid));
+    }
+    for (guint i = 0; i < m->gpids->len; i++) {
+        if (g_array_index(m->gpids, guint32, i) == gpid) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+/* Its SSI processes: as it last said, plus those placed there since
+ * that it has not reported yet (for 10 s at most). */
 static guint32
 member_procs(SsidMember *m)
 {
-    if (m->id == S.self) {
-        return g_hash_table_size(S.procs);
+    guint32 n = m->id == S.self ? g_hash_table_size(S.procs) : m->gpids->len;
+    gint64 now = now_us();
+
+    for (guint i = 0; i < m->placed->len;) {
+        SsidPlaced *p = &g_array_index(m->placed, SsidPlaced, i);
+
+        if (now - p->at_us > 10 * G_USEC_PER_SEC || has_gpid(m, p->gpid)) {
+            g_array_remove_index_fast(m->placed, i);
+            continue;
+        }
+        n++;
+        i++;
     }
-    return m->gpids->len + m->placed;
+    return n;
+}
+
+static void
+member_add_placed(SsidMember *m, guint32 gpid)
+{
+    SsidPlaced p = {gpid, now_us()};
+
+    g_array_append_val(m->placed, p);
 }
 
 /* S.lock held. */
@@ -398,6 +434,7 @@ adopt_view(SsiMsg *msg, guint64 epoch)
             m->memfree = old->memfree;
             m->heard_us = old->heard_us;
             g_array_append_vals(m->gpids, old->gpids->data, old->gpids->len);
+            g_array_append_vals(m->placed, old->placed->data, old->placed->len);
         }
         if (strcmp(vm->addr, S.address) == 0) {
             self = vm->id;
@@ -477,9 +514,6 @@ on_heartbeat(SsiMsg *msg, const char *from)
     if (gpids) {
         g_array_set_size(m->gpids, 0);
         g_array_append_vals(m->gpids, gpids->data, gpids->len);
-        if (now_us() - m->placed_us > 1000 * 1000) {
-            m->placed = 0;
-        }
     }
 }
 
@@ -718,7 +752,7 @@ member_thread(gpointer data)
 }
 
 guint32
-member_place(guint32 exclude)
+member_place(guint32 exclude, guint32 gpid)
 {
     guint32 node = 0;
     g_autofree char *text = NULL;
@@ -750,12 +784,7 @@ member_place(guint32 exclude)
         }
     }
     if (node) {
-        SsidMember *m = find_id(node);
-
-        if (m->id != S.self) {
-            m->placed++;
-            m->placed_us = now_us();
-        }
+        member_add_placed(find_id(node), gpid);
     }
     g_mutex_unlock(&S.lock);
     return node;
@@ -909,7 +938,7 @@ member_start(GError **error)
 }
 
 guint32
-member_spread_target(guint busy)
+member_spread_target(guint busy, guint32 gpid)
 {
     guint32 node = 0;
     gint64 best = G_MAXINT64;
@@ -926,10 +955,7 @@ member_spread_target(guint busy)
     }
     /* Only where it is clearly better: no ping-pong. */
     if (node && best + 1000 < (gint64)busy * 1000) {
-        SsidMember *m = find_id(node);
-
-        m->placed++;
-        m->placed_us = now_us();
+        member_add_placed(find_id(node), gpid);
     } else {
         node = 0;
     }

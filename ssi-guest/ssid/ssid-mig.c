@@ -262,7 +262,7 @@ mig_evict_self(GString *report, GError **error)
         g_autoptr(GError) merr = NULL;
         g_autoptr(GString) r = g_string_new(NULL);
         guint32 self = member_ident().node;
-        guint32 node = member_place(self);
+        guint32 node = member_place(self, g);
 
         if (!node || node == self) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,

@@ -173,8 +173,13 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
         ssi_conn_fail(c, t, NULL);
         return;
     }
+    /* The GPID first: placements count a process from then on. */
+    if (!restart && !(gpid = proc_new_gpid())) {
+        ssi_conn_fail(c, "no GPID left", NULL);
+        return;
+    }
     if (!node) {
-        node = member_place(0);
+        node = member_place(0, gpid);
     }
     if (restart) {
         dir = ssi_msg_str(m, SSI_F_PATH, 4096);
@@ -187,9 +192,8 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
         g_autoptr(SsiMsg) r = NULL;
 
         argv = ssi_msg_strv(m, SSI_F_ARG, 4096, 65536);
-        gpid = proc_new_gpid();
-        if (!argv || !argv[0] || !gpid) {
-            ssi_conn_fail(c, !gpid ? "no GPID left" : "bad RUN request", NULL);
+        if (!argv || !argv[0]) {
+            ssi_conn_fail(c, "bad RUN request", NULL);
             return;
         }
         ssi_out_u32(ex, SSI_F_GPID, gpid);

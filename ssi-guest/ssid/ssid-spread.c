@@ -391,12 +391,9 @@ spread_once(void)
     if (!child || busy <= (guint)MAX(ncpu, 1)) {
         return;
     }
-    node = member_spread_target(busy);
-    if (!node) {
-        return;
-    }
     copy = proc_new_gpid();
-    if (!copy || kill(child, SIGSTOP) < 0) {
+    node = copy ? member_spread_target(busy, copy) : 0;
+    if (!node || kill(child, SIGSTOP) < 0) {
         return;
     }
     /* Wait for it to stop before the dump. */

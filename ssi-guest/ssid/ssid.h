@@ -29,11 +29,15 @@ typedef struct {
     gboolean leaving;
     guint32 load;
     guint64 memfree;
-    gint64 heard_us;  /* last heartbeat, monotonic */
-    GArray *gpids;    /* guint32: its SSI processes, as last heard */
-    gint64 placed_us; /* last placement here by this member */
-    guint32 placed;   /* placements not yet in its heartbeats */
+    gint64 heard_us; /* last heartbeat, monotonic */
+    GArray *gpids;   /* guint32: its SSI processes, as last heard */
+    GArray *placed;  /* SsidPlaced: placed here, not yet in its heartbeats */
 } SsidMember;
+
+typedef struct {
+    guint32 gpid;
+    gint64 at_us;
+} SsidPlaced;
 
 typedef struct SsidProc SsidProc;
 typedef struct SsidLaunch SsidLaunch;
@@ -74,7 +78,7 @@ gboolean member_is_up(guint32 id);
 guint32 member_find_gpid(guint32 gpid);
 /* Choose a node for a new process (the kernel's policy), excluding
  * @exclude (0: none). 0 when there is no member. */
-guint32 member_place(guint32 exclude);
+guint32 member_place(guint32 exclude, guint32 gpid);
 void member_invite(const char *address);
 /* Leave the cluster: LEAVE to the coordinator, until a view without us. */
 gboolean member_leave(GError **error);
@@ -207,7 +211,7 @@ void spread_pause_ghosts(void);
 void spread_resume_ghosts(void);
 /* The member to move one of @busy CPU-bound processes to, 0 if none is
  * clearly less loaded. */
-guint32 member_spread_target(guint busy);
+guint32 member_spread_target(guint busy, guint32 gpid);
 gboolean mig_migrate(guint32 gpid, guint32 node, GString *report,
                      GError **error);
 /* Checkpoint @gpid into @dir on this member (the caller's). */
