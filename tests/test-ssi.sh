@@ -267,11 +267,13 @@ ck_before=$(ssi_sh m1 tail -n 1 /tmp/ck.out | awk '{print $2}')
 wait_for 30 ck_more || fail "the restarted process does not go on"
 ssi_sh m1 ssi ps | grep "^$gck " >/dev/null || fail "GPID $gck not in ssi ps after its restart"
 ssi_sh m1 cat /tmp/ck.out >"$out/ck.out"
-# After the restart point the values go on one by one from the checkpoint.
+# The values go on one by one, but for at most one step back to the
+# checkpoint (none when nothing printed after it reached us before the
+# member died).
 awk -v g="$gck" '$1 != g {exit 1} NR > 1 && $2 != prev + 1 {restarts++; if ($2 > prev) exit 1}
-    {prev = $2} END {exit restarts != 1}' "$out/ck.out" ||
+    {prev = $2} END {exit restarts > 1}' "$out/ck.out" ||
     fail "checkpointed process output is not one run continued once from a checkpoint: $(tr '\n' ' ' <"$out/ck.out")"
-log "checkpointed process went on after its member died ($(wc -l <"$out/ck.out") lines, one step back to its checkpoint)"
+log "checkpointed process went on after its member died ($(wc -l <"$out/ck.out") lines, at most one step back to its checkpoint)"
 ssi_sh m1 ssi kill "$gck" || fail "cannot kill the restarted process"
 bad 1 ssi run -n "$n4" true
 bad 1 ssi migrate "$gev" "$n4"
