@@ -406,6 +406,9 @@ static const char stat_help[] =
     "    Walltime  running time allowed, H:MM:SS\n"
     "    Used      running time used so far, H:MM:SS\n"
     "    Nodes     nodes its VMs are placed on, '-' while none\n"
+    "    OAR job   when OAR owns the nodes: the OAR job that holds (or\n"
+    "              waits for) them, as oarstat shows it; this column\n"
+    "              appears only then\n"
     "\n"
     "  With JOB, lists all of that job, 'key = value' a line as oarstat -f\n"
     "  does, then one line per VM: its node, IP, MAC, libvirt domain, state\n"
@@ -551,6 +554,7 @@ stat_list(void)
     g_autoptr(JsonNode) answer = NULL;
     g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func(g_free);
     JsonArray *jobs;
+    gboolean with_oar = FALSE;
     int rc = get(arg_all ? "/v1/jobs?all=1" : "/v1/jobs", &answer);
 
     if (rc != EXIT_OK || !answer) {
@@ -560,6 +564,18 @@ stat_list(void)
               g_strdup("State"), g_strdup("VMs"), g_strdup("Walltime"),
               g_strdup("Used"), g_strdup("Nodes"), NULL);
     jobs = answer_array(answer, "jobs");
+    for (guint i = 0; jobs && i < json_array_get_length(jobs); i++) {
+        JsonNode *j = json_array_get_element(jobs, i);
+
+        if (JSON_NODE_HOLDS_OBJECT(j) &&
+            json_object_get_int_member_with_default(json_node_get_object(j),
+                                                    "oar_job_id", 0) > 0) {
+            with_oar = TRUE;
+        }
+    }
+    if (with_oar) {
+        g_ptr_array_add(cells, g_strdup("OAR job"));
+    }
     for (guint i = 0; jobs && i < json_array_get_length(jobs); i++) {
         g_autoptr(GPtrArray) vms = NULL;
         const char *user;
@@ -575,8 +591,14 @@ stat_list(void)
                   g_strdup_printf("%u", job->n_vms),
                   sal_walltime_format(job->walltime_s),
                   sal_walltime_format(job_used(job)), job_nodes(vms), NULL);
+        if (with_oar) {
+            g_ptr_array_add(cells, job->oar_job_id > 0
+                                       ? g_strdup_printf("%" G_GINT64_FORMAT,
+                                                         job->oar_job_id)
+                                       : g_strdup("-"));
+        }
     }
-    print_table(cells, 8);
+    print_table(cells, with_oar ? 9 : 8);
     return EXIT_OK;
 }
 
@@ -771,6 +793,11 @@ stat_job(const char *id_text)
         printf("    snapshot_seq = -\n");
     }
     printf("    held = %s\n", job->held ? "yes" : "no");
+    if (job->oar_job_id > 0) {
+        printf("    oar_job_id = %" G_GINT64_FORMAT "\n", job->oar_job_id);
+    } else {
+        printf("    oar_job_id = -\n");
+    }
     for (guint i = 0; i < vms->len; i++) {
         const SalVm *vm = g_ptr_array_index(vms, i);
         g_autofree char *vex = format_exit(vm->exit_status);

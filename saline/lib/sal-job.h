@@ -92,6 +92,9 @@ typedef struct {
     gint64 snapshot_interval_s;
     guint snapshot_seq;
     gboolean held;
+    /* OAR mode: the OAR job that holds, or was asked for, the job's
+     * nodes (0: none yet). */
+    gint64 oar_job_id;
 } SalJob;
 
 typedef enum {

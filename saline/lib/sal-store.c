@@ -101,6 +101,9 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL,"
     "  text TEXT NOT NULL);"
     "CREATE INDEX events_by_job ON events (job_id);",
+
+    /* 5: OAR owns the nodes: the OAR job of each Saline job. */
+    "ALTER TABLE jobs ADD COLUMN oar_job_id INTEGER NOT NULL DEFAULT 0;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == SAL_STORE_SCHEMA_VERSION);
@@ -484,7 +487,7 @@ column_text(sqlite3_stmt *stmt, int col)
     "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "    \
     "cpus, mem_mib, image, walltime_s, site, command, submit_time, "           \
     "start_time, end_time, elapsed_s, exit_status, failure, "                  \
-    "snapshot_interval_s, snapshot_seq, held"
+    "snapshot_interval_s, snapshot_seq, held, oar_job_id"
 
 static GBytes *
 command_pack(char **argv)
@@ -552,6 +555,7 @@ job_from_row(sqlite3_stmt *stmt, GError **error)
     job->snapshot_interval_s = sqlite3_column_int64(stmt, 20);
     job->snapshot_seq = (guint)sqlite3_column_int64(stmt, 21);
     job->held = sqlite3_column_int(stmt, 22) != 0;
+    job->oar_job_id = sqlite3_column_int64(stmt, 23);
     return g_steal_pointer(&job);
 }
 
@@ -561,15 +565,15 @@ job_write(SalStore *store, SalJob *job, GError **error)
     static const char insert_sql[] =
         "INSERT INTO jobs (" JOB_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-        "?21, ?22, ?23)";
+        "?21, ?22, ?23, ?24)";
     static const char update_sql[] =
         "UPDATE jobs SET owner_uid = ?2, name = ?3, state = ?4, "
         "besteffort = ?5, idempotent = ?6, priority = ?7, n_vms = ?8, "
         "cpus = ?9, mem_mib = ?10, image = ?11, walltime_s = ?12, "
         "site = ?13, command = ?14, submit_time = ?15, start_time = ?16, "
         "end_time = ?17, elapsed_s = ?18, exit_status = ?19, failure = ?20, "
-        "snapshot_interval_s = ?21, snapshot_seq = ?22, held = ?23 "
-        "WHERE id = ?1";
+        "snapshot_interval_s = ?21, snapshot_seq = ?22, held = ?23, "
+        "oar_job_id = ?24 WHERE id = ?1";
     gboolean is_new = job->id == 0;
     g_autoptr(sqlite3_stmt) stmt =
         prepare(store, is_new ? insert_sql : update_sql, "save a job", error);
@@ -608,6 +612,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
     sqlite3_bind_int64(stmt, 21, job->snapshot_interval_s);
     sqlite3_bind_int64(stmt, 22, job->snapshot_seq);
     sqlite3_bind_int(stmt, 23, job->held ? 1 : 0);
+    sqlite3_bind_int64(stmt, 24, job->oar_job_id);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         return db_error(store, error, "save job %" G_GINT64_FORMAT, job->id);
     }
