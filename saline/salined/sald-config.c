@@ -22,6 +22,16 @@ static const VcConfigKey schema[] = {
     {"snapshots", "timeout", VC_CONFIG_INT, "600", 5, 24 * 3600},
     {"snapshots", "on-failure", VC_CONFIG_STRING, "keep"},
     {"snapshots", "resolver", VC_CONFIG_STRING, NULL},
+    {"oar", "server", VC_CONFIG_STRING, NULL},
+    {"oar", "command", VC_CONFIG_STRING, NULL},
+    {"oar", "user", VC_CONFIG_STRING, "saline"},
+    {"oar", "notify", VC_CONFIG_STRING, NULL},
+    {"oar", "job-command", VC_CONFIG_STRING, "/usr/lib/saline/saline-oarjob"},
+    {"oar", "checkpoint", VC_CONFIG_INT, "60", 1, 24 * 3600},
+    {"oar", "signal", VC_CONFIG_INT, "12", 1, 64},
+    {"oar", "poll", VC_CONFIG_INT, "5", 1, 3600},
+    {"oar", "timeout", VC_CONFIG_INT, "30", 1, 3600},
+    {"oar", "walltime-margin", VC_CONFIG_INT, "300", 0, 24 * 3600},
     {"site *", "network", VC_CONFIG_STRING, NULL, 0, 0, VC_CONFIG_REQUIRED},
     {"site *", "range", VC_CONFIG_STRING, NULL},
     {"site *", "gateway", VC_CONFIG_STRING, NULL},
@@ -62,6 +72,19 @@ node_free(SaldNodeConf *node)
 }
 
 static void
+oar_free(SaldOarConf *oar)
+{
+    if (oar) {
+        g_strfreev(oar->command);
+        g_free(oar->user);
+        g_free(oar->notify_host);
+        g_free(oar->job_command);
+        g_free(oar);
+    }
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SaldOarConf, oar_free)
+
+static void
 image_free(SaldImageConf *image)
 {
     if (image) {
@@ -82,6 +105,7 @@ sald_config_free(SaldConfig *config)
         g_free(config->kget_key_file);
         g_free(config->kget_command);
         g_free(config->kget_resolver);
+        oar_free(config->oar);
         g_clear_pointer(&config->sites, g_ptr_array_unref);
         g_clear_pointer(&config->nodes, g_ptr_array_unref);
         g_clear_pointer(&config->images, g_ptr_array_unref);
@@ -137,6 +161,73 @@ load_snapshots(VcConfig *vc, SaldConfig *config, const char *origin,
     config->snapshot_keep = (guint)vc_config_get_int(vc, g, "keep");
     config->snapshot_timeout_s = (guint)vc_config_get_int(vc, g, "timeout");
     config->snapshot_failure_kills = g_str_equal(policy, "kill");
+    return TRUE;
+}
+
+/* [oar]: OAR mode when server= or command= is set. */
+static gboolean
+load_oar(VcConfig *vc, SaldConfig *config, const char *origin, GError **error)
+{
+    const char *g = "oar";
+    const char *server = vc_config_get_string(vc, g, "server");
+    const char *command = vc_config_get_string(vc, g, "command");
+    const char *user = vc_config_get_string(vc, g, "user");
+    const char *notify = vc_config_get_string(vc, g, "notify");
+    g_autoptr(SaldOarConf) oar = NULL;
+    g_autoptr(GError) local = NULL;
+    const char *colon;
+    guint64 port = 0;
+
+    if (!server && !command) {
+        return TRUE;
+    }
+    oar = g_new0(SaldOarConf, 1);
+    if (server && command) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [oar] server and command: set one of them", origin);
+        return FALSE;
+    }
+    if (!sal_name_validate("[oar] user", user, error)) {
+        g_prefix_error(error, "%s: ", origin);
+        return FALSE;
+    }
+    if (command && !g_shell_parse_argv(command, NULL, &oar->command, &local)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [oar] command: %s", origin, local->message);
+        return FALSE;
+    }
+    if (server) {
+        if (!sal_name_validate("[oar] server", server, error)) {
+            g_prefix_error(error, "%s: ", origin);
+            return FALSE;
+        }
+        oar->command = g_new0(char *, 5);
+        oar->command[0] = g_strdup("ssh");
+        oar->command[1] = g_strdup("-o");
+        oar->command[2] = g_strdup("BatchMode=yes");
+        oar->command[3] = g_strdup_printf("%s@%s", user, server);
+    }
+    colon = notify ? strrchr(notify, ':') : NULL;
+    if (!colon || colon == notify ||
+        !g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL)) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "%s: [oar] notify: '%s' is not ADDR:PORT (where the OAR "
+                    "jobs' scripts reach salined)",
+                    origin, notify ? notify : "");
+        return FALSE;
+    }
+    oar->notify_host = g_strndup(notify, (gsize)(colon - notify));
+    oar->notify_port = (guint16)port;
+    oar->user = g_strdup(user);
+    if (!get_path(vc, g, "job-command", &oar->job_command, origin, error)) {
+        return FALSE;
+    }
+    oar->checkpoint_s = (guint)vc_config_get_int(vc, g, "checkpoint");
+    oar->signal = (guint)vc_config_get_int(vc, g, "signal");
+    oar->poll_s = (guint)vc_config_get_int(vc, g, "poll");
+    oar->timeout_s = (guint)vc_config_get_int(vc, g, "timeout");
+    oar->walltime_margin_s = (guint)vc_config_get_int(vc, g, "walltime-margin");
+    config->oar = g_steal_pointer(&oar);
     return TRUE;
 }
 
@@ -254,7 +345,8 @@ config_from(VcConfig *vc, const char *origin, GError **error)
     config->nodes = g_ptr_array_new_with_free_func((GDestroyNotify)node_free);
     config->images = g_ptr_array_new_with_free_func((GDestroyNotify)image_free);
     if (!load_main(vc, config, origin, error) ||
-        !load_snapshots(vc, config, origin, error)) {
+        !load_snapshots(vc, config, origin, error) ||
+        !load_oar(vc, config, origin, error)) {
         return NULL;
     }
     for (names = vc_config_get_names(vc, "site"); *names; names++) {

@@ -26,6 +26,24 @@
  *                              takes RAM pages the site already holds from
  *                              there, only the rest from the store
  *
+ *   [oar]                      OAR owns the nodes (saline/README.md, "OAR
+ *                              mode"); without server= or command=,
+ *                              salined's own scheduler places the jobs
+ *   server=HOST                the OAR frontend: OAR's commands run there
+ *                              through `ssh -o BatchMode=yes USER@HOST`
+ *   command=                   or this argv prefix instead of ssh (split
+ *                              as the shell would, no expansion)
+ *   user=saline                the OAR user Saline's jobs belong to
+ *   notify=ADDR:PORT           where salined listens for its OAR jobs'
+ *                              scripts (the nodes must reach it)
+ *   job-command=/usr/lib/saline/saline-oarjob   the OAR job's script, on
+ *                              every node
+ *   checkpoint=60              s of notice OAR gives best-effort jobs
+ *   signal=12                  the notice's signal
+ *   poll=5                     s between two looks at OAR's jobs
+ *   timeout=30                 s an OAR command may take
+ *   walltime-margin=300        s added to a job's walltime in OAR
+ *
  *   [site NAME]                one per site: its address pool
  *   network=10.77.1.0/24
  *   range=10.77.1.100-10.77.1.199   (optional)
@@ -67,6 +85,19 @@ typedef struct {
     char *dir;
 } SaldImageConf;
 
+typedef struct {
+    char **command; /* argv prefix of OAR's commands */
+    char *user;
+    char *notify_host;
+    guint16 notify_port;
+    char *job_command;
+    guint checkpoint_s;
+    guint signal;
+    guint poll_s;
+    guint timeout_s;
+    guint walltime_margin_s;
+} SaldOarConf;
+
 typedef enum {
     SALD_VIRT_AUTO,
     SALD_VIRT_KVM,
@@ -88,6 +119,7 @@ typedef struct {
     guint snapshot_keep;
     guint snapshot_timeout_s;
     gboolean snapshot_failure_kills;
+    SaldOarConf *oar; /* NULL: salined's own scheduler */
     GPtrArray *sites;  /* SaldSiteConf * */
     GPtrArray *nodes;  /* SaldNodeConf *, in file order */
     GPtrArray *images; /* SaldImageConf *, sorted by name */
