@@ -12,6 +12,8 @@
 #include "sald-core.h"
 #include "sald-virt.h"
 
+typedef struct SaldOar SaldOar;
+
 /* The most output kept or shown per VM. */
 #define SALD_LOG_MAX_BYTES (G_GUINT64_CONSTANT(64) << 20)
 
@@ -49,6 +51,10 @@ struct SaldCore {
     GHashTable *snap_due;
     GHashTable *snap_final;
     GHashTable *snap_refused;
+    /* Suspending jobs to take no final snapshot of: their nodes are no
+     * longer theirs (sald-oar.c). */
+    GHashTable *snap_skip;
+    SaldOar *oar; /* NULL: salined's own scheduler places the jobs */
     guint tick_id;
     guint sched_id;
 };
@@ -143,6 +149,25 @@ void sald_job_reconcile(SaldCore *core, gint64 id);
 GArray *sald_job_list_ids(SaldCore *core);
 void sald_job_reconcile_all(SaldCore *core);
 void sald_job_schedule_soon(SaldCore *core);
+/* Pending @job starts on @placement's nodes. */
+void sald_job_start_on(SaldCore *core, SalJob *job,
+                       const SalPlacement *placement);
+
+/* sald-oar.c: OAR mode, when the configuration has [oar] */
+SaldOar *sald_oar_new(SaldCore *core, GError **error);
+void sald_oar_free(SaldOar *oar);
+/* Polls OAR when it is time. */
+void sald_oar_tick(SaldCore *core);
+/* The decisions of OAR mode, from the store and the last poll: what
+ * salined's own scheduling pass does without OAR. */
+void sald_oar_schedule(SaldCore *core);
+/* SAL_ERROR_EXHAUSTED when the last look at OAR failed. */
+gboolean sald_oar_check_reachable(SaldCore *core, GError **error);
+/* No OAR command in flight. */
+gboolean sald_oar_idle(SaldCore *core);
+/* `oarstat -f -J` output: adds its jobs to @into (OAR id -> job). */
+gboolean sald_oar_parse_stat(const char *text, GHashTable *into,
+                             GError **error);
 
 /* sald-snapshot.c: best-effort jobs' snapshots and redeploys */
 gboolean sald_snapshots_on(SaldCore *core);

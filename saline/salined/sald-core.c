@@ -19,7 +19,8 @@
  * API asks of it (sald-core.h). Its parts share sald-core-internal.h:
  * sald-job.c (reconcile, scheduling), sald-node.c (connections,
  * listings, leftovers, lost nodes), sald-op.c (worker-thread operations
- * on a node's VMs).
+ * on a node's VMs), sald-snapshot.c (best-effort jobs' snapshots and
+ * redeploys), sald-oar.c (OAR mode: OAR allocates the nodes).
  */
 #include "sald-core.h"
 #include "sald-core-private.h"
@@ -122,6 +123,7 @@ sald_core_new(SaldConfig *config, GError **error)
     core->snap_final = g_hash_table_new_full(g_int64_hash, g_int64_equal,
                                              g_free, g_free);
     core->snap_refused = sald_id_set_new();
+    core->snap_skip = sald_id_set_new();
     core->all_nodes = sald_config_sal_nodes(config);
     if (g_mkdir_with_parents(config->state_dir, 0750) < 0) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_STORE,
@@ -147,6 +149,12 @@ sald_core_new(SaldConfig *config, GError **error)
         g_hash_table_insert(core->nodes, conf->node->name,
                             sald_node_new(core, conf));
     }
+    if (config->oar) {
+        core->oar = sald_oar_new(core, error);
+        if (!core->oar) {
+            return NULL;
+        }
+    }
     return g_steal_pointer(&core);
 }
 
@@ -161,6 +169,9 @@ tick(gpointer data)
     g_hash_table_iter_init(&iter, core->nodes);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
         sald_node_tick(core, value, now);
+    }
+    if (core->oar) {
+        sald_oar_tick(core);
     }
     /* Walltimes, and anything an earlier pass could not finish. */
     sald_job_reconcile_all(core);
@@ -179,6 +190,9 @@ sald_core_start(SaldCore *core)
         sald_node_connect(core, value);
     }
     core->tick_id = g_timeout_add_seconds(TICK_S, tick, core);
+    if (core->oar) {
+        sald_oar_tick(core);
+    }
     sald_job_schedule_soon(core);
 }
 
@@ -196,7 +210,8 @@ sald_core_idle(SaldCore *core)
             return FALSE;
         }
     }
-    return g_hash_table_size(core->busy) == 0;
+    return g_hash_table_size(core->busy) == 0 &&
+           (!core->oar || sald_oar_idle(core));
 }
 
 void
@@ -214,6 +229,8 @@ sald_core_free(SaldCore *core)
     g_clear_pointer(&core->snap_due, g_hash_table_unref);
     g_clear_pointer(&core->snap_final, g_hash_table_unref);
     g_clear_pointer(&core->snap_refused, g_hash_table_unref);
+    g_clear_pointer(&core->snap_skip, g_hash_table_unref);
+    g_clear_pointer(&core->oar, sald_oar_free);
     g_clear_pointer(&core->all_nodes, g_ptr_array_unref);
     g_clear_pointer(&core->addr, sal_addr_unref);
     g_clear_pointer(&core->store, sal_store_free);
@@ -250,6 +267,9 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
     why = sal_sched_unschedulable(core->all_nodes, job);
     if (why) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID, "%s", why);
+        return FALSE;
+    }
+    if (core->oar && !sald_oar_check_reachable(core, error)) {
         return FALSE;
     }
     if (!sal_store_save_job(core->store, job, NULL, error)) {

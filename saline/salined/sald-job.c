@@ -351,8 +351,8 @@ up_nodes(SaldCore *core)
     return nodes;
 }
 
-static void
-job_start(SaldCore *core, SalJob *job, const SalPlacement *placement)
+void
+sald_job_start_on(SaldCore *core, SalJob *job, const SalPlacement *placement)
 {
     g_autoptr(GPtrArray) vms =
         g_ptr_array_new_with_free_func((GDestroyNotify)sal_vm_free);
@@ -438,6 +438,10 @@ schedule_run(gpointer data)
     g_autoptr(GError) error = NULL;
 
     core->sched_id = 0;
+    if (core->oar) {
+        sald_oar_schedule(core);
+        return G_SOURCE_REMOVE;
+    }
     jobs = sal_store_load_active(core->store, &vms, &error);
     if (!jobs) {
         g_warning("cannot load the jobs: %s", error->message);
@@ -462,7 +466,7 @@ schedule_run(gpointer data)
             SalJob *job = jobs->pdata[j];
 
             if (job->id == p->job_id && job->state == SAL_JOB_PENDING) {
-                job_start(core, job, p);
+                sald_job_start_on(core, job, p);
             } else if (job->id == p->job_id &&
                        job->state == SAL_JOB_SUSPENDED &&
                        !sald_job_busy(core, job->id)) {

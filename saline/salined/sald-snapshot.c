@@ -872,7 +872,8 @@ sald_job_reconcile_suspending(SaldCore *core, SalJob *job, GPtrArray *vms)
      * job: back to the last complete one instead. Likewise once the
      * final snapshot is recorded (its seq is newer than the suspension). */
     since = g_hash_table_lookup(core->snap_final, &job->id);
-    if (any_dead || !any_running || (since && *since < job->snapshot_seq)) {
+    if (any_dead || !any_running || (since && *since < job->snapshot_seq) ||
+        g_hash_table_contains(core->snap_skip, &job->id)) {
         if (job->snapshot_seq == 0) {
             sald_job_end(core, job, vms, SAL_JOB_FAILED,
                          "a VM died and the job has no snapshot");
