@@ -149,6 +149,88 @@ test_bad(void)
 }
 
 static void
+test_oar(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SaldConfig) off = sald_config_load_data("[oar]\nuser=x\n", "t",
+                                                      &error);
+    g_autoptr(SaldConfig) ssh = NULL;
+    g_autoptr(SaldConfig) cmd = NULL;
+    const char *const ssh_argv[] = {"ssh", "-o", "BatchMode=yes",
+                                    "saline@front.example", NULL};
+    const char *const cmd_argv[] = {"ip", "netns", "exec", "head b",
+                                    "runuser", NULL};
+
+    /* Without server= or command=: salined's own scheduler. */
+    g_assert_no_error(error);
+    g_assert_null(off->oar);
+    ssh = sald_config_load_data("[oar]\nserver=front.example\n"
+                                "notify=10.0.0.5:7420\n",
+                                "t", &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(ssh->oar);
+    g_assert_true(g_strv_equal((const char *const *)ssh->oar->command,
+                               ssh_argv));
+    g_assert_cmpstr(ssh->oar->user, ==, "saline");
+    g_assert_cmpstr(ssh->oar->notify_host, ==, "10.0.0.5");
+    g_assert_cmpuint(ssh->oar->notify_port, ==, 7420);
+    g_assert_cmpstr(ssh->oar->job_command, ==, "/usr/lib/saline/saline-oarjob");
+    g_assert_cmpuint(ssh->oar->checkpoint_s, ==, 60);
+    g_assert_cmpuint(ssh->oar->signal, ==, 12);
+    g_assert_cmpuint(ssh->oar->poll_s, ==, 5);
+    cmd = sald_config_load_data("[oar]\ncommand=ip netns exec 'head b' "
+                                "runuser\nnotify=::1:99\ncheckpoint=20\n"
+                                "signal=10\n",
+                                "t", &error);
+    g_assert_no_error(error);
+    g_assert_true(g_strv_equal((const char *const *)cmd->oar->command,
+                               cmd_argv));
+    g_assert_cmpstr(cmd->oar->notify_host, ==, "::1");
+    g_assert_cmpuint(cmd->oar->checkpoint_s, ==, 20);
+    g_assert_cmpuint(cmd->oar->signal, ==, 10);
+}
+
+static void
+test_oar_bad(void)
+{
+    static const struct {
+        const char *data;
+        const char *message;
+    } cases[] = {
+        {"[oar]\nserver=a\ncommand=b\nnotify=1.2.3.4:5\n",
+         "t: [oar] server and command: set one of them"},
+        {"[oar]\nserver=a\n",
+         "t: [oar] notify: '' is not ADDR:PORT (where the OAR jobs' scripts "
+         "reach salined)"},
+        {"[oar]\nserver=a\nnotify=1.2.3.4:0\n", NULL},
+        {"[oar]\nserver=a\nnotify=1.2.3.4\n", NULL},
+        {"[oar]\nserver=a\nnotify=:80\n", NULL},
+        {"[oar]\nserver=a b\nnotify=1.2.3.4:5\n", NULL},
+        {"[oar]\nserver=a\nuser=r;oot\nnotify=1.2.3.4:5\n", NULL},
+        {"[oar]\ncommand=ssh 'x\nnotify=1.2.3.4:5\n", NULL},
+        {"[oar]\nserver=a\nnotify=1.2.3.4:5\njob-command=oarjob\n",
+         "t: [oar] job-command must be an absolute path"},
+        {"[oar]\nserver=a\nnotify=1.2.3.4:5\nsignal=99\n", NULL},
+        {"[oar]\nserver=a\nnotify=1.2.3.4:5\nqueue=default\n",
+         "t: unknown key 'queue' in group [oar]"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SaldConfig) config =
+            sald_config_load_data(cases[i].data, "t", &error);
+
+        g_test_message("case %u: %s", i, cases[i].data);
+        g_assert_null(config);
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_null(strchr(error->message, '\n'));
+        if (cases[i].message) {
+            g_assert_cmpstr(error->message, ==, cases[i].message);
+        }
+    }
+}
+
+static void
 test_missing_file(void)
 {
     g_autoptr(GError) error = NULL;
@@ -165,5 +247,7 @@ main(int argc, char **argv)
     g_test_add_func("/salined-config/defaults", test_defaults);
     g_test_add_func("/salined-config/bad", test_bad);
     g_test_add_func("/salined-config/missing-file", test_missing_file);
+    g_test_add_func("/salined-config/oar", test_oar);
+    g_test_add_func("/salined-config/oar-bad", test_oar_bad);
     return g_test_run();
 }
