@@ -14,7 +14,12 @@
 #   - a node's libvirtd killed: its non-idempotent job fails, its
 #     idempotent job is requeued, their addresses are released; once
 #     libvirtd is back the leftovers are removed and the requeued job
-#     runs to the end.
+#     runs to the end;
+#   - while that node is down (its site's jobs stay pending, no VM
+#     starts): a submission repeated with its idempotency key gives the
+#     same job, another user's the same key another job; 40 submissions
+#     while salined is killed -9 and restarted three times store exactly
+#     the jobs whose ids the CLI printed, each with a key of its own.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -210,6 +215,55 @@ for j in "$j5" "$j6"; do
         "$(field "$(job_json "$j")" '" ".join(v["ip"] or "" for v in j["vm_list"]).strip()')"
 done
 as_root nodes | grep -w b1 | grep -q down || fail "b1 not shown down"
+
+# ---- idempotent submissions, while site b's jobs cannot start ----
+idem() { "$@" -n 1 -c 1 -m 128M --image saline --walltime 10m --site b -- true; }
+k1=$(submit idem as_user $user1 submit --idempotency-key nightly-1) ||
+    fail "cannot submit with an idempotency key"
+k2=$(submit idem as_user $user1 submit --idempotency-key nightly-1) ||
+    fail "cannot submit again with the same key"
+assert_eq "job of a submission repeated with its key" "$k1" "$k2"
+k3=$(submit idem as_user $user2 submit --idempotency-key nightly-1) ||
+    fail "user2 cannot submit with user1's key"
+[[ $k3 != "$k1" ]] || fail "user2's key nightly-1 gave user1's job $k1"
+out=$(as_user $user1 submit --idempotency-key nightly-1 -n 2 -c 1 -m 128M --image saline \
+    --walltime 10m --site b -- true 2>&1) && fail "another job accepted under key nightly-1"
+[[ $out == *"idempotency key reused with a different submission"* ]] ||
+    fail "another job under key nightly-1: '$out'"
+log "ok: key nightly-1 gives job $k1 to user1, job $k3 to user2"
+
+# Each CLI retries once, with its key, when salined dies under it.
+idem_n=40
+idem_dir=$VC_TESTDIR/idem
+idem_repeats() { grep -c 'submitted again' "$VC_TESTDIR/salined.log" || true; }
+repeats=$(idem_repeats)
+mkdir "$idem_dir"
+(
+    for ((i = 0; i < idem_n; i++)); do
+        idem as_user $user1 submit --name idem-loop >"$idem_dir/$i" 2>&1 ||
+            echo "exit $?" >>"$idem_dir/$i"
+        sleep 0.1
+    done
+) &
+idem_loop=$!
+for k in 10 20 30; do
+    wait_for 60 bash -c "(( \$(ls '$idem_dir' | wc -l) > $k ))" ||
+        fail "the submissions stopped: $(ls "$idem_dir" | wc -l) made"
+    saline_kill9
+    start_salined
+done
+wait "$idem_loop"
+log "salined killed -9 three times during $idem_n submissions"
+grep -hv '^SALINE_JOB_ID=' "$idem_dir"/* >&2 || true
+printed=$(sed -n 's/^SALINE_JOB_ID=\([0-9]*\)$/\1/p' "$idem_dir"/* | sort -n | tr '\n' ' ')
+log "$(wc -w <<<"$printed") of $idem_n submissions printed a job id;" \
+    "$(($(idem_repeats) - repeats)) repeats answered with the job stored"
+all=$(as_root stat --all --json)
+stored=$(field "$all" '" ".join(str(x["id"]) for x in j["jobs"] if x["name"] == "idem-loop")')
+assert_eq "jobs stored by the submissions under kill -9" "${printed% }" "$stored"
+assert_eq "keys of the jobs stored under kill -9 (distinct, none null)" "$(wc -w <<<"$stored")" \
+    "$(field "$all" 'len(set(x["idempotency_key"] for x in j["jobs"] if x["name"] == "idem-loop" and x["idempotency_key"]))')"
+as_root del $stored "$k1" "$k3" >/dev/null || fail "cannot cancel the idempotency test's jobs"
 lv_restart b 1 || fail "libvirtd on b1 did not restart"
 wait_for 240 state_in "$j6" done failed || fail "job $j6 did not run again: $(job_json "$j6")"
 assert_eq "state of requeued job $j6" done "$(job_state "$j6")"

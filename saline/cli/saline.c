@@ -19,6 +19,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 #define DEFAULT_SOCKET "/run/saline/saline.sock"
 #define TIMEOUT_S 300 /* a log read from running VMs may take a while */
+/* A submission without an answer is sent again once salined listens,
+ * waiting this long for a restart. */
+#define RETRY_S 10
+#define RETRY_PAUSE_MS 200
 
 static char *arg_socket;
 static gboolean arg_json; /* of the commands that have --json */
@@ -47,49 +51,73 @@ static const char exit_status_help[] =
 
 /* ---- talking to salined ---- */
 
-/* Asks salined; prints what goes wrong and returns the exit status.
- * @answer gets the JSON object of a successful answer. */
-static int
-call(const char *method, const char *path, JsonNode *body,
-     guint expected, JsonNode **answer)
+static const char *
+socket_path(void)
 {
-    const char *socket_path = arg_socket;
-    g_autoptr(GSocketAddress) addr = NULL;
-    g_autoptr(SoupSession) session = NULL;
-    g_autoptr(SoupMessage) msg = NULL;
-    g_autoptr(GBytes) bytes = NULL;
+    const char *path = arg_socket;
+
+    if (!path) {
+        path = g_getenv("SALINE_SOCKET");
+    }
+    return path && *path ? path : DEFAULT_SOCKET;
+}
+
+/* One request to salined: the body of its answer and its @status, or
+ * NULL with @error set if no full answer came back. */
+static GBytes *
+exchange(const char *method, const char *path, GBytes *body, guint *status,
+         GError **error)
+{
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(socket_path());
+    g_autoptr(SoupSession) session = soup_session_new_with_options(
+        "remote-connectable", addr, "timeout", TIMEOUT_S, NULL);
+    g_autofree char *uri = g_strconcat("http://localhost", path, NULL);
+    g_autoptr(SoupMessage) msg = soup_message_new(method, uri);
+    GBytes *bytes;
+
+    if (body) {
+        soup_message_set_request_body_from_bytes(msg, "application/json", body);
+    }
+    bytes = soup_session_send_and_read(session, msg, NULL, error);
+    if (bytes) {
+        *status = soup_message_get_status(msg);
+    }
+    return bytes;
+}
+
+/* Nobody listens on the socket (salined stopped, or restarting): nothing
+ * was sent. */
+static gboolean
+not_listening(const GError *error)
+{
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) ||
+           g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED);
+}
+
+/* The connection ended before a full answer (salined killed or
+ * restarted; a reset, or an end of stream in the answer's head or
+ * body): the request may have been carried out or not. */
+static gboolean
+answer_cut(const GError *error)
+{
+    return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
+           g_error_matches(error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT) ||
+           g_error_matches(error, SOUP_SESSION_ERROR,
+                           SOUP_SESSION_ERROR_PARSING);
+}
+
+/* Reads salined's answer of @status: prints what goes wrong and returns
+ * the exit status. @answer gets the JSON object of an answer of status
+ * @expected, or @also if not 0. */
+static int
+answer_read(GBytes *bytes, guint status, guint expected, guint also,
+            JsonNode **answer)
+{
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) node = NULL;
-    g_autofree char *uri = g_strconcat("http://localhost", path, NULL);
-    const char *data;
     gsize len;
-    guint status;
+    const char *data = g_bytes_get_data(bytes, &len);
 
-    if (!socket_path) {
-        socket_path = g_getenv("SALINE_SOCKET");
-    }
-    if (!socket_path || !*socket_path) {
-        socket_path = DEFAULT_SOCKET;
-    }
-    addr = g_unix_socket_address_new(socket_path);
-    session = soup_session_new_with_options("remote-connectable", addr,
-                                            "timeout", TIMEOUT_S, NULL);
-    msg = soup_message_new(method, uri);
-    if (body) {
-        g_autofree char *text = sal_json_to_string(body);
-        g_autoptr(GBytes) b = g_bytes_new_take(g_steal_pointer(&text),
-                                               strlen(text));
-
-        soup_message_set_request_body_from_bytes(msg, "application/json", b);
-    }
-    bytes = soup_session_send_and_read(session, msg, NULL, &error);
-    if (!bytes) {
-        g_printerr("saline: cannot reach salined at '%s': %s\n", socket_path,
-                   error->message);
-        return EXIT_UNREACHABLE;
-    }
-    status = soup_message_get_status(msg);
-    data = g_bytes_get_data(bytes, &len);
     if (len > SAL_JSON_MAX_BODY * 1024) {
         g_printerr("saline: answer of salined is too large\n");
         return EXIT_FAIL;
@@ -100,7 +128,7 @@ call(const char *method, const char *path, JsonNode *body,
                    status, node ? "not a JSON object" : error->message);
         return EXIT_FAIL;
     }
-    if (status != expected) {
+    if (status != expected && (also == 0 || status != also)) {
         const char *message =
             json_object_get_string_member_with_default(
                 json_node_get_object(node), "error", NULL);
@@ -111,6 +139,87 @@ call(const char *method, const char *path, JsonNode *body,
     }
     *answer = g_steal_pointer(&node);
     return EXIT_OK;
+}
+
+static void
+unreachable(const GError *error)
+{
+    g_printerr("saline: cannot reach salined at '%s': %s\n", socket_path(),
+               error->message);
+}
+
+/* Asks salined; prints what goes wrong and returns the exit status.
+ * @answer gets the JSON object of a successful answer. */
+static int
+call(const char *method, const char *path, JsonNode *body, guint expected,
+     JsonNode **answer)
+{
+    g_autoptr(GBytes) request = NULL;
+    g_autoptr(GBytes) bytes = NULL;
+    g_autoptr(GError) error = NULL;
+    guint status = 0;
+
+    if (body) {
+        char *text = sal_json_to_string(body);
+
+        request = g_bytes_new_take(text, strlen(text));
+    }
+    bytes = exchange(method, path, request, &status, &error);
+    if (!bytes) {
+        unreachable(error);
+        return EXIT_UNREACHABLE;
+    }
+    return answer_read(bytes, status, expected, 0, answer);
+}
+
+/*
+ * POSTs the submission @body (which has an idempotency key, so salined
+ * stores it once however often it comes) and prints what goes wrong.
+ * When salined does not listen or the connection ends before its answer
+ * (it is restarting: killed, or restarted by an operator), waits for it
+ * up to RETRY_S and sends the submission once more.
+ */
+static int
+submit_call(JsonNode *body, const char *key, JsonNode **answer)
+{
+    char *text = sal_json_to_string(body);
+    g_autoptr(GBytes) request = g_bytes_new_take(text, strlen(text));
+    g_autoptr(GBytes) bytes = NULL;
+    g_autoptr(GError) error = NULL;
+    gboolean sent = FALSE; /* salined may have the job */
+    guint status = 0;
+
+    bytes = exchange("POST", "/v1/jobs", request, &status, &error);
+    sent = !bytes && !not_listening(error);
+    if (!bytes && (not_listening(error) || answer_cut(error))) {
+        gint64 until = g_get_monotonic_time() + RETRY_S * G_USEC_PER_SEC;
+
+        if (isatty(STDERR_FILENO)) {
+            g_printerr("saline: no answer from salined (%s); trying again\n",
+                       error->message);
+        }
+        /* An attempt that cannot connect sends nothing: still once. */
+        do {
+            g_usleep(RETRY_PAUSE_MS * 1000);
+            g_clear_error(&error);
+            bytes = exchange("POST", "/v1/jobs", request, &status, &error);
+        } while (!bytes && not_listening(error) &&
+                 g_get_monotonic_time() < until);
+        sent = sent || (!bytes && !not_listening(error));
+    }
+    if (!bytes) {
+        if (sent) {
+            g_printerr("saline: cannot reach salined at '%s': %s; it may have "
+                       "the job: submit again with --idempotency-key %s\n",
+                       socket_path(), error->message, key);
+        } else {
+            unreachable(error);
+        }
+        return EXIT_UNREACHABLE;
+    }
+    /* 200: a job stored by an attempt whose answer was lost. */
+    return answer_read(bytes, status, SOUP_STATUS_CREATED, SOUP_STATUS_OK,
+                       answer);
 }
 
 static void
@@ -228,6 +337,7 @@ static char *arg_image;
 static char *arg_walltime;
 static char *arg_site;
 static char *arg_snapshot_interval;
+static char *arg_idempotency_key;
 static char **arg_command;
 
 static const GOptionEntry submit_entries[] = {
@@ -257,6 +367,10 @@ static const GOptionEntry submit_entries[] = {
      "With --besteffort: time between snapshots of the VMs, 5s to 24h: "
      "seconds, or 90s, 15m, 2h (default: salined's)",
      "D"},
+    {"idempotency-key", 0, 0, G_OPTION_ARG_STRING, &arg_idempotency_key,
+     "Key of this submission, 1 to 128 printable ASCII characters: "
+     "submitting again with it gives the same job (default: a random one)",
+     "KEY"},
     {G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &arg_command, NULL,
      NULL},
     {NULL},
@@ -283,6 +397,18 @@ static const char submit_help[] =
     "  '-'. Every value is checked before anything is sent. On success,\n"
     "  prints the job's id as oarsub does:\n"
     "    SALINE_JOB_ID=12\n"
+    "\n"
+    "  A submission carries a key, KEY or a random one, that salined keeps\n"
+    "  with the job (it is about submitting, not about running the\n"
+    "  command again: that is --idempotent). If salined does not answer\n"
+    "  (it is not listening, or the connection breaks before its answer:\n"
+    "  it may be restarting), saline waits up to 10 s for it and submits\n"
+    "  once more with the same key: salined answers the job if it stored\n"
+    "  it already, never stores it twice, and saline prints SALINE_JOB_ID\n"
+    "  as for a first submission. If there is still no answer, the error\n"
+    "  says the key to submit again with. Submitting again with a KEY you\n"
+    "  used gives that job, or fails if the job submitted differs; keys\n"
+    "  are per user.\n"
     "\n"
     "Examples:\n"
     "  saline submit -n 4 -c 2 -m 2G --image debian-12 --walltime 1:30 \\\n"
@@ -350,6 +476,8 @@ build_job(SalJob *job, GError **error)
     job->command = g_strdupv(arg_command);
     job->name = arg_name ? g_strdup(arg_name)
                          : sal_job_default_name(job->command);
+    job->idempotency_key = arg_idempotency_key ? g_strdup(arg_idempotency_key)
+                                               : g_uuid_string_random();
     return sal_job_validate(job, error);
 }
 
@@ -373,7 +501,7 @@ cmd_submit(int argc, char **argv)
         return usage_error(error);
     }
     body = sal_job_to_submission(job);
-    rc = call("POST", "/v1/jobs", body, SOUP_STATUS_CREATED, &answer);
+    rc = submit_call(body, job->idempotency_key, &answer);
     if (rc != EXIT_OK) {
         return rc;
     }
@@ -782,6 +910,7 @@ stat_job(const char *id_text)
     printf("    walltime = %s\n", wall);
     printf("    used = %s\n", used);
     printf("    submit_time = %s\n", submit);
+    printf("    idempotency_key = %s\n", or_dash(job->idempotency_key));
     printf("    start_time = %s\n", start);
     printf("    end_time = %s\n", end);
     printf("    exit_status = %s\n", ex);

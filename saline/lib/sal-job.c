@@ -139,6 +139,7 @@ sal_job_copy(const SalJob *job)
     copy->site = g_strdup(job->site);
     copy->command = g_strdupv(job->command);
     copy->failure = g_strdup(job->failure);
+    copy->idempotency_key = g_strdup(job->idempotency_key);
     return copy;
 }
 
@@ -153,6 +154,7 @@ sal_job_free(SalJob *job)
     g_free(job->site);
     g_strfreev(job->command);
     g_free(job->failure);
+    g_free(job->idempotency_key);
     g_free(job);
 }
 
@@ -200,6 +202,35 @@ snapshot_interval_validate(const SalJob *job, GError **error)
                               SAL_MAX_SNAPSHOT_INTERVAL_S, error);
 }
 
+/* Printable ASCII only: the key is quoted in logs and compared byte for
+ * byte, so no encoding or control character can make two look alike. */
+static gboolean
+idempotency_key_validate(const char *key, GError **error)
+{
+    gsize len = strnlen(key, SAL_MAX_IDEMPOTENCY_KEY_LEN + 1);
+
+    if (len == 0) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "idempotency key is empty");
+        return FALSE;
+    }
+    if (len > SAL_MAX_IDEMPOTENCY_KEY_LEN) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "idempotency key is longer than %d characters",
+                    SAL_MAX_IDEMPOTENCY_KEY_LEN);
+        return FALSE;
+    }
+    for (gsize i = 0; i < len; i++) {
+        if (!g_ascii_isprint(key[i])) {
+            g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                        "idempotency key has a character that is not "
+                        "printable ASCII");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 gboolean
 sal_job_validate(const SalJob *job, GError **error)
 {
@@ -216,7 +247,24 @@ sal_job_validate(const SalJob *job, GError **error)
            command_validate(job->command, error) &&
            sal_range_validate("priority", job->priority, SAL_PRIORITY_MIN,
                               SAL_PRIORITY_MAX, error) &&
-           snapshot_interval_validate(job, error);
+           snapshot_interval_validate(job, error) &&
+           (!job->idempotency_key ||
+            idempotency_key_validate(job->idempotency_key, error));
+}
+
+gboolean
+sal_job_same_submission(const SalJob *a, const SalJob *b)
+{
+    return g_strcmp0(a->name, b->name) == 0 &&
+           !a->besteffort == !b->besteffort &&
+           !a->idempotent == !b->idempotent && a->priority == b->priority &&
+           a->n_vms == b->n_vms && a->cpus == b->cpus &&
+           a->mem_mib == b->mem_mib && g_strcmp0(a->image, b->image) == 0 &&
+           a->walltime_s == b->walltime_s && g_strcmp0(a->site, b->site) == 0 &&
+           a->snapshot_interval_s == b->snapshot_interval_s && a->command &&
+           b->command &&
+           g_strv_equal((const char *const *)a->command,
+                        (const char *const *)b->command);
 }
 
 gboolean

@@ -51,6 +51,7 @@
 #define SAL_PRIORITY_MAX 1000
 #define SAL_MIN_SNAPSHOT_INTERVAL_S 5
 #define SAL_MAX_SNAPSHOT_INTERVAL_S (24 * 3600)
+#define SAL_MAX_IDEMPOTENCY_KEY_LEN 128
 
 typedef enum {
     SAL_JOB_PENDING,
@@ -92,6 +93,10 @@ typedef struct {
     gint64 snapshot_interval_s;
     guint snapshot_seq;
     gboolean held;
+    /* The client's name for its submission (NULL: none), unique per
+     * owner: a submission repeated with it is answered the job stored,
+     * not stored again. */
+    char *idempotency_key;
     /* OAR mode: the OAR job that holds, or was asked for, the job's
      * nodes (0: none yet). */
     gint64 oar_job_id;
@@ -141,8 +146,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalJob, sal_job_free)
 /* Checks every field a user submits against the bounds above: name,
  * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority,
  * snapshot_interval_s (0, or SAL_MIN_ to SAL_MAX_SNAPSHOT_INTERVAL_S for
- * a best-effort job only). */
+ * a best-effort job only), idempotency_key (NULL, or 1 to
+ * SAL_MAX_IDEMPOTENCY_KEY_LEN printable ASCII characters). */
 gboolean sal_job_validate(const SalJob *job, GError **error);
+/* @a and @b were submitted alike: every field a user submits but the
+ * idempotency key is equal. */
+gboolean sal_job_same_submission(const SalJob *a, const SalJob *b);
 
 /* Moves @job to @state at the current time, or fails with
  * SAL_ERROR_STATE and leaves it untouched. */

@@ -72,6 +72,8 @@ static const Field job_fields[] = {
     {"failure", FIELD_STRING, FIELD_NULLABLE, JOB(failure)},
     {"snapshot_interval_s", FIELD_INT64, FIELD_SUBMIT, JOB(snapshot_interval_s),
      0, SAL_MAX_SNAPSHOT_INTERVAL_S},
+    {"idempotency_key", FIELD_STRING, FIELD_SUBMIT | FIELD_NULLABLE,
+     JOB(idempotency_key)},
     {"snapshot_seq", FIELD_UINT, 0, JOB(snapshot_seq), 0, G_MAXUINT32},
     {"held", FIELD_BOOL, 0, JOB(held)},
     {"oar_job_id", FIELD_INT64, 0, JOB(oar_job_id), 0, G_MAXINT64},
@@ -266,6 +268,9 @@ sal_job_to_submission(const SalJob *job)
     }
     if (!job->site) {
         json_object_remove_member(o, "site");
+    }
+    if (!job->idempotency_key) {
+        json_object_remove_member(o, "idempotency_key");
     }
     return object_node(o);
 }

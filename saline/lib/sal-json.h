@@ -24,8 +24,8 @@ char *sal_uid_name(guint32 uid);
 /* The job with its VMs (SalVm *, by index; NULL: none) as the API
  * answers it. */
 JsonNode *sal_job_to_json(const SalJob *job, GPtrArray *vms);
-/* Only the fields a user submits, those @job has (no name, no site:
- * left out). */
+/* Only the fields a user submits, those @job has (no name, no site, no
+ * idempotency key: left out). */
 JsonNode *sal_job_to_submission(const SalJob *job);
 
 /*

@@ -102,7 +102,14 @@ static const char *const migrations[] = {
     "  text TEXT NOT NULL);"
     "CREATE INDEX events_by_job ON events (job_id);",
 
-    /* 5: OAR owns the nodes: the OAR job of each Saline job. */
+    /* 5: a submission may carry its client's idempotency key, one job per
+     * owner and key: a submission repeated after a lost answer is found,
+     * not stored again, even when two arrive at once. */
+    "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;"
+    "CREATE UNIQUE INDEX jobs_by_key ON jobs (owner_uid, idempotency_key)"
+    "  WHERE idempotency_key IS NOT NULL;",
+
+    /* 6: OAR owns the nodes: the OAR job of each Saline job. */
     "ALTER TABLE jobs ADD COLUMN oar_job_id INTEGER NOT NULL DEFAULT 0;",
 };
 
@@ -487,7 +494,7 @@ column_text(sqlite3_stmt *stmt, int col)
     "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "    \
     "cpus, mem_mib, image, walltime_s, site, command, submit_time, "           \
     "start_time, end_time, elapsed_s, exit_status, failure, "                  \
-    "snapshot_interval_s, snapshot_seq, held, oar_job_id"
+    "snapshot_interval_s, snapshot_seq, held, idempotency_key, oar_job_id"
 
 static GBytes *
 command_pack(char **argv)
@@ -555,7 +562,8 @@ job_from_row(sqlite3_stmt *stmt, GError **error)
     job->snapshot_interval_s = sqlite3_column_int64(stmt, 20);
     job->snapshot_seq = (guint)sqlite3_column_int64(stmt, 21);
     job->held = sqlite3_column_int(stmt, 22) != 0;
-    job->oar_job_id = sqlite3_column_int64(stmt, 23);
+    job->idempotency_key = column_text(stmt, 23);
+    job->oar_job_id = sqlite3_column_int64(stmt, 24);
     return g_steal_pointer(&job);
 }
 
@@ -565,7 +573,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
     static const char insert_sql[] =
         "INSERT INTO jobs (" JOB_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-        "?21, ?22, ?23, ?24)";
+        "?21, ?22, ?23, ?24, ?25)";
     static const char update_sql[] =
         "UPDATE jobs SET owner_uid = ?2, name = ?3, state = ?4, "
         "besteffort = ?5, idempotent = ?6, priority = ?7, n_vms = ?8, "
@@ -573,7 +581,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
         "site = ?13, command = ?14, submit_time = ?15, start_time = ?16, "
         "end_time = ?17, elapsed_s = ?18, exit_status = ?19, failure = ?20, "
         "snapshot_interval_s = ?21, snapshot_seq = ?22, held = ?23, "
-        "oar_job_id = ?24 WHERE id = ?1";
+        "idempotency_key = ?24, oar_job_id = ?25 WHERE id = ?1";
     gboolean is_new = job->id == 0;
     g_autoptr(sqlite3_stmt) stmt =
         prepare(store, is_new ? insert_sql : update_sql, "save a job", error);
@@ -612,8 +620,18 @@ job_write(SalStore *store, SalJob *job, GError **error)
     sqlite3_bind_int64(stmt, 21, job->snapshot_interval_s);
     sqlite3_bind_int64(stmt, 22, job->snapshot_seq);
     sqlite3_bind_int(stmt, 23, job->held ? 1 : 0);
-    sqlite3_bind_int64(stmt, 24, job->oar_job_id);
+    sqlite3_bind_text(stmt, 24, job->idempotency_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 25, job->oar_job_id);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
+        /* The only UNIQUE constraint of jobs besides the id. */
+        if (is_new && job->idempotency_key &&
+            sqlite3_extended_errcode(store->db) == SQLITE_CONSTRAINT_UNIQUE) {
+            g_set_error(error, SAL_ERROR, SAL_ERROR_CONFLICT,
+                        "uid %" G_GUINT32_FORMAT " already has a job with "
+                        "idempotency key '%s'",
+                        job->owner_uid, job->idempotency_key);
+            return FALSE;
+        }
         return db_error(store, error, "save job %" G_GINT64_FORMAT, job->id);
     }
     if (is_new) {

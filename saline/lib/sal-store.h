@@ -22,7 +22,7 @@
 #include "sal-job.h"
 #include "sal-node.h"
 
-#define SAL_STORE_SCHEMA_VERSION 5
+#define SAL_STORE_SCHEMA_VERSION 6
 
 typedef struct SalStore SalStore;
 
@@ -69,6 +69,9 @@ void sal_store_on_rollback(SalStore *store, SalStoreUndoFunc undo,
  * leases when VMs load). If the transaction rolls back, a new job's id is
  * set back to 0 (if the rollback happens in an outer transaction after
  * this returned, the ids it assigned are void: the caller resets them).
+ * A job's idempotency key is unique per owner (a UNIQUE index, so no two
+ * submissions can both store it): a new job whose owner already has a
+ * job with its key is SAL_ERROR_CONFLICT, and nothing is stored.
  */
 gboolean sal_store_save_job(SalStore *store, SalJob *job, GPtrArray *vms,
                             GError **error);

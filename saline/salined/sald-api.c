@@ -158,6 +158,71 @@ on_request_started(SoupServer *server, SoupServerMessage *msg, gpointer data)
 /* ---- routes ---- */
 
 static void
+set_location(Request *req, gint64 id)
+{
+    g_autofree char *location =
+        g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, id);
+
+    soup_message_headers_replace(
+        soup_server_message_get_response_headers(req->msg), "Location",
+        location);
+}
+
+static void job_reply(Request *req, guint status);
+
+/*
+ * @job was refused as a conflict: if its owner already has a job with
+ * its idempotency key, the submission is a repeat (a client retrying
+ * after a lost answer) and is answered that job, 200, or 409 if it
+ * differs from what was submitted with the key then. FALSE if there is
+ * no such job: the conflict was another one.
+ *
+ * A repeat is rare and the core has no lookup by key: the caller's jobs
+ * are scanned, as GET /v1/jobs?all=1 does.
+ */
+static gboolean
+submit_repeated(Request *req, const SalJob *job)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) jobs =
+        sald_core_list_jobs(req->api->core, req->uid, TRUE, NULL, &error);
+    const SalJob *stored = NULL;
+
+    if (!jobs) {
+        g_debug("cannot look up idempotency key '%s': %s", job->idempotency_key,
+                error->message);
+        return FALSE;
+    }
+    /* Root sees every job: the owner tells its own. */
+    for (guint i = 0; i < jobs->len && !stored; i++) {
+        const SalJob *j = g_ptr_array_index(jobs, i);
+
+        if (j->owner_uid == job->owner_uid &&
+            g_strcmp0(j->idempotency_key, job->idempotency_key) == 0) {
+            stored = j;
+        }
+    }
+    if (!stored) {
+        return FALSE;
+    }
+    if (!sal_job_same_submission(stored, job)) {
+        reply_error(req->msg, SOUP_STATUS_CONFLICT,
+                    "idempotency key reused with a different submission "
+                    "(job %" G_GINT64_FORMAT ")",
+                    stored->id);
+        return TRUE;
+    }
+    g_message("job %" G_GINT64_FORMAT ": submitted again by uid "
+              "%" G_GUINT32_FORMAT " with its idempotency key, not stored "
+              "again",
+              stored->id, req->uid);
+    req->id = stored->id;
+    set_location(req, stored->id);
+    job_reply(req, SOUP_STATUS_OK);
+    return TRUE;
+}
+
+static void
 jobs_submit(Request *req)
 {
     SoupMessageBody *body = soup_server_message_get_request_body(req->msg);
@@ -165,7 +230,6 @@ jobs_submit(Request *req)
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) node = NULL;
     g_autoptr(SalJob) job = NULL;
-    g_autofree char *location = NULL;
     gsize len;
     const char *data = g_bytes_get_data(bytes, &len);
 
@@ -173,14 +237,23 @@ jobs_submit(Request *req)
     if (node) {
         job = sal_job_from_submission(node, &error);
     }
-    if (!job || !sald_core_submit(req->api->core, req->uid, job, &error)) {
+    if (!job) {
         reply_gerror(req->msg, error);
         return;
     }
-    location = g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, job->id);
-    soup_message_headers_replace(
-        soup_server_message_get_response_headers(req->msg), "Location",
-        location);
+    /* The core sets it too; set here, a job it refuses still names the
+     * owner a repeat is looked up for. */
+    job->owner_uid = req->uid;
+    if (!sald_core_submit(req->api->core, req->uid, job, &error)) {
+        if (job->idempotency_key &&
+            g_error_matches(error, SAL_ERROR, SAL_ERROR_CONFLICT) &&
+            submit_repeated(req, job)) {
+            return;
+        }
+        reply_gerror(req->msg, error);
+        return;
+    }
+    set_location(req, job->id);
     reply_take(req->msg, SOUP_STATUS_CREATED, sal_job_to_json(job, NULL));
 }
 

@@ -139,6 +139,7 @@ gboolean
 sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
 {
     uid = caller(core, uid);
+    job->owner_uid = uid;
     if (!sal_job_validate(job, error)) {
         return FALSE;
     }
@@ -148,8 +149,20 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
                     job->image);
         return FALSE;
     }
+    /* The store's UNIQUE index on (owner_uid, idempotency_key). */
+    for (guint i = 0; job->idempotency_key && i < core->jobs->len; i++) {
+        const SalJob *j = g_ptr_array_index(core->jobs, i);
+
+        if (j->owner_uid == uid &&
+            g_strcmp0(j->idempotency_key, job->idempotency_key) == 0) {
+            g_set_error(error, SAL_ERROR, SAL_ERROR_CONFLICT,
+                        "uid %" G_GUINT32_FORMAT " already has a job with "
+                        "idempotency key '%s'",
+                        uid, job->idempotency_key);
+            return FALSE;
+        }
+    }
     job->id = core->next_id++;
-    job->owner_uid = uid;
     job->state = SAL_JOB_PENDING;
     job->submit_time = 1700000000;
     g_ptr_array_add(core->jobs, sal_job_copy(job));

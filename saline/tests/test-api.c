@@ -550,6 +550,187 @@ test_other_user(Fixture *f, gconstpointer data)
     g_assert_cmpuint(n_jobs(f, "/v1/jobs"), ==, 1);
 }
 
+#define SUBMIT_KEY(key) SUBMIT_OK ", \"idempotency_key\": \"" key "\"}"
+
+/* POSTs @body into @a, expects @status and job @id. */
+static void
+submit_expect(Fixture *f, Answer *a, const char *body, guint status, gint64 id)
+{
+    g_autofree char *location =
+        g_strdup_printf("/v1/jobs/%" G_GINT64_FORMAT, id);
+
+    request(f, a, "POST", "/v1/jobs", body);
+    g_assert_cmpuint(a->status, ==, status);
+    g_assert_cmpint(json_object_get_int_member(obj(a), "id"), ==, id);
+    g_assert_cmpstr(a->location, ==, location);
+}
+
+/*
+ * A submission repeated with its idempotency key (its answer was lost)
+ * is answered the job stored the first time, 200, with nothing new
+ * stored: whatever the job's state, and whatever the form of the body
+ * as long as it submits the same job. A different job under the same
+ * key is 409.
+ */
+static void
+test_idempotency_key(Fixture *f, gconstpointer data)
+{
+    g_auto(Answer) first = {0};
+    g_auto(Answer) again = {0};
+    g_auto(Answer) no_key = {0};
+    g_auto(Answer) cancel = {0};
+    g_auto(Answer) ended = {0};
+    g_auto(Answer) named = {0};
+    g_auto(Answer) other_key = {0};
+
+    submit_expect(f, &first, SUBMIT_KEY("k1"), 201, 1);
+    g_assert_cmpstr(
+        json_object_get_string_member(obj(&first), "idempotency_key"), ==,
+        "k1");
+
+    submit_expect(f, &again, SUBMIT_KEY("k1"), 200, 1);
+    g_assert_cmpstr(json_object_get_string_member(obj(&again), "state"), ==,
+                    "pending");
+    g_assert_cmpstr(
+        json_object_get_string_member(obj(&again), "idempotency_key"), ==,
+        "k1");
+    g_assert_cmpuint(json_array_get_length(
+                         json_object_get_array_member(obj(&again), "vm_list")),
+                     ==, 2);
+    g_assert_cmpuint(n_jobs(f, "/v1/jobs?all=1"), ==, 1);
+
+    submit_expect(f, &no_key, SUBMIT_OK "}", 201, 2);
+    g_assert_true(json_object_get_null_member(obj(&no_key), "idempotency_key"));
+    submit_expect(f, &other_key, SUBMIT_KEY("k2"), 201, 3);
+
+    /* An ended job keeps its key. */
+    request(f, &cancel, "DELETE", "/v1/jobs/1", NULL);
+    g_assert_cmpuint(cancel.status, ==, 200);
+    submit_expect(f, &ended, SUBMIT_KEY("k1"), 200, 1);
+    g_assert_cmpstr(json_object_get_string_member(obj(&ended), "state"), ==,
+                    "cancelled");
+
+    /* The same job, written otherwise: the name given is the default. */
+    submit_expect(f, &named,
+                  "{\"idempotency_key\": \"k1\", \"name\": \"sh\", "
+                  "\"site\": null, \"besteffort\": false, \"priority\": 0, "
+                  "\"command\": [\"/bin/sh\", \"-c\", \"echo hi\"], "
+                  "\"walltime_s\": 600, \"image\": \"debian-12\", "
+                  "\"mem_mib\": 512, \"cpus\": 1, \"vms\": 2}",
+                  200, 1);
+    g_assert_cmpuint(n_jobs(f, "/v1/jobs?all=1"), ==, 3);
+}
+
+/* A key reused for another job: refused, nothing stored. */
+static void
+test_idempotency_key_reused(Fixture *f, gconstpointer data)
+{
+    static const char *const bodies[] = {
+        SUBMIT_OK ", \"idempotency_key\": \"k1\", \"name\": \"other\"}",
+        SUBMIT_OK ", \"idempotency_key\": \"k1\", \"priority\": 1}",
+        SUBMIT_OK ", \"idempotency_key\": \"k1\", \"site\": \"rennes\"}",
+        SUBMIT_OK ", \"idempotency_key\": \"k1\", \"idempotent\": true}",
+        SUBMIT_OK ", \"idempotency_key\": \"k1\", \"besteffort\": true}",
+        "{\"vms\": 3, \"cpus\": 1, \"mem_mib\": 512, \"image\": "
+        "\"debian-12\", \"walltime_s\": 600, \"command\": [\"/bin/sh\", "
+        "\"-c\", \"echo hi\"], \"idempotency_key\": \"k1\"}",
+        "{\"vms\": 2, \"cpus\": 1, \"mem_mib\": 512, \"image\": "
+        "\"debian-12\", \"walltime_s\": 600, \"command\": [\"/bin/sh\", "
+        "\"-c\", \"echo ho\"], \"idempotency_key\": \"k1\"}",
+        "{\"vms\": 2, \"cpus\": 1, \"mem_mib\": 512, \"image\": \"alpine\", "
+        "\"walltime_s\": 600, \"command\": [\"/bin/sh\", \"-c\", "
+        "\"echo hi\"], \"idempotency_key\": \"k1\"}",
+    };
+    g_auto(Answer) first = {0};
+
+    submit_expect(f, &first, SUBMIT_KEY("k1"), 201, 1);
+    for (guint i = 0; i < G_N_ELEMENTS(bodies); i++) {
+        g_auto(Answer) a = {0};
+
+        g_test_message("body: %s", bodies[i]);
+        request(f, &a, "POST", "/v1/jobs", bodies[i]);
+        assert_error(&a, 409,
+                     "idempotency key reused with a different submission "
+                     "(job 1)");
+        g_assert_null(a.location);
+    }
+    g_assert_cmpuint(n_jobs(f, "/v1/jobs?all=1"), ==, 1);
+}
+
+static void
+test_idempotency_key_bad(Fixture *f, gconstpointer data)
+{
+    g_autofree char *longest = g_strnfill(SAL_MAX_IDEMPOTENCY_KEY_LEN, 'k');
+    g_autofree char *too_long =
+        g_strnfill(SAL_MAX_IDEMPOTENCY_KEY_LEN + 1, 'k');
+    g_autofree char *body_longest =
+        g_strdup_printf(SUBMIT_OK ", \"idempotency_key\": \"%s\"}", longest);
+    g_autofree char *body_too_long =
+        g_strdup_printf(SUBMIT_OK ", \"idempotency_key\": \"%s\"}", too_long);
+    const struct {
+        const char *body;
+        const char *error;
+    } cases[] = {
+        {SUBMIT_KEY(""), "idempotency key is empty"},
+        {body_too_long, "idempotency key is longer than 128 characters"},
+        {SUBMIT_KEY("a\\tb"), "not printable ASCII"},
+        {SUBMIT_KEY("a\\nb"), "not printable ASCII"},
+        {SUBMIT_KEY("caf\\u00e9"), "not printable ASCII"},
+        {SUBMIT_KEY("caf\xc3\xa9"), "not printable ASCII"},
+        {SUBMIT_OK ", \"idempotency_key\": 12}",
+         "'idempotency_key' must be a string or null"},
+        {SUBMIT_OK ", \"idempotency_key\": [\"k\"]}",
+         "'idempotency_key' must be a string or null"},
+        {SUBMIT_OK ", \"idempotency_key\": true}",
+         "'idempotency_key' must be a string or null"},
+    };
+    g_auto(Answer) ok = {0};
+    g_auto(Answer) null_key = {0};
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_auto(Answer) a = {0};
+
+        g_test_message("body: %s", cases[i].body);
+        request(f, &a, "POST", "/v1/jobs", cases[i].body);
+        assert_error(&a, 400, cases[i].error);
+    }
+    g_assert_cmpuint(n_jobs(f, "/v1/jobs?all=1"), ==, 0);
+
+    submit_expect(f, &ok, body_longest, 201, 1);
+    submit_expect(f, &null_key, SUBMIT_OK ", \"idempotency_key\": null}", 201,
+                  2);
+    g_assert_true(
+        json_object_get_null_member(obj(&null_key), "idempotency_key"));
+}
+
+/* A key is its owner's: the same key from another uid is another job,
+ * root's included (root sees every job, but its key is its own). */
+static void
+test_idempotency_key_owners(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        gint64 uid;
+        guint status;
+        gint64 id;
+    } steps[] = {
+        {4242, 201, 1}, {4243, 201, 2}, {4243, 200, 2}, {4242, 200, 1},
+        {0, 201, 3},    {0, 200, 3},    {4242, 200, 1},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+        g_auto(Answer) a = {0};
+
+        g_test_message("uid %" G_GINT64_FORMAT, steps[i].uid);
+        fake_core_set_uid(f->core, steps[i].uid);
+        submit_expect(f, &a, SUBMIT_KEY("shared"), steps[i].status,
+                      steps[i].id);
+        g_assert_cmpint(json_object_get_int_member(obj(&a), "owner_uid"), ==,
+                        steps[i].uid);
+    }
+    fake_core_set_uid(f->core, 0);
+    g_assert_cmpuint(n_jobs(f, "/v1/jobs?all=1"), ==, 3);
+}
+
 static void
 test_log(Fixture *f, gconstpointer data)
 {
@@ -847,6 +1028,10 @@ main(int argc, char **argv)
     ADD("list", test_list);
     ADD("get-cancel", test_get_cancel);
     ADD("other-user", test_other_user);
+    ADD("idempotency-key", test_idempotency_key);
+    ADD("idempotency-key-reused", test_idempotency_key_reused);
+    ADD("idempotency-key-bad", test_idempotency_key_bad);
+    ADD("idempotency-key-owners", test_idempotency_key_owners);
     ADD("log", test_log);
     ADD("suspend-resume", test_suspend_resume);
     ADD("suspend-refused", test_suspend_refused);

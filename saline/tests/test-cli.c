@@ -4,6 +4,7 @@
  * each command prints.
  */
 #include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,6 +133,17 @@ test_usage(void)
         {{"suspend", "1", "x", NULL}, "invalid job id 'x'"},
         {{"resume", NULL}, "missing JOB; see 'saline resume --help'"},
         {{"resume", "0", NULL}, "invalid job id '0'"},
+        {{SUBMIT, "d", "--walltime", "1", "--idempotency-key", "", "true",
+          NULL},
+         "idempotency key is empty"},
+        {{SUBMIT, "d", "--walltime", "1", "--idempotency-key", "a\tb", "true",
+          NULL},
+         "idempotency key has a character that is not printable ASCII"},
+        {{SUBMIT, "d", "--walltime", "1", "--idempotency-key",
+          "0123456789012345678901234567890123456789012345678901234567890123"
+          "456789012345678901234567890123456789012345678901234567890123456789",
+          "true", NULL},
+         "idempotency key is longer than 128 characters"},
     };
     g_autofree char *dir = sal_test_tmpdir();
     g_autofree char *path = g_build_filename(dir, "probe.sock", NULL);
@@ -200,6 +212,9 @@ test_help(void)
         g_assert_cmpint(c.status, ==, 0);
         g_assert_nonnull(strstr(c.out, "Exit status:"));
         g_assert_nonnull(strstr(c.out, "--socket"));
+        if (g_str_equal(cmds[i], "submit")) {
+            g_assert_nonnull(strstr(c.out, "--idempotency-key=KEY"));
+        }
     }
 }
 
@@ -212,12 +227,19 @@ typedef struct {
     ApiServer *server;
 } Fixture;
 
+/* No salined yet: the test starts it. */
 static void
-setup(Fixture *f, gconstpointer data)
+setup_bare(Fixture *f, gconstpointer data)
 {
     f->dir = sal_test_tmpdir();
     f->path = g_build_filename(f->dir, "saline.sock", NULL);
     f->core = fake_core_new();
+}
+
+static void
+setup(Fixture *f, gconstpointer data)
+{
+    setup_bare(f, data);
     f->server = api_server_start(f->core, f->path);
 }
 
@@ -274,6 +296,250 @@ test_submit(Fixture *f, gconstpointer data)
     /* Refused by salined: its reason, exit 1. */
     run(&bad, f->path, SUBMIT, "fedora", "--walltime", "1", "true", NULL);
     assert_fails(&bad, 1, "saline: unknown image 'fedora'");
+}
+
+/* The jobs the fake core holds, all users'. */
+static GPtrArray *
+core_jobs(Fixture *f)
+{
+    g_autoptr(GError) error = NULL;
+    GPtrArray *jobs = sald_core_list_jobs(f->core, 0, TRUE, NULL, &error);
+
+    g_assert_no_error(error);
+    return jobs;
+}
+
+/* A key given is the job's; submitting again with it gives the same
+ * job, unless the job differs. Without one, each submission has a key
+ * of its own. */
+static void
+test_submit_key(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GPtrArray) jobs = NULL;
+    g_auto(Result) a = {0};
+    g_auto(Result) b = {0};
+    g_auto(Result) other = {0};
+    g_auto(Result) st = {0};
+
+    run(&a, f->path, SUBMIT, "debian-12", "--walltime", "1:30",
+        "--idempotency-key", "nightly-2024-05-01", "--", "./build", NULL);
+    g_assert_cmpstr(a.err, ==, "");
+    g_assert_cmpstr(a.out, ==, "SALINE_JOB_ID=1\n");
+    run(&b, f->path, SUBMIT, "debian-12", "--walltime", "1:30",
+        "--idempotency-key", "nightly-2024-05-01", "--", "./build", NULL);
+    g_assert_cmpstr(b.err, ==, "");
+    g_assert_cmpstr(b.out, ==, "SALINE_JOB_ID=1\n");
+    g_assert_cmpint(b.status, ==, 0);
+
+    run(&other, f->path, SUBMIT, "debian-12", "--walltime", "2:00",
+        "--idempotency-key", "nightly-2024-05-01", "--", "./build", NULL);
+    assert_fails(&other, 1,
+                 "saline: idempotency key reused with a different submission "
+                 "(job 1)");
+
+    run(&st, f->path, "stat", "1", NULL);
+    g_assert_nonnull(
+        strstr(st.out, "\n    idempotency_key = nightly-2024-05-01\n"));
+
+    submit(f);
+    submit(f);
+    jobs = core_jobs(f);
+    g_assert_cmpuint(jobs->len, ==, 3);
+    for (guint i = 1; i < 3; i++) {
+        const char *key = ((SalJob *)jobs->pdata[i])->idempotency_key;
+
+        g_assert_nonnull(key);
+        g_assert_true(g_uuid_string_is_valid(key));
+    }
+    g_assert_cmpstr(((SalJob *)jobs->pdata[1])->idempotency_key, !=,
+                    ((SalJob *)jobs->pdata[2])->idempotency_key);
+}
+
+/*
+ * A salined that dies with each request it reads: it accepts on the
+ * fixture's socket, reads a request whole, stores a submission in the
+ * core if @store, and closes the connection without an answer. With
+ * @restart, the first request is the last: the socket goes away, and
+ * a salined that answers comes back on it a moment later.
+ */
+typedef struct {
+    Fixture *f;
+    GSocket *listener;
+    GCancellable *cancel;
+    gboolean store;
+    gboolean restart;
+    gint n_requests;
+    char *first_key; /* of the first submission */
+} Cutter;
+
+static char *
+read_body(GSocket *conn)
+{
+    g_autoptr(GString) in = g_string_new(NULL);
+    g_autofree char *head = NULL;
+    const char *end, *field;
+    gsize head_len;
+    guint64 len;
+    char buf[4096];
+
+    while (!(end = strstr(in->str, "\r\n\r\n"))) {
+        gssize n = g_socket_receive(conn, buf, sizeof(buf), NULL, NULL);
+
+        g_assert_cmpint(n, >, 0);
+        g_string_append_len(in, buf, n);
+    }
+    head_len = end + 4 - in->str;
+    head = g_ascii_strdown(in->str, head_len);
+    field = strstr(head, "\r\ncontent-length:");
+    g_assert_nonnull(field);
+    len = g_ascii_strtoull(field + 17, NULL, 10);
+    while (in->len < head_len + len) {
+        gssize n = g_socket_receive(conn, buf, sizeof(buf), NULL, NULL);
+
+        g_assert_cmpint(n, >, 0);
+        g_string_append_len(in, buf, n);
+    }
+    return g_strndup(in->str + head_len, len);
+}
+
+static gpointer
+cutter_thread(gpointer data)
+{
+    Cutter *c = data;
+    GSocket *conn;
+
+    while ((conn = g_socket_accept(c->listener, c->cancel, NULL))) {
+        g_autofree char *body = read_body(conn);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) node = sal_json_parse(body, strlen(body), &error);
+        g_autoptr(SalJob) job = NULL;
+
+        g_assert_no_error(error);
+        job = sal_job_from_submission(node, &error);
+        g_assert_no_error(error);
+        if (!c->first_key) {
+            c->first_key = g_strdup(job->idempotency_key);
+        }
+        g_atomic_int_inc(&c->n_requests);
+        if (c->store) {
+            g_assert_true(sald_core_submit(c->f->core, getuid(), job, &error));
+        }
+        g_socket_close(conn, NULL);
+        g_object_unref(conn);
+        if (c->restart) {
+            g_socket_close(c->listener, NULL);
+            g_assert_cmpint(g_unlink(c->f->path), ==, 0);
+            g_usleep(300 * 1000);
+            c->f->server = api_server_start(c->f->core, c->f->path);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static GThread *
+cutter_start(Cutter *c, Fixture *f)
+{
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(f->path);
+    g_autoptr(GError) error = NULL;
+
+    c->f = f;
+    c->cancel = g_cancellable_new();
+    c->listener =
+        g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, &error);
+    g_assert_no_error(error);
+    g_assert_true(g_socket_bind(c->listener, addr, FALSE, &error));
+    g_assert_true(g_socket_listen(c->listener, &error));
+    return g_thread_new("cutter", cutter_thread, c);
+}
+
+/* Its findings stay: first_key is the caller's to free. */
+static void
+cutter_stop(Cutter *c, GThread *thread)
+{
+    g_cancellable_cancel(c->cancel);
+    g_thread_join(thread);
+    g_socket_close(c->listener, NULL);
+    g_object_unref(c->listener);
+    g_object_unref(c->cancel);
+}
+
+/*
+ * salined stored the job and died before answering: saline waits for it
+ * to come back and submits again with the same key, and salined answers
+ * the job it has. The user sees a first-time success; one job.
+ */
+static void
+test_submit_answer_lost(Fixture *f, gconstpointer data)
+{
+    Cutter c = {.store = TRUE, .restart = TRUE};
+    GThread *thread = cutter_start(&c, f);
+    g_autoptr(GPtrArray) jobs = NULL;
+    g_auto(Result) r = {0};
+
+    run(&r, f->path, SUBMIT, "debian-12", "--walltime", "1:30", "--", "true",
+        NULL);
+    g_assert_cmpstr(r.err, ==, "");
+    g_assert_cmpstr(r.out, ==, "SALINE_JOB_ID=1\n");
+    g_assert_cmpint(r.status, ==, 0);
+    cutter_stop(&c, thread);
+    g_assert_cmpint(c.n_requests, ==, 1);
+
+    jobs = core_jobs(f);
+    g_assert_cmpuint(jobs->len, ==, 1);
+    g_assert_true(g_uuid_string_is_valid(c.first_key));
+    g_assert_cmpstr(((SalJob *)jobs->pdata[0])->idempotency_key, ==,
+                    c.first_key);
+    g_free(c.first_key);
+}
+
+static gpointer
+start_later(gpointer data)
+{
+    Fixture *f = data;
+
+    g_usleep(G_USEC_PER_SEC);
+    f->server = api_server_start(f->core, f->path);
+    return NULL;
+}
+
+/* No salined yet (it is restarting): saline waits for it. */
+static void
+test_submit_waits(Fixture *f, gconstpointer data)
+{
+    GThread *thread = g_thread_new("later", start_later, f);
+    g_autoptr(GPtrArray) jobs = NULL;
+    g_auto(Result) r = {0};
+
+    run(&r, f->path, SUBMIT, "debian-12", "--walltime", "1:30", "--", "true",
+        NULL);
+    g_thread_join(thread);
+    g_assert_cmpstr(r.err, ==, "");
+    g_assert_cmpstr(r.out, ==, "SALINE_JOB_ID=1\n");
+    g_assert_cmpint(r.status, ==, 0);
+    jobs = core_jobs(f);
+    g_assert_cmpuint(jobs->len, ==, 1);
+}
+
+/* Sent again once only; then the user learns the key to submit with. */
+static void
+test_submit_retry_once(Fixture *f, gconstpointer data)
+{
+    Cutter c = {0};
+    GThread *thread = cutter_start(&c, f);
+    g_auto(Result) r = {0};
+
+    run(&r, f->path, SUBMIT, "debian-12", "--walltime", "1:30",
+        "--idempotency-key", "k-17", "--", "true", NULL);
+    assert_fails(&r, 3, "cannot reach salined at");
+    g_assert_true(g_str_has_suffix(
+        r.err, "it may have the job: submit again with --idempotency-key "
+               "k-17\n"));
+    /* The second connection is cut before the CLI ends. */
+    g_assert_cmpint(g_atomic_int_get(&c.n_requests), ==, 2);
+    cutter_stop(&c, thread);
+    g_assert_cmpstr(c.first_key, ==, "k-17");
+    g_free(c.first_key);
 }
 
 static void
@@ -514,6 +780,14 @@ main(int argc, char **argv)
     g_test_add_func("/cli/unreachable", test_unreachable);
     g_test_add_func("/cli/help", test_help);
     g_test_add("/cli/submit", Fixture, NULL, setup, test_submit, teardown);
+    g_test_add("/cli/submit-key", Fixture, NULL, setup, test_submit_key,
+               teardown);
+    g_test_add("/cli/submit-answer-lost", Fixture, NULL, setup_bare,
+               test_submit_answer_lost, teardown);
+    g_test_add("/cli/submit-waits", Fixture, NULL, setup_bare,
+               test_submit_waits, teardown);
+    g_test_add("/cli/submit-retry-once", Fixture, NULL, setup_bare,
+               test_submit_retry_once, teardown);
     g_test_add("/cli/stat", Fixture, NULL, setup, test_stat, teardown);
     g_test_add("/cli/del", Fixture, NULL, setup, test_del, teardown);
     g_test_add("/cli/log", Fixture, NULL, setup, test_log, teardown);

@@ -541,6 +541,169 @@ test_validate_snapshot_interval(void)
     }
 }
 
+/* The client's own string: 1..128 printable ASCII characters, so it
+ * shows as typed in logs and compares byte for byte. */
+static void
+test_validate_idempotency_key(void)
+{
+    g_autofree char *longest = g_strnfill(SAL_MAX_IDEMPOTENCY_KEY_LEN, 'k');
+    g_autofree char *too_long =
+        g_strnfill(SAL_MAX_IDEMPOTENCY_KEY_LEN + 1, 'k');
+    const struct {
+        const char *key;
+        const char *error; /* NULL: valid */
+    } cases[] = {
+        {NULL, NULL},
+        {"k", NULL},
+        {"6f1c2a9e-1f0b-4c1e-9a53-3f4f0c1d2b7a", NULL},
+        {"a key with spaces ~!@#$%^&*()", NULL},
+        {longest, NULL},
+        {"", "idempotency key is empty"},
+        {too_long, "idempotency key is longer than 128 characters"},
+        {"tab\there", "idempotency key has a character that is not printable "
+                      "ASCII"},
+        {"line\n", "idempotency key has a character that is not printable "
+                   "ASCII"},
+        {"del\x7f", "idempotency key has a character that is not printable "
+                    "ASCII"},
+        {"caf\xc3\xa9", "idempotency key has a character that is not "
+                        "printable ASCII"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(SalJob) job = make_job();
+        g_autoptr(GError) error = NULL;
+
+        job->idempotency_key = g_strdup(cases[i].key);
+        if (!cases[i].error) {
+            g_assert_true(sal_job_validate(job, &error));
+            g_assert_no_error(error);
+            continue;
+        }
+        g_assert_false(sal_job_validate(job, &error));
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_cmpstr(error->message, ==, cases[i].error);
+    }
+}
+
+typedef void (*Change)(SalJob *job);
+
+static void
+change_name(SalJob *job)
+{
+    g_free(job->name);
+    job->name = g_strdup("other");
+}
+
+static void
+change_besteffort(SalJob *job)
+{
+    job->besteffort = TRUE;
+}
+
+static void
+change_idempotent(SalJob *job)
+{
+    job->idempotent = TRUE;
+}
+
+static void
+change_priority(SalJob *job)
+{
+    job->priority = 1;
+}
+
+static void
+change_vms(SalJob *job)
+{
+    job->n_vms++;
+}
+
+static void
+change_cpus(SalJob *job)
+{
+    job->cpus++;
+}
+
+static void
+change_mem(SalJob *job)
+{
+    job->mem_mib++;
+}
+
+static void
+change_image(SalJob *job)
+{
+    g_free(job->image);
+    job->image = g_strdup("alpine");
+}
+
+static void
+change_walltime(SalJob *job)
+{
+    job->walltime_s++;
+}
+
+static void
+change_site(SalJob *job)
+{
+    job->site = g_strdup("b");
+}
+
+static void
+change_interval(SalJob *job)
+{
+    job->snapshot_interval_s = 60;
+}
+
+static void
+change_command(SalJob *job)
+{
+    g_free(job->command[2]);
+    job->command[2] = g_strdup("x");
+}
+
+static void
+change_argc(SalJob *job)
+{
+    g_free(job->command[2]);
+    job->command[2] = NULL;
+}
+
+/* What a repeated submission is compared on: what the user submitted,
+ * not what salined made of it. */
+static void
+test_same_submission(void)
+{
+    static const Change changes[] = {
+        change_name,     change_besteffort, change_idempotent, change_priority,
+        change_vms,      change_cpus,       change_mem,        change_image,
+        change_walltime, change_site,       change_interval,   change_command,
+        change_argc,
+    };
+    g_autoptr(SalJob) job = make_job();
+    g_autoptr(SalJob) stored = make_job();
+
+    job->idempotency_key = g_strdup("k1");
+    g_assert_true(sal_job_same_submission(job, stored));
+    stored->id = 12;
+    stored->owner_uid = 4201;
+    stored->submit_time = 1700000000;
+    stored->idempotency_key = g_strdup("k2");
+    g_assert_true(
+        sal_job_transition_at(stored, SAL_JOB_CANCELLED, 1700000001, NULL));
+    g_assert_true(sal_job_same_submission(job, stored));
+    g_assert_true(sal_job_same_submission(stored, job));
+
+    for (guint i = 0; i < G_N_ELEMENTS(changes); i++) {
+        g_autoptr(SalJob) changed = sal_job_copy(job);
+
+        changes[i](changed);
+        g_assert_false(sal_job_same_submission(changed, job));
+        g_assert_false(sal_job_same_submission(job, changed));
+    }
+}
+
 static void
 test_names(void)
 {
@@ -576,11 +739,14 @@ test_copy(void)
     g_autofree char *domain = sal_vm_domain_name(7, 3);
 
     job->site = g_strdup("a");
+    job->idempotency_key = g_strdup("k");
     copy = sal_job_copy(job);
     g_assert_cmpstr(copy->name, ==, job->name);
     g_assert_true(copy->name != job->name);
     g_assert_cmpstrv(copy->command, job->command);
     g_assert_cmpstr(copy->site, ==, "a");
+    g_assert_cmpstr(copy->idempotency_key, ==, "k");
+    g_assert_true(copy->idempotency_key != job->idempotency_key);
     g_assert_cmpint(copy->walltime_s, ==, 3600);
 
     g_assert_cmpstr(domain, ==, "saline-7-3");
@@ -610,6 +776,9 @@ main(int argc, char **argv)
     g_test_add_func("/job/validate", test_validate);
     g_test_add_func("/job/validate-snapshot-interval",
                     test_validate_snapshot_interval);
+    g_test_add_func("/job/validate-idempotency-key",
+                    test_validate_idempotency_key);
+    g_test_add_func("/job/same-submission", test_same_submission);
     g_test_add_func("/job/names", test_names);
     g_test_add_func("/job/copy", test_copy);
     return g_test_run();

@@ -92,6 +92,8 @@ assert_jobs_equal(const SalJob *a, const SalJob *b)
     g_assert_cmpint(a->snapshot_interval_s, ==, b->snapshot_interval_s);
     g_assert_cmpuint(a->snapshot_seq, ==, b->snapshot_seq);
     g_assert_cmpint(a->held, ==, b->held);
+    g_assert_cmpstr(a->idempotency_key, ==, b->idempotency_key);
+    g_assert_cmpint(a->oar_job_id, ==, b->oar_job_id);
 }
 
 static void
@@ -114,6 +116,8 @@ test_round_trip(Fixture *f, gconstpointer data)
     job->priority = -3;
     job->owner_uid = 4000000000u;
     job->mem_mib = SAL_MAX_MEM_MIB;
+    job->idempotency_key = g_strdup("6f1c2a9e-1f0b-4c1e-9a53-3f4f0c1d2b7a");
+    job->oar_job_id = 4242;
     save_job(f->store, job, NULL);
     g_assert_cmpint(save_job(f->store, other, NULL), >, job->id);
 
@@ -236,6 +240,87 @@ test_errors(Fixture *f, gconstpointer data)
     g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
     g_assert_cmpint(job->id, ==, 0);
     g_assert_cmpuint(n_active(f->store), ==, 0);
+}
+
+static guint
+n_jobs(SalStore *store)
+{
+    g_autoptr(GPtrArray) jobs = sal_store_load_jobs(store, TRUE, NULL, NULL);
+
+    g_assert_nonnull(jobs);
+    return jobs->len;
+}
+
+/* A new job whose owner already has a job with its key. */
+static void
+assert_key_taken(SalStore *store, SalJob *job)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_assert_false(sal_store_save_job(store, job, NULL, &error));
+    g_assert_error(error, SAL_ERROR, SAL_ERROR_CONFLICT);
+    g_test_message("%s", error->message);
+    g_assert_cmpint(job->id, ==, 0);
+}
+
+/*
+ * One job per owner and idempotency key, whatever its state, checked by
+ * the database itself: another connection (another salined, or a
+ * submission racing this one) cannot store a second. Jobs without a key
+ * and other owners' jobs are not concerned.
+ */
+static void
+test_idempotency_key(Fixture *f, gconstpointer data)
+{
+    g_autoptr(SalJob) first = sal_test_job(1, NULL);
+    g_autoptr(SalJob) again = sal_test_job(2, "a");
+    g_autoptr(SalJob) other_owner = sal_test_job(1, NULL);
+    g_autoptr(SalJob) no_key = sal_test_job(1, NULL);
+    g_autoptr(SalJob) no_key2 = sal_test_job(1, NULL);
+    g_autoptr(SalJob) loaded = NULL;
+    g_autoptr(SalStore) racer = NULL;
+    g_autoptr(GError) error = NULL;
+
+    f->store = open_store(f->path);
+    racer = open_store(f->path);
+    first->idempotency_key = g_strdup("k");
+    save_job(f->store, first, NULL);
+
+    again->idempotency_key = g_strdup("k");
+    assert_key_taken(f->store, again);
+    assert_key_taken(racer, again);
+
+    other_owner->owner_uid = first->owner_uid + 1;
+    other_owner->idempotency_key = g_strdup("k");
+    save_job(racer, other_owner, NULL);
+    save_job(f->store, no_key, NULL);
+    save_job(racer, no_key2, NULL);
+    g_assert_cmpuint(n_jobs(f->store), ==, 4);
+
+    /* Saving the job again is an update, not a second job. */
+    g_assert_true(sal_job_transition_at(first, SAL_JOB_CANCELLED, 1100, NULL));
+    save_job(f->store, first, NULL);
+    loaded = sal_store_load_job(racer, first->id, NULL, &error);
+    g_assert_no_error(error);
+    assert_jobs_equal(loaded, first);
+
+    /* An ended job keeps its key; a failure inside a transaction leaves
+     * the transaction usable. */
+    g_assert_true(sal_store_begin(f->store, NULL));
+    assert_key_taken(f->store, again);
+    g_free(again->idempotency_key);
+    again->idempotency_key = g_strdup("k2");
+    save_job(f->store, again, NULL);
+    g_assert_true(sal_store_commit(f->store, NULL));
+
+    reopen(f);
+    g_assert_cmpuint(n_jobs(f->store), ==, 5);
+    g_clear_pointer(&loaded, sal_job_free);
+    loaded = sal_store_load_job(f->store, again->id, NULL, &error);
+    g_assert_cmpstr(loaded->idempotency_key, ==, "k2");
+    g_clear_pointer(&loaded, sal_job_free);
+    loaded = sal_store_load_job(f->store, no_key->id, NULL, &error);
+    g_assert_null(loaded->idempotency_key);
 }
 
 /*
@@ -569,6 +654,7 @@ test_migrate_v1(Fixture *f, gconstpointer data)
     g_assert_null(job->command[1]);
     g_assert_cmpint(job->start_time, ==, 110);
     g_assert_cmpint(job->elapsed_s, ==, 0);
+    g_assert_null(job->idempotency_key);
 
     /* The addresses moved to leases, and still belong to the VMs. */
     g_assert_cmpuint(vms->len, ==, 2);
@@ -637,6 +723,47 @@ test_migrate_fails(Fixture *f, gconstpointer data)
     g_assert_cmpuint(column_count(f->path, "vms", "ip"), ==, 1);
     g_assert_cmpuint(column_count(f->path, "jobs", "elapsed_s"), ==, 0);
     g_assert_cmpuint(column_count(f->path, "addresses", "ip"), ==, 0);
+}
+
+/*
+ * A database of version 4, the last without idempotency keys and OAR
+ * jobs (made here by taking them out of a new one): its jobs get no key
+ * and no OAR job, and new jobs get the key's UNIQUE index.
+ */
+static void
+test_migrate_v4(Fixture *f, gconstpointer data)
+{
+    g_autoptr(SalJob) old = sal_test_job(1, NULL);
+    g_autoptr(SalJob) old2 = sal_test_job(1, NULL);
+    g_autoptr(SalJob) keyed = sal_test_job(1, NULL);
+    g_autoptr(SalJob) again = sal_test_job(1, NULL);
+    g_autoptr(SalJob) loaded = NULL;
+
+    f->store = open_store(f->path);
+    save_job(f->store, old, NULL);
+    save_job(f->store, old2, NULL);
+    g_clear_pointer(&f->store, sal_store_free);
+    write_db(f->path, "DROP INDEX jobs_by_key;"
+                      "ALTER TABLE jobs DROP COLUMN idempotency_key;"
+                      "ALTER TABLE jobs DROP COLUMN oar_job_id;"
+                      "PRAGMA user_version = 4;");
+    g_assert_cmpuint(column_count(f->path, "jobs", "idempotency_key"), ==, 0);
+
+    f->store = open_store(f->path);
+    g_assert_cmpuint(sal_store_schema_version(f->store), ==,
+                     SAL_STORE_SCHEMA_VERSION);
+    g_assert_cmpuint(column_count(f->path, "jobs", "idempotency_key"), ==, 1);
+    g_assert_cmpuint(column_count(f->path, "jobs", "oar_job_id"), ==, 1);
+    loaded = sal_store_load_job(f->store, old2->id, NULL, NULL);
+    assert_jobs_equal(loaded, old2);
+    g_assert_null(loaded->idempotency_key);
+    g_assert_cmpint(loaded->oar_job_id, ==, 0);
+
+    keyed->idempotency_key = g_strdup("k");
+    save_job(f->store, keyed, NULL);
+    again->idempotency_key = g_strdup("k");
+    assert_key_taken(f->store, again);
+    g_assert_cmpuint(n_jobs(f->store), ==, 3);
 }
 
 static void
@@ -744,12 +871,14 @@ main(int argc, char **argv)
     add("/store/round-trip", test_round_trip);
     add("/store/load-active", test_load_active);
     add("/store/errors", test_errors);
+    add("/store/idempotency-key", test_idempotency_key);
     add("/store/atomic-start", test_atomic_start);
     add("/store/nested", test_nested);
     add("/store/crash", test_crash);
     add("/store/nodes", test_nodes);
     add("/store/leases", test_leases);
     add("/store/migrate-v1", test_migrate_v1);
+    add("/store/migrate-v4", test_migrate_v4);
     add("/store/migrate-fails", test_migrate_fails);
     add("/store/newer", test_newer);
     add("/store/open-fails", test_open_fails);
