@@ -304,16 +304,16 @@ _oar_create() {
         _oar_err "PostgreSQL does not start: $(grep -m 1 -E 'FATAL|ERROR' "$_oar_dir/pg.log")"
         return 1
     fi
-    _oar_do "oar-database --create failed" _oar_root oar-database --create \
+    _oar_do "oar-database --create failed" _oar_root /usr/sbin/oar-database --create \
         --db-admin-user=postgres --db-admin-pass="$admin_pw" -y || return 1
 
-    _oar_do "cannot add property host" _oar_root oarproperty -c -a host || return 1
-    _oar_do "cannot add property cpu" _oar_root oarproperty -a cpu || return 1
-    _oar_do "cannot add property core" _oar_root oarproperty -a core || return 1
+    _oar_do "cannot add property host" _oar_root /usr/sbin/oarproperty -c -a host || return 1
+    _oar_do "cannot add property cpu" _oar_root /usr/sbin/oarproperty -a cpu || return 1
+    _oar_do "cannot add property core" _oar_root /usr/sbin/oarproperty -a core || return 1
     i=0
     for n in "$@"; do
         i=$((i + 1))
-        _oar_do "cannot add resource '$n'" _oar_root oarnodesetting -a -h "$n" \
+        _oar_do "cannot add resource '$n'" _oar_root /usr/sbin/oarnodesetting -a -h "$n" \
             -p host="$n" -p cpu="$i" -p core="$i" -p besteffort=YES || return 1
     done
 
