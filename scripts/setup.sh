@@ -11,14 +11,22 @@ build_pkgs=(
     libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev flex bison
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
-# and debugfs for Saline disks), plots of the benchmarks (gnuplot), sshd
-# and scp for the Kget+ benchmark's baseline (bench/kget-bench.sh).
+# and debugfs for Saline disks), plots of the benchmarks (gnuplot), scp
+# for the Kget+ benchmark's baseline (bench/kget-bench.sh).
 run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox openssh-server openssh-client criu
+    gnuplot-nox openssh-client criu
+)
+# Daemons the tests run their own instances of, so their packages must not
+# start them: the OAR batch scheduler (tests/lib/oar.sh; salined submits
+# to it), the PostgreSQL it keeps its jobs in, sshd (OAR's nodes, the
+# Kget+ benchmark's baseline).
+daemon_pkgs=(
+    oar-server oar-server-pgsql oar-user oar-user-pgsql oar-node
+    postgresql-15 openssh-server
 )
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also
 # available (out-of-tree SSI modules are built against them).
@@ -29,10 +37,17 @@ die() { echo "setup: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 [[ -r /etc/debian_version ]] || die "needs Debian bookworm"
 
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'
+}
+
 missing=()
 for p in "${build_pkgs[@]}" "${run_pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-        missing+=("$p")
+    installed "$p" || missing+=("$p")
+done
+missing_daemons=()
+for p in "${daemon_pkgs[@]}"; do
+    installed "$p" || missing_daemons+=("$p")
 done
 
 updated=0
@@ -50,6 +65,41 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# A policy-rc.d that refuses keeps postinst scripts from starting services;
+# ours only (one already there is left alone), removed however we exit.
+policy=/usr/sbin/policy-rc.d
+policy_ours=0
+trap '[[ $policy_ours -eq 0 ]] || rm -f "$policy"' EXIT
+if [[ ${#missing_daemons[@]} -gt 0 ]]; then
+    apt_update
+    echo "setup: installing ${missing_daemons[*]} (services not started)" >&2
+    if [[ ! -e $policy ]]; then
+        policy_ours=1
+        printf '#!/bin/sh\n# scripts/setup.sh: start no service\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing_daemons[@]}" >/dev/null
+    if [[ $policy_ours -eq 1 ]]; then
+        rm -f "$policy"
+        policy_ours=0
+    fi
+fi
+
+# salined submits OAR jobs as saline; oar-tester is tests/test-oar.sh's
+# plain OAR user (OAR refuses jobs of root and oar, and nobody's shell is
+# nologin). oarexec runs a job as `<login shell> -c CMD`: nologin would
+# refuse every job, and bash, unlike dash, runs a lone command in place,
+# so OAR's checkpoint signal reaches it and not a shell in between.
+for u in saline oar-tester; do
+    if ! getent passwd "$u" >/dev/null; then
+        useradd --system --user-group --create-home --home-dir "/var/lib/$u" \
+            --shell /bin/bash "$u"
+    elif [[ $(getent passwd "$u" | cut -d: -f7) != /bin/bash ]]; then
+        usermod --shell /bin/bash "$u"
+    fi
+done
 
 # libvirtd as root wants this user to exist before it parses qemu.conf.
 getent passwd libvirt-qemu >/dev/null ||
