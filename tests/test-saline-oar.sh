@@ -29,7 +29,7 @@ source "$(dirname "$0")/lib/libvirt.sh"
 source "$(dirname "$0")/lib/saline.sh"
 source "$(dirname "$0")/lib/oar.sh"
 requires_root
-needs virsh nsenter unshare python3 setpriv qemu-img oarsub Almighty pg_ctlcluster
+needs virsh nsenter unshare python3 setpriv qemu-img oarsub
 
 image=$VC_BUILDDIR/images/saline
 qemu=/usr/bin/qemu-system-x86_64
@@ -248,7 +248,7 @@ log "job $be redeployed under OAR job $be_oar2: tick $tick_before before the sig
 n=$(snapshots "$be")
 wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no periodic snapshot after the redeploy"
 killed_at=$(last_tick "$be" 0)
-oar_as oar oardel "$be_oar2" >/dev/null || fail "oardel $be_oar2 refused"
+oar_as root oardel "$be_oar2" >/dev/null || fail "oardel $be_oar2 refused"
 log "OAR job $be_oar2 deleted by the admin at tick $killed_at"
 wait_for 60 history_has "$be" "OAR job $be_oar2 ended" || fail "job $be did not see its nodes go: $(history "$be")"
 wait_for 300 state_is "$be" running || fail "job $be not redeployed after the oardel: $(history "$be")"

@@ -616,7 +616,10 @@ oar_submit(SaldCore *core, const SalJob *job)
         g_strdup_printf("%s:%u", conf->notify_host, conf->notify_port);
     g_autofree char *q_notify_quoted = g_shell_quote(q_notify);
 
-    script = g_strdup_printf("%s --notify %s --signal %u --job %" G_GINT64_FORMAT,
+    /* oarexec runs it with the user's login shell, and signals only the
+     * process it started: exec, so that is saline-oarjob whatever the
+     * shell (dash would fork it and die of the signal). */
+    script = g_strdup_printf("exec %s --notify %s --signal %u --job %" G_GINT64_FORMAT,
                              q_cmd, q_notify_quoted, conf->signal, job->id);
     g_ptr_array_add(args, g_strdup("-n"));
     g_ptr_array_add(args, g_strdup_printf(OAR_NAME_PREFIX "%" G_GINT64_FORMAT,

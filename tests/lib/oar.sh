@@ -38,6 +38,7 @@
 #   oar_nudge                   wake the scheduler ("Qsub" to Almighty)
 #   oar_nudge_every SECS        the same in the background until cleanup
 #   oar_log [N]                 last N lines of the OAR log (stderr)
+#   oar_db_stop / oar_db_start  OAR's database down (OAR unreachable), up
 #   oar_destroy                 stop all, remove /etc/netns/NS made here
 #   oar_gc                      the same for runs killed hard (before
 #                               sites_gc: it finds their processes by
@@ -297,13 +298,7 @@ _oar_create() {
         "$_oar_pg_bin/initdb" -D "$_oar_dir/pg" -U postgres -E UTF8 --locale=C \
         --auth-local=peer --auth-host=scram-sha-256 --pwfile="$_oar_dir/pgpw") ||
         return 1
-    if ! (cd "$_oar_dir" && _oar_root setpriv --reuid=postgres --regid=postgres \
-        --init-groups "$_oar_pg_bin/pg_ctl" -D "$_oar_dir/pg" -l "$_oar_dir/pg.log" \
-        -w -t 30 -o "-p $OAR_PG_PORT -k $_oar_dir/pgsock -c listen_addresses=127.0.0.1" \
-        start) >>"$_oar_dir/setup.log" 2>&1; then
-        _oar_err "PostgreSQL does not start: $(grep -m 1 -E 'FATAL|ERROR' "$_oar_dir/pg.log")"
-        return 1
-    fi
+    oar_db_start || return 1
     _oar_do "oar-database --create failed" _oar_root /usr/sbin/oar-database --create \
         --db-admin-user=postgres --db-admin-pass="$admin_pw" -y || return 1
 
@@ -362,6 +357,24 @@ _oar_create() {
 
 # oar_create HEAD NODE...: on error one line on stderr; what was made is
 # undone at cleanup (oar_destroy).
+# oar_db_start / oar_db_stop: OAR's PostgreSQL up, or down (then every
+# OAR command fails or blocks, as with an unreachable OAR server; Almighty
+# waits for it).
+oar_db_start() {
+    if ! (cd "$_oar_dir" && _oar_root setpriv --reuid=postgres --regid=postgres \
+        --init-groups "$_oar_pg_bin/pg_ctl" -D "$_oar_dir/pg" -l "$_oar_dir/pg.log" \
+        -w -t 30 -o "-p $OAR_PG_PORT -k $_oar_dir/pgsock -c listen_addresses=127.0.0.1" \
+        start) >>"$_oar_dir/setup.log" 2>&1; then
+        _oar_err "PostgreSQL does not start: $(grep -m 1 -E 'FATAL|ERROR' "$_oar_dir/pg.log")"
+        return 1
+    fi
+}
+oar_db_stop() {
+    (cd "$_oar_dir" && setpriv --reuid=postgres --regid=postgres --init-groups \
+        "$_oar_pg_bin/pg_ctl" -D "$_oar_dir/pg" -m fast -w stop) >>"$_oar_dir/setup.log" 2>&1 ||
+        { _oar_err "PostgreSQL does not stop"; return 1; }
+}
+
 oar_create() {
     if [[ -n $_oar_head ]]; then
         _oar_err "OAR already created on '$_oar_head'"
