@@ -132,6 +132,13 @@ sald_core_new(SaldConfig *config, GError **error)
         return NULL;
     }
     core->output_dir = g_build_filename(config->state_dir, "output", NULL);
+    /* Snapshots stage disk copies there before any job has ended. */
+    if (g_mkdir_with_parents(core->output_dir, 0750) < 0) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_STORE,
+                    "cannot create output directory '%s': %s",
+                    core->output_dir, g_strerror(errno));
+        return NULL;
+    }
     db = g_build_filename(config->state_dir, "saline.db", NULL);
     core->store = sal_store_open(db, error);
     if (!core->store || !sal_store_save_nodes(core->store, core->all_nodes,
