@@ -62,6 +62,7 @@ struct SaldOar {
     GHashTable *submitting;   /* Saline ids with an oarsub in flight */
     GHashTable *submitted_at; /* Saline id -> monotonic us of its last */
     GHashTable *deleting;     /* OAR ids with an oardel in flight */
+    GHashTable *deleted;      /* OAR id -> monotonic us of its oardel */
     GSocketService *listener;
 };
 
@@ -531,11 +532,17 @@ delete_done(GObject *source, GAsyncResult *result, gpointer data)
     g_autoptr(GError) error = NULL;
 
     g_hash_table_remove(oar->deleting, &call->oar_id);
-    if (!g_task_propagate_boolean(G_TASK(result), &error)) {
+    /* OAR's answer when another kill (its own, or one of ours) is under
+     * way: the job is going, as asked. */
+    if (!g_task_propagate_boolean(G_TASK(result), &error) &&
+        !strstr(error->message, "already killed")) {
         g_warning("cannot delete OAR job %" G_GINT64_FORMAT ": %s",
                   call->oar_id, error->message);
         return;
     }
+    g_hash_table_insert(oar->deleted, g_memdup2(&call->oar_id, sizeof(gint64)),
+                        g_memdup2(&(gint64){g_get_monotonic_time()},
+                                  sizeof(gint64)));
     g_message("OAR job %" G_GINT64_FORMAT " deleted", call->oar_id);
     oar_poll_start(oar);
 }
@@ -545,8 +552,12 @@ oar_delete(SaldCore *core, gint64 oar_id, const char *why)
 {
     SaldOar *oar = core->oar;
     g_autofree char *id = g_strdup_printf("%" G_GINT64_FORMAT, oar_id);
+    gint64 *at = g_hash_table_lookup(oar->deleted, &oar_id);
 
-    if (g_hash_table_contains(oar->deleting, &oar_id)) {
+    /* OAR takes a moment to end a job: one oardel, then one a minute
+     * while OAR still lists it live. */
+    if (g_hash_table_contains(oar->deleting, &oar_id) ||
+        (at && g_get_monotonic_time() - *at < 60 * G_USEC_PER_SEC)) {
         return;
     }
     g_message("deleting OAR job %" G_GINT64_FORMAT ": %s", oar_id, why);
@@ -583,9 +594,6 @@ submit_done(GObject *source, GAsyncResult *result, gpointer data)
     }
     job->oar_job_id = call->oar_id;
     if (sald_job_save(core, job, NULL)) {
-        g_message("job %" G_GINT64_FORMAT ": OAR job %" G_GINT64_FORMAT
-                  " submitted",
-                  job->id, call->oar_id);
         sald_event(core, job->id, "OAR job %" G_GINT64_FORMAT " submitted",
                    call->oar_id);
     }
@@ -694,9 +702,7 @@ bind(SaldCore *core, SalJob *job, const OarJob *o)
 {
     job->oar_job_id = o->id;
     if (sald_job_save(core, job, NULL)) {
-        g_message("job %" G_GINT64_FORMAT ": adopted OAR job %" G_GINT64_FORMAT,
-                  job->id, o->id);
-        sald_event(core, job->id, "OAR job %" G_GINT64_FORMAT " (%s) is its own",
+        sald_event(core, job->id, "OAR job %" G_GINT64_FORMAT " (%s) adopted",
                    o->id, o->state);
     }
 }
@@ -1003,6 +1009,8 @@ sald_oar_new(SaldCore *core, GError **error)
     oar->submitted_at = g_hash_table_new_full(g_int64_hash, g_int64_equal,
                                               g_free, g_free);
     oar->deleting = sald_id_set_new();
+    oar->deleted = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                         g_free);
     oar->last_poll = g_get_monotonic_time() - (gint64)oar->conf->poll_s *
                                                   G_USEC_PER_SEC;
     inet = g_inet_address_new_from_string(oar->conf->notify_host);
@@ -1045,6 +1053,7 @@ sald_oar_free(SaldOar *oar)
     g_hash_table_unref(oar->submitting);
     g_hash_table_unref(oar->submitted_at);
     g_hash_table_unref(oar->deleting);
+    g_hash_table_unref(oar->deleted);
     g_free(oar->error);
     g_free(oar);
 }
