@@ -115,6 +115,7 @@ history() { as_root stat "$1" --json | field "$(cat)" '"\n".join(e["text"] for e
 snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))'; }
 has_snapshots() { (($(snapshots "$1") >= $2)); }
 history_has() { [[ $(history "$1") == *"$2"* ]]; }
+redeploys() { history "$1" | grep -c "redeploying on" || true; }
 vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
 oar_id() { field "$(job_json "$1")" 'j["oar_job_id"]'; }
 last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
@@ -123,6 +124,14 @@ has_oar_job() { (($(oar_id "$1") > 0)); }
 oar_is() { [[ $(oar_state "$1") == "$2" ]]; }
 oar_ended() { oar_is "$1" Error || oar_is "$1" Terminated; }
 no_saline_oar_jobs() { [[ -z $(saline_oar_jobs) ]]; }
+# Job $1 runs again, under another OAR job than $2.
+running_under_another() { state_is "$1" running && [[ $(oar_id "$1") != "$2" ]]; }
+# When OAR first sent OAR job $1 its checkpoint signal (Unix seconds).
+oar_checkpoint_time() {
+    oar_as saline oarstat -f -J -j "$1" | python3 -c 'import json,sys
+j=json.load(sys.stdin)
+print(min(e["date"] for v in j.values() for e in v["events"] if e["type"] == "CHECKPOINT"))'
+}
 no_domains() { [[ -z $(domains | tr -d ' ') ]]; }
 # Live OAR jobs of saline named saline-*: "id name state" lines.
 saline_oar_jobs() {
@@ -207,8 +216,9 @@ kg verify "saline-$be@$seq_after" >/dev/null || fail "snapshot saline-$be@$seq_a
     fail "OAR job $be_oar was $oar_at_free when the VMs were gone"
 wait_for $((grace + 30)) oar_is "$reg_oar" Running || fail "the regular OAR job $reg_oar is $(oar_state "$reg_oar")"
 t_reg=$(date +%s.%N)
-log "$(awk -v s="$t_sub" -v g="$t_sig" -v f="$t_free" -v r="$t_reg" -v gr="$grace" 'BEGIN {
-    printf "checkpoint signal heard %.1f s after the regular submission; nodes free %.1f s after it (grace %d s); regular OAR job running %.1f s after its submission", g - s, f - g, gr, r - s }')"
+t_oar_sig=$(oar_checkpoint_time "$be_oar")
+log "$(awk -v s="$t_sub" -v o="$t_oar_sig" -v g="$t_sig" -v f="$t_free" -v r="$t_reg" -v gr="$grace" 'BEGIN {
+    printf "OAR signalled %d s after the regular submission (whole seconds); salined acted %.1f s after the submission; nodes free %.1f s after OAR'"'"'s signal (grace %d s); regular OAR job running %.1f s after its submission", o - int(s), g - s, f - o, gr, r - s }')"
 log "snapshot $seq_after of job $be stored and verified; OAR job $be_oar was $oar_at_free when the VMs were gone"
 
 # ---- meanwhile a regular Saline job waits in OAR's queue ----
@@ -248,16 +258,34 @@ log "job $be redeployed under OAR job $be_oar2: tick $tick_before before the sig
 n=$(snapshots "$be")
 wait_for 120 has_snapshots "$be" $((n + 1)) || fail "no periodic snapshot after the redeploy"
 killed_at=$(last_tick "$be" 0)
+r=$(redeploys "$be")
 oar_as root oardel "$be_oar2" >/dev/null || fail "oardel $be_oar2 refused"
 log "OAR job $be_oar2 deleted by the admin at tick $killed_at"
 wait_for 60 history_has "$be" "OAR job $be_oar2 ended" || fail "job $be did not see its nodes go: $(history "$be")"
-wait_for 300 state_is "$be" running || fail "job $be not redeployed after the oardel: $(history "$be")"
+wait_for 300 running_under_another "$be" "$be_oar2" || fail "job $be not redeployed after the oardel: $(history "$be")"
+(($(redeploys "$be") > r)) || fail "job $be runs on, not redeployed, after the oardel: $(history "$be")"
+history_has "$be" "suspended at snapshot" || fail "no suspension in the history: $(history "$be")"
 sleep 3
 resumed_at=$(last_tick "$be" 0)
 log "after the oardel job $be is at tick $resumed_at (deleted at $killed_at)"
 # One interval of 20 s is 40 ticks, plus the snapshots' own time.
 ((resumed_at > 0 && killed_at - resumed_at <= 100)) ||
     fail "the count went back from $killed_at to $resumed_at"
+
+# ---- an admin asks for a checkpoint (oardel -c): notice, so a final
+# snapshot, then a redeploy ----
+be_oar3=$(oar_id "$be")
+seq_before=$(field "$(job_json "$be")" 'j["snapshot_seq"]')
+oar_as root oardel -c "$be_oar3" >/dev/null || fail "oardel -c $be_oar3 refused"
+wait_for 60 history_has "$be" "OAR job $be_oar3 got the checkpoint signal" ||
+    fail "job $be heard no checkpoint of OAR job $be_oar3: $(history "$be")"
+wait_for 300 running_under_another "$be" "$be_oar3" ||
+    fail "job $be not redeployed after oardel -c: $(history "$be")"
+seq_after=$(field "$(job_json "$be")" 'j["snapshot_seq"]')
+((seq_after > seq_before)) || fail "no final snapshot after oardel -c (seq $seq_before -> $seq_after)"
+history_has "$be" "redeploying on a1 a2 from snapshot $seq_after" ||
+    fail "job $be not redeployed from its final snapshot $seq_after: $(history "$be")"
+log "ok: oardel -c of OAR job $be_oar3: final snapshot $seq_after, redeployed under OAR job $(oar_id "$be")"
 
 # ---- OAR unreachable: its database stopped ----
 doms=$(domains)
