@@ -165,7 +165,22 @@ void sald_oar_schedule(SaldCore *core);
 gboolean sald_oar_check_reachable(SaldCore *core, GError **error);
 /* No OAR command in flight. */
 gboolean sald_oar_idle(SaldCore *core);
-/* `oarstat -f -J` output: adds its jobs to @into (OAR id -> job). */
+/* An OAR job as oarstat shows it. */
+typedef struct {
+    gint64 id;
+    char *name; /* NULL: none */
+    char *state;
+    char *owner;
+    GPtrArray *hosts;    /* char *: assigned network addresses, once each */
+    gboolean besteffort;
+    gboolean checkpoint; /* a CHECKPOINT event: notice was given */
+} SaldOarJob;
+
+void sald_oar_job_free(SaldOarJob *job);
+/* OAR id (gint64 *) -> SaldOarJob *. */
+GHashTable *sald_oar_job_table_new(void);
+/* `oarstat -f -J` output: adds its jobs to @into (from
+ * sald_oar_job_table_new()). */
 gboolean sald_oar_parse_stat(const char *text, GHashTable *into,
                              GError **error);
 

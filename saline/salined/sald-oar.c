@@ -39,26 +39,16 @@
 #define NOTICE_MAX 512
 #define OAR_NAME_PREFIX "saline-"
 
-typedef struct {
-    gint64 id;
-    char *name;
-    char *state;
-    char *owner;
-    GPtrArray *hosts; /* char *: assigned network addresses, unique */
-    gboolean besteffort;
-    gboolean checkpoint; /* a CHECKPOINT event: notice was given */
-} OarJob;
-
 struct SaldOar {
     SaldCore *core;
     const SaldOarConf *conf;
-    GHashTable *jobs;  /* OAR id -> OarJob *: live ones, last poll */
-    GHashTable *ended; /* OAR id -> OarJob *: ended for good */
+    GHashTable *jobs;  /* OAR id -> SaldOarJob *: live ones, last poll */
+    GHashTable *ended; /* OAR id -> SaldOarJob *: ended for good */
     gboolean polled;   /* a poll has succeeded since start */
     char *error;       /* why the last poll failed, or NULL */
     gboolean polling;
     gboolean poll_again;
-    gint64 last_poll; /* monotonic, us */
+    gint64 last_poll;         /* monotonic, us */
     GHashTable *submitting;   /* Saline ids with an oarsub in flight */
     GHashTable *submitted_at; /* Saline id -> monotonic us of its last */
     GHashTable *deleting;     /* OAR ids with an oardel in flight */
@@ -66,8 +56,8 @@ struct SaldOar {
     GSocketService *listener;
 };
 
-static void
-oar_job_free(OarJob *job)
+void
+sald_oar_job_free(SaldOarJob *job)
 {
     if (job) {
         g_free(job->name);
@@ -77,13 +67,12 @@ oar_job_free(OarJob *job)
         g_free(job);
     }
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OarJob, oar_job_free)
 
-static GHashTable *
-oar_job_table_new(void)
+GHashTable *
+sald_oar_job_table_new(void)
 {
     return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
-                                 (GDestroyNotify)oar_job_free);
+                                 (GDestroyNotify)sald_oar_job_free);
 }
 
 static gboolean
@@ -107,6 +96,20 @@ name_job_id(const char *name)
 }
 
 /* ---- oarstat's JSON ---- */
+
+/* Member @name of @o if it is a string, else NULL: oarstat's output is
+ * read, not trusted. */
+static const char *
+member_string(JsonObject *o, const char *name)
+{
+    JsonNode *node = json_object_get_member(o, name);
+
+    if (!node || !JSON_NODE_HOLDS_VALUE(node) ||
+        json_node_get_value_type(node) != G_TYPE_STRING) {
+        return NULL;
+    }
+    return json_node_get_string(node);
+}
 
 static gboolean
 array_has_string(JsonObject *o, const char *member, const char *value)
@@ -144,28 +147,26 @@ events_have(JsonObject *o, const char *type)
         JsonNode *e = json_array_get_element(a, i);
 
         if (JSON_NODE_HOLDS_OBJECT(e) &&
-            g_strcmp0(json_object_get_string_member_with_default(
-                          json_node_get_object(e), "type", ""),
-                      type) == 0) {
+            g_strcmp0(member_string(json_node_get_object(e), "type"), type) ==
+                0) {
             return TRUE;
         }
     }
     return FALSE;
 }
 
-static OarJob *
+static SaldOarJob *
 oar_job_from_json(gint64 id, JsonObject *o)
 {
-    OarJob *job = g_new0(OarJob, 1);
+    SaldOarJob *job = g_new0(SaldOarJob, 1);
     JsonNode *hosts = json_object_get_member(o, "assigned_network_address");
 
     job->id = id;
-    job->name = g_strdup(json_object_get_string_member_with_default(o, "name",
-                                                                    NULL));
-    job->state = g_strdup(
-        json_object_get_string_member_with_default(o, "state", "NA"));
-    job->owner = g_strdup(
-        json_object_get_string_member_with_default(o, "owner", ""));
+    job->name = g_strdup(member_string(o, "name"));
+    job->state =
+        g_strdup(member_string(o, "state") ? member_string(o, "state") : "NA");
+    job->owner =
+        g_strdup(member_string(o, "owner") ? member_string(o, "owner") : "");
     job->hosts = g_ptr_array_new_with_free_func(g_free);
     job->besteffort = array_has_string(o, "types", "besteffort");
     job->checkpoint = events_have(o, "CHECKPOINT");
@@ -192,7 +193,7 @@ oar_job_from_json(gint64 id, JsonObject *o)
 
 /*
  * `oarstat -f -J` output: an object of job id -> job, or null (no job).
- * Adds each job to @into (OAR id -> OarJob *).
+ * Adds each job to @into (OAR id -> SaldOarJob *).
  */
 gboolean
 sald_oar_parse_stat(const char *text, GHashTable *into, GError **error)
@@ -233,9 +234,9 @@ sald_oar_parse_stat(const char *text, GHashTable *into, GError **error)
                         key);
             return FALSE;
         }
-        g_hash_table_insert(into, g_memdup2(&id, sizeof(gint64)),
-                            oar_job_from_json((gint64)id,
-                                              json_node_get_object(value)));
+        g_hash_table_insert(
+            into, g_memdup2(&id, sizeof(gint64)),
+            oar_job_from_json((gint64)id, json_node_get_object(value)));
     }
     return TRUE;
 }
@@ -280,8 +281,8 @@ oar_run(GPtrArray *argv, const char *what, char **out, GError **error)
     if (!g_spawn_sync("/", (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH,
                       NULL, NULL, &stdout_text, &stderr_text, &status,
                       &local)) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_NODE, "cannot run %s: %s",
-                    what, local->message);
+        g_set_error(error, SAL_ERROR, SAL_ERROR_NODE, "cannot run %s: %s", what,
+                    local->message);
         return FALSE;
     }
     if (!g_spawn_check_wait_status(status, NULL)) {
@@ -295,8 +296,8 @@ oar_run(GPtrArray *argv, const char *what, char **out, GError **error)
             g_set_error(error, SAL_ERROR, SAL_ERROR_NODE,
                         "%s took too long (timed out)", what);
         } else {
-            g_set_error(error, SAL_ERROR, SAL_ERROR_NODE, "%s failed: %s",
-                        what, *why ? why : "no message");
+            g_set_error(error, SAL_ERROR, SAL_ERROR_NODE, "%s failed: %s", what,
+                        *why ? why : "no message");
         }
         return FALSE;
     }
@@ -352,13 +353,12 @@ poll_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
             !sald_oar_parse_stat(one_text, poll->ended, &local) ||
             !g_hash_table_contains(poll->ended, &id)) {
             /* No such job for OAR: it is gone all the same. */
-            OarJob *gone = g_new0(OarJob, 1);
+            SaldOarJob *gone = g_new0(SaldOarJob, 1);
 
             gone->id = id;
             gone->state = g_strdup("Error");
             gone->hosts = g_ptr_array_new_with_free_func(g_free);
-            g_hash_table_replace(poll->ended, g_memdup2(&id, sizeof(id)),
-                                 gone);
+            g_hash_table_replace(poll->ended, g_memdup2(&id, sizeof(id)), gone);
         }
     }
     g_task_return_boolean(task, TRUE);
@@ -392,7 +392,7 @@ poll_done(GObject *source, GAsyncResult *result, gpointer data)
         g_hash_table_remove_all(oar->jobs);
         g_hash_table_iter_init(&iter, poll->live);
         while (g_hash_table_iter_next(&iter, &key, &value)) {
-            OarJob *job = value;
+            SaldOarJob *job = value;
 
             /* Other users' jobs are not ours to look at. */
             if (g_strcmp0(job->owner, oar->conf->user) != 0 ||
@@ -404,7 +404,7 @@ poll_done(GObject *source, GAsyncResult *result, gpointer data)
         }
         g_hash_table_iter_init(&iter, poll->ended);
         while (g_hash_table_iter_next(&iter, &key, &value)) {
-            OarJob *job = value;
+            SaldOarJob *job = value;
 
             if (oar_state_live(job->state)) {
                 /* Listed live by -j but not by -u: not Saline's user. */
@@ -435,24 +435,24 @@ oar_poll_start(SaldOar *oar)
     }
     poll = g_new0(OarPoll, 1);
     poll->core = oar->core;
-    poll->list = oar_argv(oar->conf, "oarstat", "-f", "-J", "-u",
-                          oar->conf->user, NULL);
+    poll->list =
+        oar_argv(oar->conf, "oarstat", "-f", "-J", "-u", oar->conf->user, NULL);
     g_ptr_array_add(poll->list, NULL);
     poll->ask = g_array_new(FALSE, FALSE, sizeof(gint64));
-    poll->asks = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)g_ptr_array_unref);
-    poll->live = oar_job_table_new();
-    poll->ended = oar_job_table_new();
+    poll->asks =
+        g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    poll->live = sald_oar_job_table_new();
+    poll->ended = sald_oar_job_table_new();
     jobs = sal_store_load_jobs(oar->core->store, TRUE, NULL, NULL);
     for (guint i = 0; jobs && i < jobs->len; i++) {
         const SalJob *job = jobs->pdata[i];
 
         if (job->oar_job_id > 0 &&
             !g_hash_table_contains(oar->ended, &job->oar_job_id)) {
-            g_autofree char *id = g_strdup_printf("%" G_GINT64_FORMAT,
-                                                  job->oar_job_id);
-            GPtrArray *argv = oar_argv(oar->conf, "oarstat", "-f", "-J", "-j",
-                                       id, NULL);
+            g_autofree char *id =
+                g_strdup_printf("%" G_GINT64_FORMAT, job->oar_job_id);
+            GPtrArray *argv =
+                oar_argv(oar->conf, "oarstat", "-f", "-J", "-j", id, NULL);
 
             g_ptr_array_add(argv, NULL);
             g_array_append_val(poll->ask, job->oar_job_id);
@@ -540,9 +540,9 @@ delete_done(GObject *source, GAsyncResult *result, gpointer data)
                   call->oar_id, error->message);
         return;
     }
-    g_hash_table_insert(oar->deleted, g_memdup2(&call->oar_id, sizeof(gint64)),
-                        g_memdup2(&(gint64){g_get_monotonic_time()},
-                                  sizeof(gint64)));
+    g_hash_table_insert(
+        oar->deleted, g_memdup2(&call->oar_id, sizeof(gint64)),
+        g_memdup2(&(gint64){g_get_monotonic_time()}, sizeof(gint64)));
     g_message("OAR job %" G_GINT64_FORMAT " deleted", call->oar_id);
     oar_poll_start(oar);
 }
@@ -562,8 +562,8 @@ oar_delete(SaldCore *core, gint64 oar_id, const char *why)
     }
     g_message("deleting OAR job %" G_GINT64_FORMAT ": %s", oar_id, why);
     sald_id_set_add(oar->deleting, oar_id);
-    oar_call(core, 0, oar_id, oar_argv(oar->conf, "oardel", id, NULL),
-             "oardel", delete_done);
+    oar_call(core, 0, oar_id, oar_argv(oar->conf, "oardel", id, NULL), "oardel",
+             delete_done);
 }
 
 static void
@@ -604,8 +604,8 @@ submit_done(GObject *source, GAsyncResult *result, gpointer data)
 static char *
 oar_walltime(const SaldOarConf *conf, const SalJob *job)
 {
-    gint64 s = MAX(job->walltime_s - job->elapsed_s, 1) +
-               conf->walltime_margin_s;
+    gint64 s =
+        MAX(job->walltime_s - job->elapsed_s, 1) + conf->walltime_margin_s;
 
     return g_strdup_printf("%" G_GINT64_FORMAT ":%02d:%02d", s / 3600,
                            (int)(s / 60 % 60), (int)(s % 60));
@@ -627,11 +627,12 @@ oar_submit(SaldCore *core, const SalJob *job)
     /* oarexec runs it with the user's login shell, and signals only the
      * process it started: exec, so that is saline-oarjob whatever the
      * shell (dash would fork it and die of the signal). */
-    script = g_strdup_printf("exec %s --notify %s --signal %u --job %" G_GINT64_FORMAT,
-                             q_cmd, q_notify_quoted, conf->signal, job->id);
+    script = g_strdup_printf(
+        "exec %s --notify %s --signal %u --job %" G_GINT64_FORMAT, q_cmd,
+        q_notify_quoted, conf->signal, job->id);
     g_ptr_array_add(args, g_strdup("-n"));
-    g_ptr_array_add(args, g_strdup_printf(OAR_NAME_PREFIX "%" G_GINT64_FORMAT,
-                                          job->id));
+    g_ptr_array_add(
+        args, g_strdup_printf(OAR_NAME_PREFIX "%" G_GINT64_FORMAT, job->id));
     g_ptr_array_add(args, g_strdup("-l"));
     g_ptr_array_add(args, g_strdup_printf("/host=%u/core=%u,walltime=%s",
                                           job->n_vms, job->cpus, wall));
@@ -653,9 +654,9 @@ oar_submit(SaldCore *core, const SalJob *job)
     }
     g_ptr_array_add(args, g_steal_pointer(&script));
     sald_id_set_add(oar->submitting, job->id);
-    g_hash_table_insert(oar->submitted_at, g_memdup2(&job->id, sizeof(gint64)),
-                        g_memdup2(&(gint64){g_get_monotonic_time()},
-                                  sizeof(gint64)));
+    g_hash_table_insert(
+        oar->submitted_at, g_memdup2(&job->id, sizeof(gint64)),
+        g_memdup2(&(gint64){g_get_monotonic_time()}, sizeof(gint64)));
     g_message("job %" G_GINT64_FORMAT ": submitting its OAR job", job->id);
     oar_call(core, job->id, 0, args, "oarsub", submit_done);
 }
@@ -677,16 +678,16 @@ job_holds_nodes(const SalJob *job)
 }
 
 /* A live OAR job named after @job that no other job is bound to. */
-static OarJob *
+static SaldOarJob *
 find_adoptable(SaldOar *oar, const SalJob *job)
 {
     GHashTableIter iter;
     gpointer value;
-    OarJob *best = NULL;
+    SaldOarJob *best = NULL;
 
     g_hash_table_iter_init(&iter, oar->jobs);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        OarJob *o = value;
+        SaldOarJob *o = value;
 
         if (name_job_id(o->name) == job->id && !o->checkpoint &&
             !g_hash_table_contains(oar->deleting, &o->id) &&
@@ -698,7 +699,7 @@ find_adoptable(SaldOar *oar, const SalJob *job)
 }
 
 static void
-bind(SaldCore *core, SalJob *job, const OarJob *o)
+bind(SaldCore *core, SalJob *job, const SaldOarJob *o)
 {
     job->oar_job_id = o->id;
     if (sald_job_save(core, job, NULL)) {
@@ -710,7 +711,7 @@ bind(SaldCore *core, SalJob *job, const OarJob *o)
 /* Places @job's VMs on @o's hosts, if salined knows them all and they
  * are up. */
 static void
-place_on(SaldCore *core, SalJob *job, const OarJob *o)
+place_on(SaldCore *core, SalJob *job, const SaldOarJob *o)
 {
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(SalJob) fresh = NULL;
@@ -755,13 +756,13 @@ place_on(SaldCore *core, SalJob *job, const OarJob *o)
 
 /* @job's OAR job ended under it: its nodes are OAR's again. */
 static void
-nodes_lost(SaldCore *core, SalJob *job, const OarJob *o)
+nodes_lost(SaldCore *core, SalJob *job, const SaldOarJob *o)
 {
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(SalJob) fresh = NULL;
-    g_autofree char *why = g_strdup_printf(
-        "OAR job %" G_GINT64_FORMAT " ended (%s) without notice", o->id,
-        o->state);
+    g_autofree char *why = g_strdup_printf("OAR job %" G_GINT64_FORMAT
+                                           " ended (%s) without notice",
+                                           o->id, o->state);
 
     if (job->state == SAL_JOB_SUSPENDING || sald_job_busy(core, job->id)) {
         return; /* its final snapshot goes on, or an operation is out */
@@ -772,8 +773,8 @@ nodes_lost(SaldCore *core, SalJob *job, const OarJob *o)
         sald_job_reconcile(core, job->id);
         return;
     }
-    if (job->idempotent && (job->state == SAL_JOB_RUNNING ||
-                            job->state == SAL_JOB_STARTING)) {
+    if (job->idempotent &&
+        (job->state == SAL_JOB_RUNNING || job->state == SAL_JOB_STARTING)) {
         g_message("job %" G_GINT64_FORMAT ": %s, to be requeued", job->id, why);
         sald_event(core, job->id, "%s: requeued", why);
         sald_id_set_add(core->requeue, job->id);
@@ -794,12 +795,12 @@ static void
 job_pass(SaldCore *core, SalJob *job)
 {
     SaldOar *oar = core->oar;
-    OarJob *o = job->oar_job_id ? g_hash_table_lookup(oar->jobs,
-                                                      &job->oar_job_id)
-                                : NULL;
-    OarJob *gone = job->oar_job_id ? g_hash_table_lookup(oar->ended,
-                                                         &job->oar_job_id)
-                                   : NULL;
+    SaldOarJob *o = job->oar_job_id
+                        ? g_hash_table_lookup(oar->jobs, &job->oar_job_id)
+                        : NULL;
+    SaldOarJob *gone = job->oar_job_id
+                           ? g_hash_table_lookup(oar->ended, &job->oar_job_id)
+                           : NULL;
 
     if (job->state != SAL_JOB_SUSPENDING) {
         g_hash_table_remove(core->snap_skip, &job->id);
@@ -811,7 +812,7 @@ job_pass(SaldCore *core, SalJob *job)
             return;
         }
         if (!o) {
-            OarJob *adopt = find_adoptable(oar, job);
+            SaldOarJob *adopt = find_adoptable(oar, job);
             gint64 *at = g_hash_table_lookup(oar->submitted_at, &job->id);
 
             if (adopt) {
@@ -863,7 +864,7 @@ orphans_pass(SaldCore *core)
 
     g_hash_table_iter_init(&iter, oar->jobs);
     while (g_hash_table_iter_next(&iter, NULL, &value)) {
-        OarJob *o = value;
+        SaldOarJob *o = value;
         gint64 id = name_job_id(o->name);
         g_autoptr(SalJob) job = NULL;
 
@@ -872,16 +873,16 @@ orphans_pass(SaldCore *core)
         }
         job = sal_store_load_job(core->store, id, NULL, NULL);
         if (job && job->oar_job_id == o->id &&
-            (job_holds_nodes(job) || (job_needs_nodes(job) && !o->checkpoint))) {
+            (job_holds_nodes(job) ||
+             (job_needs_nodes(job) && !o->checkpoint))) {
             continue;
         }
         oar_delete(core, o->id,
-                   !job ? "no such Saline job"
-                   : job->oar_job_id != o->id
-                       ? "not the Saline job's own"
-                       : sal_job_state_is_terminal(job->state)
-                           ? "its Saline job has ended"
-                           : "its Saline job does not need the nodes now");
+                   !job                       ? "no such Saline job"
+                   : job->oar_job_id != o->id ? "not the Saline job's own"
+                   : sal_job_state_is_terminal(job->state)
+                       ? "its Saline job has ended"
+                       : "its Saline job does not need the nodes now");
     }
 }
 
@@ -964,8 +965,8 @@ notice_run(GThreadedSocketService *service, GSocketConnection *connection,
 
     g_socket_set_timeout(socket, 5);
     while (got < NOTICE_MAX && !nl) {
-        gssize n = g_input_stream_read(in, buf + got, NOTICE_MAX - got, NULL,
-                                       NULL);
+        gssize n =
+            g_input_stream_read(in, buf + got, NOTICE_MAX - got, NULL, NULL);
 
         if (n <= 0) {
             return TRUE;
@@ -984,8 +985,8 @@ notice_run(GThreadedSocketService *service, GSocketConnection *connection,
     words = g_strsplit(buf, " ", 8);
     if (g_strv_length(words) < 3 || !g_str_equal(words[0], "saline-oarjob") ||
         !g_str_equal(words[1], "1")) {
-        g_output_stream_write_all(out, "error unknown notice\n", 21, NULL,
-                                  NULL, NULL);
+        g_output_stream_write_all(out, "error unknown notice\n", 21, NULL, NULL,
+                                  NULL);
         return TRUE;
     }
     g_message("OAR job notice: %s", buf + strlen("saline-oarjob 1 "));
@@ -1003,16 +1004,16 @@ sald_oar_new(SaldCore *core, GError **error)
 
     oar->core = core;
     oar->conf = core->config->oar;
-    oar->jobs = oar_job_table_new();
-    oar->ended = oar_job_table_new();
+    oar->jobs = sald_oar_job_table_new();
+    oar->ended = sald_oar_job_table_new();
     oar->submitting = sald_id_set_new();
-    oar->submitted_at = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                              g_free, g_free);
+    oar->submitted_at =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     oar->deleting = sald_id_set_new();
-    oar->deleted = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
-                                         g_free);
-    oar->last_poll = g_get_monotonic_time() - (gint64)oar->conf->poll_s *
-                                                  G_USEC_PER_SEC;
+    oar->deleted =
+        g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    oar->last_poll =
+        g_get_monotonic_time() - (gint64)oar->conf->poll_s * G_USEC_PER_SEC;
     inet = g_inet_address_new_from_string(oar->conf->notify_host);
     if (!inet) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
@@ -1023,10 +1024,9 @@ sald_oar_new(SaldCore *core, GError **error)
     }
     address = g_inet_socket_address_new(inet, oar->conf->notify_port);
     oar->listener = g_threaded_socket_service_new(4);
-    if (!g_socket_listener_add_address(G_SOCKET_LISTENER(oar->listener),
-                                       address, G_SOCKET_TYPE_STREAM,
-                                       G_SOCKET_PROTOCOL_TCP, NULL, NULL,
-                                       error)) {
+    if (!g_socket_listener_add_address(
+            G_SOCKET_LISTENER(oar->listener), address, G_SOCKET_TYPE_STREAM,
+            G_SOCKET_PROTOCOL_TCP, NULL, NULL, error)) {
         g_prefix_error(error, "cannot listen on %s:%u for OAR job notices: ",
                        oar->conf->notify_host, oar->conf->notify_port);
         sald_oar_free(oar);
