@@ -7,7 +7,10 @@
 # two guests of site B into a store on b2: pages they share (same image)
 # and pages an earlier snapshot holds are stored once. Last, three VMs on
 # a1, a2 and b1 form a virtual SSI cluster and a running process migrates
-# between them. Everything it creates is removed at the end.
+# between them. Then OAR 2.5 (PostgreSQL, Almighty on b1) owns a1 and a2:
+# salined runs a best-effort VM job through an OAR job, a plain OAR user's
+# job takes the nodes, and the VM job is snapshotted on OAR's signal and
+# redeployed after. Everything it creates is removed at the end.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) -eq 0 ]] || { echo "demo: must run as root (network namespaces)" >&2; exit 1; }
@@ -131,3 +134,76 @@ if [[ $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ') == "$(seq 1 25 | tr '\n' ' '
 else
     echo "  its output on s1: $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ')"
 fi
+
+step "Saline on OAR 2.5: OAR owns a1 and a2; a best-effort VM job gives them back on OAR's signal"
+for v in s1 s2 s3 gb g0b g1b; do vm_kill "$v" >/dev/null 2>&1 || true; done
+source "$top/tests/lib/libvirt.sh"
+source "$top/tests/lib/saline.sh"
+source "$top/tests/lib/oar.sh"
+export VC_LV_QEMU_CONF="seccomp_sandbox = 0"
+lv_start_nodes /usr/bin/qemu-system-x86_64 a1 a2 >/dev/null ||
+    { echo "demo: libvirtd did not start on a1 and a2" >&2; exit 1; }
+oar_create b1 a1 a2 || { echo "demo: OAR did not start" >&2; exit 1; }
+oar_nudge_every 3
+chmod 0711 "$VC_TESTDIR"
+mkdir -m 0755 "$VC_TESTDIR/run"
+SALINE_SOCK=$VC_TESTDIR/run/saline.sock
+SALINE_CONF=$VC_TESTDIR/salined.conf
+SALINE_NS_NODE="a 1"
+cat >"$SALINE_CONF" <<CONF
+[salined]
+state-dir=$VC_TESTDIR/saline
+socket=$SALINE_SOCK
+virt-type=qemu
+output-size=8M
+[oar]
+command=$(oar_cmd_prefix saline)
+notify=$(node_ip a 1):7420
+job-command=$VC_BUILDDIR/saline/oarjob/saline-oarjob
+checkpoint=30
+poll=2
+[snapshots]
+store=$(node_ip b 2)
+key-file=$key
+kget=$kget
+interval=20
+[site a]
+network=10.77.1.0/24
+range=10.77.1.100-10.77.1.149
+gateway=10.77.1.254
+[node a1]
+site=a
+uri=$(lv_uri a 1)
+cpus=1
+memory=1G
+[node a2]
+site=a
+uri=$(lv_uri a 2)
+cpus=1
+memory=1G
+[image saline]
+dir=$VC_BUILDDIR/images/saline
+CONF
+saline_start
+ticks='i=0; while [ $i -lt 400 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done'
+be=$(submit as_root submit --besteffort -n 2 -c 1 -m 160M --image saline --walltime 30m -- sh -c "$ticks")
+wait_for 180 state_is "$be" running || { echo "demo: job $be did not start" >&2; exit 1; }
+tick() { as_root log "$be" --vm 0 | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
+seq_of() { field "$(job_json "$be")" 'j["snapshot_seq"]'; }
+snapshotted() { (($(seq_of) >= 1)); }
+echo "  saline stat (the last column is the OAR job), then oarstat as any OAR user sees it:"
+as_root stat | sed 's/^/    /'
+oar_as oar-tester oarstat | sed 's/^/    /'
+wait_for 120 snapshotted || { echo "demo: no snapshot of job $be" >&2; exit 1; }
+echo "  a plain OAR user asks for both nodes: oarsub -l nodes=2 'sleep 10' (job $be at tick $(tick))"
+t0=$(date +%s.%N)
+reg=$(oar_sub oar-tester -d /tmp -l nodes=2,walltime=0:05:00 "sleep 10")
+gone() { [[ -z $(lv_domains a 1)$(lv_domains a 2) ]]; }
+wait_for 60 gone || { echo "demo: the VMs of job $be did not go" >&2; exit 1; }
+t1=$(date +%s.%N)
+oar_wait_state "$reg" Running 60 || true
+echo "  OAR signalled; salined stored snapshot $(seq_of) and removed the VMs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after the submission (OAR's grace: 30 s); OAR job $reg: $(oar_state "$reg")"
+wait_for 300 state_is "$be" running || { echo "demo: job $be was not redeployed" >&2; exit 1; }
+sleep 2
+echo "  OAR job $reg done; job $be redeployed from its snapshot by a new OAR job ($(field "$(job_json "$be")" 'j["oar_job_id"]')), at tick $(tick): it went on, not from 1"
+as_root del "$be" >/dev/null

@@ -111,14 +111,8 @@ $(node_conf a 2)
 dir=$image
 EOF
 
-history() { as_root stat "$1" --json | field "$(cat)" '"\n".join(e["text"] for e in j.get("events", []))'; }
-snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))'; }
-has_snapshots() { (($(snapshots "$1") >= $2)); }
-history_has() { [[ $(history "$1") == *"$2"* ]]; }
 redeploys() { history "$1" | grep -c "redeploying on" || true; }
-vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
 oar_id() { field "$(job_json "$1")" 'j["oar_job_id"]'; }
-last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
 domains() { { lv_domains a 1; lv_domains a 2; } | sort | tr '\n' ' '; }
 has_oar_job() { (($(oar_id "$1") > 0)); }
 oar_is() { [[ $(oar_state "$1") == "$2" ]]; }

@@ -119,13 +119,6 @@ $(node_conf b 2)
 dir=$image
 EOF
 
-history() { as_root stat "$1" --json | field "$(cat)" '"\n".join(e["text"] for e in j.get("events", []))'; }
-snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))'; }
-has_snapshots() { (($(snapshots "$1") >= $2)); }
-history_has() { [[ $(history "$1") == *"$2"* ]]; }
-vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
-# The count a VM's command reached, from its output so far.
-last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
 qemu_pid() {
     local n
     n=$(field "$(job_json "$1")" "[v['node'] for v in j['vm_list'] if v['index'] == $2][0]")

@@ -97,13 +97,11 @@ name_job_id(const char *name)
 
 /* ---- oarstat's JSON ---- */
 
-/* Member @name of @o if it is a string, else NULL: oarstat's output is
- * read, not trusted. */
+/* The string @node holds, or NULL: oarstat's output is read, not
+ * trusted, so a field of another type counts as absent. */
 static const char *
-member_string(JsonObject *o, const char *name)
+node_string(JsonNode *node)
 {
-    JsonNode *node = json_object_get_member(o, name);
-
     if (!node || !JSON_NODE_HOLDS_VALUE(node) ||
         json_node_get_value_type(node) != G_TYPE_STRING) {
         return NULL;
@@ -111,44 +109,46 @@ member_string(JsonObject *o, const char *name)
     return json_node_get_string(node);
 }
 
-static gboolean
-array_has_string(JsonObject *o, const char *member, const char *value)
+static const char *
+member_string(JsonObject *o, const char *name)
 {
-    JsonNode *node = json_object_get_member(o, member);
-    JsonArray *a;
-
-    if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
-        return FALSE;
-    }
-    a = json_node_get_array(node);
-    for (guint i = 0; i < json_array_get_length(a); i++) {
-        JsonNode *e = json_array_get_element(a, i);
-
-        if (JSON_NODE_HOLDS_VALUE(e) &&
-            json_node_get_value_type(e) == G_TYPE_STRING &&
-            g_str_equal(json_node_get_string(e), value)) {
-            return TRUE;
-        }
-    }
-    return FALSE;
+    return node_string(json_object_get_member(o, name));
 }
 
-static gboolean
-events_have(JsonObject *o, const char *type)
+/* Member @name of @o if it is an array, else NULL. */
+static JsonArray *
+member_array(JsonObject *o, const char *name)
 {
-    JsonNode *node = json_object_get_member(o, "events");
-    JsonArray *a;
+    JsonNode *node = json_object_get_member(o, name);
 
-    if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
-        return FALSE;
+    return node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node)
+                                               : NULL;
+}
+
+/* Element @i of @a as a string: itself (@field NULL), or its member
+ * @field if it is an object; NULL otherwise. */
+static const char *
+element_string(JsonArray *a, guint i, const char *field)
+{
+    JsonNode *e = json_array_get_element(a, i);
+
+    if (!field) {
+        return node_string(e);
     }
-    a = json_node_get_array(node);
-    for (guint i = 0; i < json_array_get_length(a); i++) {
-        JsonNode *e = json_array_get_element(a, i);
+    return JSON_NODE_HOLDS_OBJECT(e)
+               ? member_string(json_node_get_object(e), field)
+               : NULL;
+}
 
-        if (JSON_NODE_HOLDS_OBJECT(e) &&
-            g_strcmp0(member_string(json_node_get_object(e), "type"), type) ==
-                0) {
+/* Array @member of @o has an element (or an element's @field) @value. */
+static gboolean
+array_has(JsonObject *o, const char *member, const char *field,
+          const char *value)
+{
+    JsonArray *a = member_array(o, member);
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        if (g_strcmp0(element_string(a, i, field), value) == 0) {
             return TRUE;
         }
     }
@@ -159,7 +159,7 @@ static SaldOarJob *
 oar_job_from_json(gint64 id, JsonObject *o)
 {
     SaldOarJob *job = g_new0(SaldOarJob, 1);
-    JsonNode *hosts = json_object_get_member(o, "assigned_network_address");
+    JsonArray *hosts = member_array(o, "assigned_network_address");
 
     job->id = id;
     job->name = g_strdup(member_string(o, "name"));
@@ -168,24 +168,14 @@ oar_job_from_json(gint64 id, JsonObject *o)
     job->owner =
         g_strdup(member_string(o, "owner") ? member_string(o, "owner") : "");
     job->hosts = g_ptr_array_new_with_free_func(g_free);
-    job->besteffort = array_has_string(o, "types", "besteffort");
-    job->checkpoint = events_have(o, "CHECKPOINT");
-    if (hosts && JSON_NODE_HOLDS_ARRAY(hosts)) {
-        JsonArray *a = json_node_get_array(hosts);
+    job->besteffort = array_has(o, "types", NULL, "besteffort");
+    job->checkpoint = array_has(o, "events", "type", "CHECKPOINT");
+    for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+        const char *h = element_string(hosts, i, NULL);
 
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonNode *e = json_array_get_element(a, i);
-            const char *h;
-
-            if (!JSON_NODE_HOLDS_VALUE(e) ||
-                json_node_get_value_type(e) != G_TYPE_STRING) {
-                continue;
-            }
-            h = json_node_get_string(e);
-            if (!g_ptr_array_find_with_equal_func(job->hosts, h, g_str_equal,
-                                                  NULL)) {
-                g_ptr_array_add(job->hosts, g_strdup(h));
-            }
+        if (h && !g_ptr_array_find_with_equal_func(job->hosts, h, g_str_equal,
+                                                   NULL)) {
+            g_ptr_array_add(job->hosts, g_strdup(h));
         }
     }
     return job;

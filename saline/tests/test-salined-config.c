@@ -80,13 +80,34 @@ test_defaults(void)
     g_assert_false(config->snapshot_failure_kills);
 }
 
+typedef struct {
+    const char *data;
+    const char *message; /* NULL: any one-line message */
+} BadCase;
+
+/* Each case is refused with one line (that one, if given). */
+static void
+assert_refused(const BadCase *cases, gsize n)
+{
+    for (gsize i = 0; i < n; i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(SaldConfig) config =
+            sald_config_load_data(cases[i].data, "t", &error);
+
+        g_test_message("case %" G_GSIZE_FORMAT ": %s", i, cases[i].data);
+        g_assert_null(config);
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_null(strchr(error->message, '\n'));
+        if (cases[i].message) {
+            g_assert_cmpstr(error->message, ==, cases[i].message);
+        }
+    }
+}
+
 static void
 test_bad(void)
 {
-    static const struct {
-        const char *data;
-        const char *message;
-    } cases[] = {
+    static const BadCase cases[] = {
         {"[salined]\ncolour=blue\n", "t: unknown key 'colour' in group [salined]"},
         {"[nodes]\nx=1\n", "t: unknown group [nodes]"},
         {"[cluster x]\nx=1\n", "t: unknown group [cluster x]"},
@@ -133,19 +154,7 @@ test_bad(void)
         {"not a key file", NULL},
     };
 
-    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(SaldConfig) config =
-            sald_config_load_data(cases[i].data, "t", &error);
-
-        g_test_message("case %u: %s", i, cases[i].data);
-        g_assert_null(config);
-        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
-        g_assert_null(strchr(error->message, '\n'));
-        if (cases[i].message) {
-            g_assert_cmpstr(error->message, ==, cases[i].message);
-        }
-    }
+    assert_refused(cases, G_N_ELEMENTS(cases));
 }
 
 static void
@@ -193,10 +202,7 @@ test_oar(void)
 static void
 test_oar_bad(void)
 {
-    static const struct {
-        const char *data;
-        const char *message;
-    } cases[] = {
+    static const BadCase cases[] = {
         {"[oar]\nserver=a\ncommand=b\nnotify=1.2.3.4:5\n",
          "t: [oar] server and command: set one of them"},
         {"[oar]\nserver=a\n",
@@ -215,19 +221,7 @@ test_oar_bad(void)
          "t: unknown key 'queue' in group [oar]"},
     };
 
-    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(SaldConfig) config =
-            sald_config_load_data(cases[i].data, "t", &error);
-
-        g_test_message("case %u: %s", i, cases[i].data);
-        g_assert_null(config);
-        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
-        g_assert_null(strchr(error->message, '\n'));
-        if (cases[i].message) {
-            g_assert_cmpstr(error->message, ==, cases[i].message);
-        }
-    }
+    assert_refused(cases, G_N_ELEMENTS(cases));
 }
 
 static void

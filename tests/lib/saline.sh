@@ -10,6 +10,10 @@
 #   submit CMD...                   runs CMD (a saline submit), prints the id
 #   job_json ID / job_state ID / state_is ID S / state_in ID S...
 #   field JSON EXPR                 EXPR evaluated on the parsed JSON `j`
+#   history ID / history_has ID TEXT    a job's events (saline stat)
+#   snapshots ID / has_snapshots ID N   its complete snapshots
+#   vm_nodes ID                     its VMs' nodes, sorted
+#   last_tick ID VM                 the last "tick N" its command printed there
 salined_bin=$VC_BUILDDIR/saline/salined/salined
 saline_bin=$VC_BUILDDIR/saline/cli/saline
 salined_pid=
@@ -69,3 +73,9 @@ submit() {
     [[ -n $id ]] || { echo "no job id in '$out'" >&2; return 1; }
     echo "$id"
 }
+history() { as_root stat "$1" --json | field "$(cat)" '"\n".join(e["text"] for e in j.get("events", []))'; }
+history_has() { [[ $(history "$1") == *"$2"* ]]; }
+snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))'; }
+has_snapshots() { (($(snapshots "$1") >= $2)); }
+vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
+last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
