@@ -18,7 +18,9 @@
 #   - when the regular OAR job ends, the best-effort job is redeployed and
 #     its count goes on from the snapshot;
 #   - an admin's plain oardel of its OAR job (OAR kills without notice):
-#     back to the latest periodic snapshot, redeployed;
+#     back to the latest periodic snapshot, redeployed; an admin's
+#     oardel -c (notice): a final snapshot, redeployed;
+#   - saline suspend deletes the job's OAR job, resume submits another;
 #   - the OAR database stopped (OAR unreachable): a submission is refused
 #     with one line, the running job is untouched; back, submissions pass;
 #   - at the end no Saline OAR job is left (oarstat).
@@ -280,6 +282,17 @@ seq_after=$(field "$(job_json "$be")" 'j["snapshot_seq"]')
 history_has "$be" "redeploying on a1 a2 from snapshot $seq_after" ||
     fail "job $be not redeployed from its final snapshot $seq_after: $(history "$be")"
 log "ok: oardel -c of OAR job $be_oar3: final snapshot $seq_after, redeployed under OAR job $(oar_id "$be")"
+
+# ---- saline suspend gives the nodes back to OAR; resume asks again ----
+be_oar4=$(oar_id "$be")
+as_user $user1 suspend "$be" >/dev/null || fail "saline suspend $be refused"
+wait_for 120 state_is "$be" suspended || fail "job $be not suspended: $(history "$be")"
+wait_for 30 oar_ended "$be_oar4" || fail "OAR job $be_oar4 of suspended job $be is $(oar_state "$be_oar4")"
+sleep 5
+[[ $(saline_oar_jobs) != *" saline-$be "* ]] || fail "a held job has an OAR job: $(saline_oar_jobs)"
+as_user $user1 resume "$be" >/dev/null || fail "saline resume $be refused"
+wait_for 300 running_under_another "$be" "$be_oar4" || fail "job $be not redeployed after resume: $(history "$be")"
+log "ok: saline suspend deleted OAR job $be_oar4; resume ran job $be under OAR job $(oar_id "$be")"
 
 # ---- OAR unreachable: its database stopped ----
 doms=$(domains)
