@@ -33,7 +33,7 @@ esac
 configure_args=(
     --target-list=x86_64-softmmu --without-default-features
     --enable-kvm --enable-tcg --enable-slirp --enable-fdt=system
-    --enable-nettle --enable-zstd --disable-docs --disable-werror
+    --enable-nettle --enable-gnutls --enable-zstd --disable-docs --disable-werror
     --with-git-submodules=ignore
     --firmwarepath=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 )
@@ -113,12 +113,16 @@ for p in "${series[@]}"; do
         die "patch '$p' does not apply to $version"
 done
 
-if [[ ! -f $work/build/build.ninja ]]; then
+# A new configure line configures the tree again (the key changed with
+# it, so a binary built the old way is never taken for the new one).
+if [[ ! -f $work/build/build.ninja ||
+      $(cat "$work/build/configure.args" 2>/dev/null) != "$(printf '%s\n' "${configure_args[@]}")" ]]; then
     say "configuring"
     rm -rf "$work/build"
     mkdir -p "$work/build"
     (cd "$work/build" && ../src/configure "${configure_args[@]}" >configure.log 2>&1) ||
         die "configure failed; see $work/build/configure.log"
+    printf '%s\n' "${configure_args[@]}" >"$work/build/configure.args"
 fi
 say "building ($version + ${#series[@]} patches, key $key); a first build takes 6-13 min"
 ninja -C "$work/build" qemu-system-x86_64 >"$work/build/ninja.log" 2>&1 ||

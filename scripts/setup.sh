@@ -8,7 +8,7 @@ build_pkgs=(
     meson ninja-build pkg-config gcc libc6-dev clang-format
     libglib2.0-dev libxml2-dev libvirt-dev nettle-dev libsqlite3-dev
     libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
-    libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev flex bison
+    libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev libgnutls28-dev flex bison
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
 # and debugfs for Saline disks), plots of the benchmarks (gnuplot), scp
@@ -18,7 +18,7 @@ run_pkgs=(
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox openssh-client criu
+    gnuplot-nox openssh-client criu openssl
 )
 # Daemons the tests run their own instances of, so their packages must not
 # start them: the OAR batch scheduler (tests/lib/oar.sh; salined submits

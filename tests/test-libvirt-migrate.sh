@@ -9,7 +9,10 @@
 # after equal before, most non-zero pages resolved on site B (read from
 # the destination QEMU after libvirt is done), fewer than half the WAN
 # bytes of the stock migration, the guests run on at site B, and nothing
-# is left behind at site A.
+# is left behind at site A. Then the page-hash guest goes back to site A
+# over QEMU's TLS channel (virsh migrate --tls), hashes and return path
+# inside TLS, after a refused attempt to a node whose certificate another
+# CA signed.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -20,6 +23,7 @@ needs virsh nsenter unshare python3
 
 qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
 sites_create 2 2 --delay 20 --rate 100
+export VC_LV_QEMU_CONF=$LV_TLS_QEMU_CONF
 lv_start_nodes "$qemu" a1 a2 b1 b2 || fail "libvirtd did not start on every node"
 log "libvirtd on a1 a2 b1 b2, emulator $qemu"
 
@@ -107,6 +111,31 @@ nonzero=$((sent + full - $(info g1 page-hash miss-pages-sent)))
 log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on site B"
 ((hashed * 2 < stock)) || fail "page-hash WAN bytes $hashed not below half of stock $stock"
 log "ok: WAN bytes $hashed < half of stock $stock"
+
+# The same guest back to site A over QEMU's TLS channel (virsh migrate
+# --tls, certificates from a CA made here): site A holds none of its
+# pages now, so every hash is a miss asked for on the return path, which
+# runs inside TLS too.
+# First a2 holds a certificate of another CA: QEMU's TLS handshake must
+# refuse the migration, and the guest runs on at b2, unchanged.
+lv_tls_certs b2 || fail "cannot make the TLS certificates"
+lv_tls_certs --ca rogue a2 || fail "cannot make the rogue certificate"
+before[g1]=$(vm_sums g1) || fail "g1 does not answer"
+out=$(lv_virsh b 2 migrate --live --tls g1 "$(lv_uri a 2)" 2>&1) &&
+    fail "virsh migrate --tls to a node of another CA succeeded"
+[[ $(lv_virsh b 2 domstate g1) == running ]] || fail "g1 is not running on b2 after a refused TLS migration"
+assert_eq "g1: memory after the refused TLS migration" "${before[g1]}" "$(vm_sums g1)"
+log "ok: refused, another CA: $(tail -n 1 <<<"$out")"
+lv_tls_certs a2 || fail "cannot make a2's certificate"
+w0=$(wan_bytes a)
+lv_virsh b 2 migrate --live --tls g1 "$(lv_uri a 2)" >&2 || fail "virsh migrate --tls g1 b2 -> a2 failed"
+tls=$(($(wan_bytes a) - w0))
+lv_vm_moved g1 a 2 || fail "g1 is not running on a2"
+migrated g1 b 2
+tls_sent=$(info g1 page-hash hashes-sent)
+tls_misses=$(info g1 page-hash misses)
+((tls_sent > 0 && tls_misses > 0)) || fail "no page hashes over TLS: $tls_sent hashes, $tls_misses misses"
+log "ok: virsh migrate --tls with page hashes: WAN $tls bytes, $tls_sent hashes, $tls_misses misses asked on the return path, downtime $(jobinfo g1 'Total downtime') ms"
 
 # A guest dirtying 2,000 pages/s: its stable regions survive, it runs on.
 w1=$(vm_agent g2 info | awk -F= '$1 == "dirty_pages_written" {print $2}')

@@ -20,6 +20,15 @@
 #   lv_vm_moved NAME SITE NODE       record that a domain now runs there
 #   lv_ram_dir NAME SITE NODE        its RAM directory there, if any
 #   lv_domains SITE NODE             names of the running domains
+#   lv_tls_certs [--ca NAME] SITENODE...
+#                                    a throw-away CA (made by the test;
+#                                    NAME: another one than the default) and
+#                                    a certificate per node (its address as
+#                                    subject and IP SAN, server and client
+#                                    use) in the node's /etc/libvirt/
+#                                    migrate-tls, for `virsh migrate --tls`:
+#                                    start libvirtd with LV_TLS_QEMU_CONF in
+#                                    VC_LV_QEMU_CONF
 #   lv_kill SITE NODE                kill -9 the node's libvirtd; its
 #                                    guests run on
 #   lv_restart SITE NODE             start it again (it re-adopts them)
@@ -103,7 +112,7 @@ lv_start() {
     dir=$(_lv_dir "$site" "$node")
     [[ ! -e $dir ]] || { echo "libvirt: libvirtd on $site$node exists already" >&2; return 1; }
     ns=$(node_ns "$site" "$node")
-    mkdir -p "$dir"/{etc,run,var-upper,var-work}
+    mkdir -p "$dir"/{etc/migrate-tls,run,var-upper,var-work}
     vm_ram_dir_create "$site" "$node"
     _lv_write_conf "$site" "$node" "$dir"
     if [[ -z $_lv_registered ]]; then
@@ -143,6 +152,40 @@ _lv_libvirtd() {
         tail -n 5 "$dir/libvirtd.out" "$dir/libvirtd.log" >&2 2>/dev/null
         return 1
     fi
+}
+
+# What qemu.conf needs for lv_tls_certs' certificates.
+LV_TLS_QEMU_CONF='migrate_tls_x509_cert_dir = "/etc/libvirt/migrate-tls"
+migrate_tls_x509_verify = 1'
+
+lv_tls_certs() {
+    local ca=$VC_TESTDIR/migrate-ca n ip d
+    if [[ ${1:-} == --ca ]]; then
+        ca=$VC_TESTDIR/migrate-ca-$2
+        shift 2
+    fi
+    mkdir -p "$ca"
+    if [[ ! -f $ca/ca-cert.pem ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=vcluster test CA" \
+            -keyout "$ca/ca-key.pem" -out "$ca/ca-cert.pem" >/dev/null 2>&1 ||
+            { echo "libvirt: cannot make a CA" >&2; return 1; }
+    fi
+    for n in "$@"; do
+        ip=$(node_ip "${n:0:1}" "${n:1}")
+        d=$(_lv_dir "${n:0:1}" "${n:1}")/etc/migrate-tls
+        mkdir -p "$d"
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$ip" -keyout "$d/server-key.pem" \
+            -out "$d/req.pem" >/dev/null 2>&1 &&
+            openssl x509 -req -in "$d/req.pem" -CA "$ca/ca-cert.pem" -CAkey "$ca/ca-key.pem" \
+                -CAcreateserial -days 2 -out "$d/server-cert.pem" \
+                -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$ip") \
+                >/dev/null 2>&1 ||
+            { echo "libvirt: cannot make a certificate for $n" >&2; return 1; }
+        cp "$ca/ca-cert.pem" "$d/ca-cert.pem"
+        cp "$d/server-cert.pem" "$d/client-cert.pem"
+        cp "$d/server-key.pem" "$d/client-key.pem"
+        rm -f "$d/req.pem"
+    done
 }
 
 lv_kill() {
