@@ -12,7 +12,8 @@
 # is left behind at site A. Then the page-hash guest goes back to site A
 # over QEMU's TLS channel (virsh migrate --tls), hashes and return path
 # inside TLS, after a refused attempt to a node whose certificate another
-# CA signed.
+# CA signed. Last, a tunnelled migration (a pipe, no return path) of that
+# guest is refused at setup with the true reason.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -150,3 +151,14 @@ w3=$(vm_agent g2 info | awk -F= '$1 == "dirty_pages_written" {print $2}')
 ((w2 > w1 && w3 > w2)) || fail "g2's writer stopped: $w1, $w2, $w3"
 log "ok: g2's writer runs on at site B ($w1 -> $w2 -> $w3 pages)"
 [[ $(lv_virsh b 1 domstate g2) == running ]] || fail "g2 not running on b1"
+
+# libvirt's tunnelled migration gives QEMU a pipe, which cannot carry the
+# return path page hashes need: refused at setup with that reason, and
+# the guest runs on, unchanged.
+before[g1]=$(vm_sums g1) || fail "g1 does not answer"
+out=$(lv_virsh a 2 migrate --live --p2p --tunnelled g1 "$(lv_uri b 1)" 2>&1) &&
+    fail "a tunnelled migration with page hashes succeeded"
+[[ $out == *"x-page-hash needs a return path"* ]] || fail "tunnelled migration refused with: $out"
+[[ $(lv_virsh a 2 domstate g1) == running ]] || fail "g1 is not running on a2 after the refusal"
+assert_eq "g1: memory after the refused tunnelled migration" "${before[g1]}" "$(vm_sums g1)"
+log "ok: tunnelled migration refused: $(tail -n 1 <<<"$out")"
