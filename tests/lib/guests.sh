@@ -19,6 +19,8 @@
 #                                      (keys as a JSON path: ram transferred)
 #   vm_adopt NAME                      route a VM that migrated in from
 #                                      another site on its new node
+#                                      (routed sites only: nothing to do
+#                                      on stretched ones)
 #
 # vm_start options beyond the memory shape: --qemu BIN (default $VC_QEMU
 # or qemu-system-x86_64), --page-hash on|off, --resolver SOCKET (the
@@ -309,6 +311,8 @@ PY
 # vm_adopt NAME: make a guest that migrated in from another site
 # reachable from the node it now runs on (its address stays in its home
 # subnet): the node routes to it on br0 and answers for its old gateway.
+# The workaround of routed sites: on stretched sites (sites.sh) the guest
+# is still on its home LAN and needs nothing.
 vm_adopt() {
     node_adopt_ip "$(_vm_get "$1" site)" "$(_vm_get "$1" node)" "$(vm_ip "$1")"
 }
@@ -320,6 +324,9 @@ vm_adopt() {
 # would come back to whichever node answers for it).
 node_adopt_ip() {
     local ns
+    # On a stretched LAN the node would answer for the home gateway next
+    # to the real one.
+    ! sites_stretched || return 0
     ns=$(node_ns "$1" "$2")
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     ip -n "$ns" addr add "${3%.*}.254/32" dev br0 2>/dev/null || true
