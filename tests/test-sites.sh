@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 
 requires_root
-needs ip ping iperf3 ss
+needs ip ping iperf3 ss bridge
 
 [[ -x $VC_WANEM ]] || fail "wanem not built at '$VC_WANEM'"
 
