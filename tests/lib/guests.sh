@@ -11,10 +11,13 @@
 #   vm_stop NAME                       guest poweroff, then waits for QEMU
 #   vm_kill NAME                       SIGKILL and cleanup (idempotent)
 #   vm_ram_file NAME                   the file backing guest RAM
+#   vm_mac NAME                        its MAC (derived from its IP)
 #   vm_qmp_socket NAME                 its QMP socket (one client at a time)
 #   vm_incoming_uri NAME               where a --incoming guest listens
 #   vm_migrate SRC DST                 live migration over QMP; DST was
 #                                      started with --incoming PORT
+#   vm_autostart NAME                  a guest started with --incoming
+#                                      runs as soon as its migration ends
 #   vm_migration_info NAME KEY...      a value of SRC's last query-migrate
 #                                      (keys as a JSON path: ram transferred)
 #   vm_adopt NAME                      route a VM that migrated in from
@@ -174,6 +177,7 @@ vm_start() {
 
 vm_pid() { _vm_get "$1" pid; }
 vm_ip() { _vm_get "$1" ip; }
+vm_mac() { _vm_mac "$(vm_ip "$1")"; }
 vm_ram_file() { _vm_get "$1" ram; }
 vm_qmp_socket() { echo "$(_vm_dir "$1")/qmp.sock"; }
 vm_incoming_uri() { _vm_get "$1" incoming; }
@@ -280,6 +284,17 @@ vm_migrate() {
     done
     echo "guests: migration of '$src' did not finish in ${timeout} s" >&2
     return 1
+}
+
+# vm_autostart NAME: the destination starts the guest the moment the
+# migration ends, as libvirt's does, instead of waiting paused (-S) for a
+# cont: what a guest's peers see of a switchover is then QEMU's own. QMP
+# cont during an incoming migration does this ("inmigrate" state).
+vm_autostart() {
+    local out
+    out=$(vm_qmp "$1" '{"execute":"cont"}' | tail -n 1)
+    [[ $out == *'"return"'* ]] ||
+        { echo "guests: cont on '$1' failed: $out" >&2; return 1; }
 }
 
 # vm_migrate_start SRC DST: start a migration and return at once.

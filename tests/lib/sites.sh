@@ -36,8 +36,9 @@
 # guest that moved keeps its home gateway, reached over the stretched
 # L2. QEMU's self-announce after an incoming migration (a RARP, and GARPs
 # from the guest's virtio-net driver) crosses the VXLAN, so every bridge
-# on the way learns where the guest's MAC went and its traffic follows.
-# Broadcasts (ARP) of every site cross the WAN, a few hundred bytes.
+# on the way learns where the guest's MAC went and its traffic follows
+# (tests/test-migrate-tcp.sh holds a TCP stream across such a move).
+# Broadcasts of every site (ARP) cross the WAN too.
 #
 # Without --stretched (routed sites, the default, unchanged), a guest that
 # moved keeps an address of its home subnet that the new site's LAN does
