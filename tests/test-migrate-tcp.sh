@@ -71,6 +71,14 @@ rtt() {
 
 now() { date +%s.%N; }
 
+# vxlan_traffic SITE: "FRAMES BYTES" the gateway's vxlan0 sent and
+# received (inner frames; each also carries 50 bytes of headers).
+vxlan_traffic() {
+    on_gw "$1" sh -c 'cd /sys/class/net/vxlan0/statistics &&
+        cat rx_packets tx_packets rx_bytes tx_bytes' |
+        awk '{ v[NR] = $1 } END { print v[1] + v[2], v[3] + v[4] }'
+}
+
 # ---- Stretched sites: the connection survives.
 sites_create 2 2 --delay 20 --rate 100 --stretched
 
@@ -108,12 +116,14 @@ stream_start "$st" a 2 "$ip"
 log "stream a2 -> g1 flowing ($(stream_echoed "$st") lines echoed), RTT $rtt_lan ms on site A's LAN"
 t0=$(now)
 w0=$(wan_bytes a)
+read -r vf0 vb0 < <(vxlan_traffic a)
 vm_migrate g1 g1b || fail "page-hash migration a1 -> b2 failed"
 t1=$(now)
 wan=$(($(wan_bytes a) - w0))
+read -r vf1 vb1 < <(vxlan_traffic a)
 n1=$(stream_echoed "$st")
 downtime=$(vm_migration_info g1 downtime)
-log "migrated a1 -> b2 in $(vm_migration_info g1 total-time) ms, downtime $downtime ms, WAN $wan bytes; $(vm_migration_info g1 page-hash resolved) of $(vm_migration_info g1 page-hash hashes-sent) hashes resolved on site B"
+log "migrated a1 -> b2 in $(vm_migration_info g1 total-time) ms, downtime $downtime ms, WAN $wan bytes, of which $((vb1 - vb0 + 50 * (vf1 - vf0))) in $((vf1 - vf0)) VXLAN frames (broadcasts, and the stream once on site B); $(vm_migration_info g1 page-hash resolved) of $(vm_migration_info g1 page-hash hashes-sent) hashes resolved on site B"
 
 # The stream goes on from site B: 3 s more of answers.
 wait_for 30 stream_has "$st" $((n1 + 150)) ||
