@@ -2,13 +2,15 @@
 # Two sites of two nodes joined by wanem (20 ms each way, 100 Mbit/s): the
 # WAN adds its delay, the LAN does not, the rate cap holds, cut/restore
 # work, bad input leaves nothing behind, and teardown restores the root
-# namespace exactly.
+# namespace exactly. Routed sites (the default) keep each site's LAN to
+# itself; stretched ones (--stretched) make one L2 segment of them that
+# carries full 1500-byte packets, while nodes are still routed.
 
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 
 requires_root
-needs ip ping iperf3 ss
+needs ip ping iperf3 ss bridge
 
 [[ -x $VC_WANEM ]] || fail "wanem not built at '$VC_WANEM'"
 
@@ -122,6 +124,77 @@ wan_restore
 wait_for 5 on_node a 1 ping -n -q -c 1 -W 1 "$(node_ip b 1)" ||
     fail "ping a1 -> b1 still fails after restore"
 log "ok: WAN restore brings ping a1 -> b1 back"
+
+# mv_create SITE NODE IP GW: a host of another site's subnet on a node's
+# br0, as a guest that migrated there is (a namespace for its TAP).
+mv_ns=$VC_SITE_PREFIX-mv
+mv_create() {
+    local node_ns
+    node_ns=$(node_ns "$1" "$2")
+    ip netns add "$mv_ns"
+    ip netns exec "$mv_ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+        net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$node_ns" link add mv0 type veth peer name eth0 netns "$mv_ns"
+    # Above the node's own, as guests.sh does for TAPs.
+    ip -n "$node_ns" link set mv0 address fe:ff:0a:4d:01:c9 master br0 up
+    ip -n "$mv_ns" link set lo up
+    ip -n "$mv_ns" addr add "$3/24" dev eth0
+    ip -n "$mv_ns" link set eth0 up
+    ip -n "$mv_ns" route add default via "$4"
+}
+
+# Routed sites: no VXLAN, a 1500-byte WAN, and site A's LAN does not
+# reach a host of its subnet on a node of site B.
+for s in a b; do
+    assert_eq "routed: VXLAN devices on ${s}gw" "" \
+        "$(on_gw "$s" ip -o link show type vxlan)"
+    assert_eq "routed: wan0 MTU on ${s}gw" 1500 \
+        "$(on_gw "$s" cat /sys/class/net/wan0/mtu)"
+done
+mv_create b 1 10.77.1.201 10.77.1.254
+if on_node a 1 ping -n -q -c 1 -W 1 10.77.1.201 >/dev/null; then
+    fail "routed: a1 reaches a host of its subnet on b1"
+fi
+log "ok: routed: site A's LAN stops at its gateway"
+
+sites_destroy
+assert_eq "namespaces after destroy" 0 "$(ns_left)"
+
+# Stretched sites: each gateway's br0 has a VXLAN port over a 1550-byte
+# WAN; bridges stay at 1500.
+sites_create 2 2 --delay 20 --rate 100 --stretched
+sites_stretched || fail "sites_stretched is false on stretched sites"
+for s in a b; do
+    on_gw "$s" ip -o link show master br0 | grep -Eq '^[0-9]+: vxlan0[@:]' ||
+        fail "stretched: no vxlan0 port on ${s}gw's br0"
+    assert_eq "stretched: wan0 MTU on ${s}gw" 1550 \
+        "$(on_gw "$s" cat /sys/class/net/wan0/mtu)"
+    assert_eq "stretched: br0 MTU on ${s}gw" 1500 \
+        "$(on_gw "$s" cat /sys/class/net/br0/mtu)"
+done
+# Nodes are routed between sites as before.
+on_node a 1 ping -n -q -c 1 -W 2 "$(node_ip b 1)" >/dev/null ||
+    fail "stretched: a1 cannot reach b1"
+log "stretched: RTT a1 -> b1 (routed): $(ping_avg a 1 "$(node_ip b 1)" 5) ms"
+
+# A host of site A's subnet on b1, with site A's gateway: a1 reaches it on
+# L2 (its MAC, not a router's), with full-size packets that may not be
+# fragmented, across the WAN.
+mv_create b 1 10.77.1.201 10.77.1.254
+on_node a 1 ping -n -q -c 3 -i 0.2 -W 2 -Mdo -s 1472 10.77.1.201 >/dev/null ||
+    fail "stretched: no 1500-byte ping with DF from a1 to a host of its subnet on b1"
+log "ok: stretched: 1500-byte packets with DF cross the VXLAN"
+# lladdr IP-LINK-OUTPUT: the MAC after link/ether or lladdr.
+lladdr() { awk '{ for (i = 1; i < NF; i++) if ($i ~ /^(link\/ether|lladdr)$/) print $(i + 1) }'; }
+assert_eq "stretched: a1's neighbour 10.77.1.201 (the host on b1 itself)" \
+    "$(ip -n "$mv_ns" -o link show eth0 | lladdr)" \
+    "$(on_node a 1 ip neigh show 10.77.1.201 | lladdr)"
+log "stretched: RTT a1 -> 10.77.1.201 on b1 (L2): $(ping_avg a 1 10.77.1.201 5) ms"
+# It keeps its home gateway, across the WAN, to reach site B's nodes.
+ip netns exec "$mv_ns" ping -n -q -c 3 -i 0.2 -W 2 "$(node_ip b 2)" >/dev/null ||
+    fail "stretched: the host on b1 cannot reach b2 through its home gateway"
+log "ok: stretched: the host on b1 reaches b2 through site A's gateway ($(ip netns exec "$mv_ns" ping -n -q -c 3 -i 0.2 -W 2 "$(node_ip b 2)" | awk -F/ '/^rtt/ { print $5 }') ms, the WAN twice)"
+log "stretched: WAN bytes on a's wan0: $(wan_bytes a)"
 
 sites_destroy
 sites_destroy

@@ -11,7 +11,10 @@
  *   sums      "payload <sha256>", "unique <sha256>", "end"
  *   info      key=value lines, "end"
  *   ping      "pong"
+ *   echo TEXT "TEXT" (a stream to count lines through, e.g. across a
+ *             live migration)
  *   poweroff  "ok", then syncs and powers the guest off
+ * Commands may be pipelined: answers come in order, one per command.
  *
  * It is linked statically (the guest has only busybox) and runs on the
  * host too: `vcguest --unique-sum --seed S --unique-mb N` prints the
@@ -28,6 +31,7 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -245,19 +249,37 @@ write_sums(FILE *f)
 static void
 serve_client(int fd)
 {
-    FILE *f = fdopen(fd, "r+");
+    /* A stream each way: a FILE opened "r+" drops the input it has
+     * buffered when it turns to writing, so commands that arrived in one
+     * read (pipelined, or coalesced by a TCP retransmission) were lost,
+     * answers and all. */
+    int wfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    FILE *in = fdopen(fd, "r");
+    FILE *f = wfd < 0 ? NULL : fdopen(wfd, "w");
     char line[256];
 
-    if (!f) {
-        close(fd);
+    if (!in || !f) {
+        if (in) {
+            fclose(in);
+        } else {
+            close(fd);
+        }
+        if (f) {
+            fclose(f);
+        } else if (wfd >= 0) {
+            close(wfd);
+        }
         return;
     }
-    while (fgets(line, sizeof(line), f)) {
+    while (fgets(line, sizeof(line), in)) {
         line[strcspn(line, "\r\n")] = '\0';
         if (strcmp(line, "sums") == 0) {
             write_sums(f);
         } else if (strcmp(line, "ping") == 0) {
             fprintf(f, "pong\n");
+        } else if (strncmp(line, "echo", 4) == 0 &&
+                   (line[4] == '\0' || line[4] == ' ')) {
+            fprintf(f, "%s\n", line[4] ? line + 5 : "");
         } else if (strcmp(line, "info") == 0) {
             fprintf(f,
                     "seed=%" PRIu64 "\nunique_mb=%" PRIu64
@@ -275,6 +297,7 @@ serve_client(int fd)
         }
         fflush(f);
     }
+    fclose(in);
     fclose(f);
 }
 

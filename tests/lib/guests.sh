@@ -11,14 +11,19 @@
 #   vm_stop NAME                       guest poweroff, then waits for QEMU
 #   vm_kill NAME                       SIGKILL and cleanup (idempotent)
 #   vm_ram_file NAME                   the file backing guest RAM
+#   vm_mac NAME                        its MAC (derived from its IP)
 #   vm_qmp_socket NAME                 its QMP socket (one client at a time)
 #   vm_incoming_uri NAME               where a --incoming guest listens
 #   vm_migrate SRC DST                 live migration over QMP; DST was
 #                                      started with --incoming PORT
+#   vm_autostart NAME                  a guest started with --incoming
+#                                      runs as soon as its migration ends
 #   vm_migration_info NAME KEY...      a value of SRC's last query-migrate
 #                                      (keys as a JSON path: ram transferred)
 #   vm_adopt NAME                      route a VM that migrated in from
 #                                      another site on its new node
+#                                      (routed sites only: nothing to do
+#                                      on stretched ones)
 #
 # vm_start options beyond the memory shape: --qemu BIN (default $VC_QEMU
 # or qemu-system-x86_64), --page-hash on|off, --resolver SOCKET (the
@@ -172,6 +177,7 @@ vm_start() {
 
 vm_pid() { _vm_get "$1" pid; }
 vm_ip() { _vm_get "$1" ip; }
+vm_mac() { _vm_mac "$(vm_ip "$1")"; }
 vm_ram_file() { _vm_get "$1" ram; }
 vm_qmp_socket() { echo "$(_vm_dir "$1")/qmp.sock"; }
 vm_incoming_uri() { _vm_get "$1" incoming; }
@@ -280,6 +286,17 @@ vm_migrate() {
     return 1
 }
 
+# vm_autostart NAME: the destination starts the guest the moment the
+# migration ends, as libvirt's does, instead of waiting paused (-S) for a
+# cont: what a guest's peers see of a switchover is then QEMU's own. QMP
+# cont during an incoming migration does this ("inmigrate" state).
+vm_autostart() {
+    local out
+    out=$(vm_qmp "$1" '{"execute":"cont"}' | tail -n 1)
+    [[ $out == *'"return"'* ]] ||
+        { echo "guests: cont on '$1' failed: $out" >&2; return 1; }
+}
+
 # vm_migrate_start SRC DST: start a migration and return at once.
 vm_migrate_start() {
     local uri
@@ -309,6 +326,8 @@ PY
 # vm_adopt NAME: make a guest that migrated in from another site
 # reachable from the node it now runs on (its address stays in its home
 # subnet): the node routes to it on br0 and answers for its old gateway.
+# The workaround of routed sites: on stretched sites (sites.sh) the guest
+# is still on its home LAN and needs nothing.
 vm_adopt() {
     node_adopt_ip "$(_vm_get "$1" site)" "$(_vm_get "$1" node)" "$(vm_ip "$1")"
 }
@@ -320,6 +339,9 @@ vm_adopt() {
 # would come back to whichever node answers for it).
 node_adopt_ip() {
     local ns
+    # On a stretched LAN the node would answer for the home gateway next
+    # to the real one.
+    ! sites_stretched || return 0
     ns=$(node_ns "$1" "$2")
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
     ip -n "$ns" addr add "${3%.*}.254/32" dev br0 2>/dev/null || true

@@ -1,7 +1,7 @@
 # Sites joined by an emulated WAN, for integration tests (sourced, bash,
 # after tests/lib/functions.sh).
 #
-#   sites_create 2 2 --delay 20 --rate 100
+#   sites_create 2 2 --delay 20 --rate 100 [--stretched]
 #   on_node a 1 ping -c 3 "$(node_ip b 1)"
 #   wan_cut; wan_restore; wan_set --loss 1
 #
@@ -21,6 +21,30 @@
 # `on_node a 1 CMD &`, whose $! is a subshell.
 # IPv6 is disabled in the namespaces so that WAN byte counts only show the
 # traffic a test makes.
+#
+# Stretched sites (`sites_create ... --stretched`): all sites' br0 form one
+# L2 segment, as Grid'5000's KaVLAN or a provider's stretched VLAN give it
+# on real sites, so a guest keeps its address, MAC and open TCP connections
+# when it migrates to another site. Each gateway adds vxlan0 (VNI 77, UDP
+# 4789, local 10.77.0.s over wan0, which wanem relays like any frame, one
+# all-zero FDB entry per other gateway for flooding) as a port of its br0.
+# VXLAN adds 50 bytes per frame: wan0 carries 1550-byte packets (the
+# "jumbo" underlay real stretched VLANs use; wanem takes frames up to
+# 64 KiB), so vxlan0, the bridges, nodes and guests keep MTU 1500 and a
+# guest needs no setting. Node addresses are still routed between sites
+# through wan0, as without the option (migration streams included); a
+# guest that moved keeps its home gateway, reached over the stretched
+# L2. QEMU's self-announce after an incoming migration (a RARP, and GARPs
+# from the guest's virtio-net driver) crosses the VXLAN, so every bridge
+# on the way learns where the guest's MAC went and its traffic follows
+# (tests/test-migrate-tcp.sh holds a TCP stream across such a move).
+# Broadcasts of every site (ARP) cross the WAN too.
+#
+# Without --stretched (routed sites, the default, unchanged), a guest that
+# moved keeps an address of its home subnet that the new site's LAN does
+# not carry: its home LAN keeps sending to its old port, and its gateway
+# is gone, so every open connection to it breaks. vm_adopt (guests.sh)
+# routes it on its new node only, for new connections from that node.
 
 VC_SITE_PREFIX=${VC_SITE_PREFIX:-vct$$}
 VC_WANEM=${VC_WANEM:-$VC_BUILDDIR/tests/wanem/wanem}
@@ -32,6 +56,10 @@ _sites_wanem_pid=
 _sites_cleanup_registered=
 _sites_sock=
 _sites_created=()
+_sites_stretched=
+# The VXLAN joining stretched sites, and the WAN MTU that carries it.
+_SITES_VNI=77
+_SITES_WAN_MTU=1550
 
 _sites_err() { printf 'sites: %s\n' "$*" >&2; }
 
@@ -126,10 +154,12 @@ _sites_undo() {
     _sites_created=()
     _sites_n=0
     _sites_nodes=0
+    _sites_stretched=
 }
 
 _sites_create() {
-    local nsites=$1 nodes=$2 delay=20 rate=100 loss=0 s t i site gw ns
+    local nsites=$1 nodes=$2 delay=20 rate=100 loss=0 stretched='' s t i
+    local site gw ns
     local -a ports=() names=()
     shift 2
     while (($#)); do
@@ -145,6 +175,10 @@ _sites_create() {
             --loss) loss=$2 ;;
             esac
             shift 2
+            ;;
+        --stretched)
+            stretched=1
+            shift
             ;;
         *)
             _sites_err "unknown option '$1'"
@@ -262,14 +296,44 @@ _sites_create() {
                 || return 1
         done
     done
+    if [[ -n $stretched ]]; then
+        _sites_stretch "$nsites" || return 1
+    fi
 }
 
+# _sites_stretch NSITES: join the gateways' br0 into one L2 segment.
+_sites_stretch() {
+    local nsites=$1 s t gw
+    _sites_stretched=1
+    for ((s = 1; s <= nsites; s++)); do
+        gw=$(gw_ns "$(_sites_letter "$s")")
+        _sites_do "cannot set the MTU of wan0 in '$gw'" \
+            ip -n "$gw" link set wan0 mtu "$_SITES_WAN_MTU" || return 1
+        _sites_do "cannot create vxlan0 in '$gw'" \
+            ip -n "$gw" link add vxlan0 mtu 1500 type vxlan \
+            id "$_SITES_VNI" local "10.77.0.$s" dev wan0 dstport 4789 \
+            || return 1
+        for ((t = 1; t <= nsites; t++)); do
+            ((t != s)) || continue
+            _sites_do "cannot flood vxlan0 to site $t in '$gw'" \
+                bridge -n "$gw" fdb append 00:00:00:00:00:00 dev vxlan0 \
+                dst "10.77.0.$t" || return 1
+        done
+        _sites_do "cannot attach vxlan0 in '$gw'" \
+            ip -n "$gw" link set vxlan0 master br0 up || return 1
+    done
+}
+
+# sites_stretched: true if the sites were created with --stretched.
+sites_stretched() { [[ -n $_sites_stretched ]]; }
+
 # sites_create NSITES NODES [--delay MS] [--rate MBIT] [--loss PCT]
+#              [--stretched]
 # Rate 0 means unlimited. On error: one line on stderr, nothing left.
 sites_create() {
     if (($# < 2)); then
         _sites_err "usage: sites_create NSITES NODES [--delay MS]" \
-            "[--rate MBIT] [--loss PCT]"
+            "[--rate MBIT] [--loss PCT] [--stretched]"
         return 1
     fi
     local had=$_sites_n
@@ -298,6 +362,7 @@ sites_destroy() {
     _sites_created=()
     _sites_n=0
     _sites_nodes=0
+    _sites_stretched=
     return 0
 }
 
