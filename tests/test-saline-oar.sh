@@ -72,18 +72,8 @@ wait_for 20 kg ls >/dev/null || fail "kget-store does not answer"
 SALINE_SOCK=$VC_TESTDIR/run/saline.sock
 SALINE_CONF=$VC_TESTDIR/salined.conf
 SALINE_NS_NODE="a 1"
-node_conf() {
-    printf '[node %s%s]\nsite=%s\nuri=%s\ncpus=1\nmemory=1G\n\n' "$1" "$2" "$1" "$(lv_uri "$1" "$2")"
-}
 cat >"$SALINE_CONF" <<EOF
-[salined]
-state-dir=$VC_TESTDIR/state
-socket=$SALINE_SOCK
-node-timeout=6
-virt-type=qemu
-emulator=$qemu
-output-size=8M
-
+$(saline_conf_salined "$qemu")
 [oar]
 command=$(oar_cmd_prefix saline)
 user=saline
@@ -107,8 +97,8 @@ network=10.77.1.0/24
 range=10.77.1.100-10.77.1.149
 gateway=10.77.1.254
 
-$(node_conf a 1)
-$(node_conf a 2)
+$(saline_node_conf a 1 1)
+$(saline_node_conf a 2 1)
 [image saline]
 dir=$image
 EOF
@@ -117,8 +107,7 @@ redeploys() { history "$1" | grep -c "redeploying on" || true; }
 oar_id() { field "$(job_json "$1")" 'j["oar_job_id"]'; }
 domains() { { lv_domains a 1; lv_domains a 2; } | sort | tr '\n' ' '; }
 has_oar_job() { (($(oar_id "$1") > 0)); }
-oar_is() { [[ $(oar_state "$1") == "$2" ]]; }
-oar_ended() { oar_is "$1" Error || oar_is "$1" Terminated; }
+oar_ended() { oar_state_is "$1" Error || oar_state_is "$1" Terminated; }
 no_saline_oar_jobs() { [[ -z $(saline_oar_jobs) ]]; }
 # Job $1 runs again, under another OAR job than $2.
 running_under_another() { state_is "$1" running && [[ $(oar_id "$1") != "$2" ]]; }
@@ -210,7 +199,7 @@ kg verify "saline-$be@$seq_after" >/dev/null || fail "snapshot saline-$be@$seq_a
 # (salined deletes it itself once the snapshot is stored).
 [[ $oar_at_free == Running ]] || grep "deleting OAR job $be_oar: its job gave" "$VC_TESTDIR/salined.log" >/dev/null ||
     fail "OAR job $be_oar was $oar_at_free when the VMs were gone"
-wait_for $((grace + 30)) oar_is "$reg_oar" Running || fail "the regular OAR job $reg_oar is $(oar_state "$reg_oar")"
+wait_for $((grace + 30)) oar_state_is "$reg_oar" Running || fail "the regular OAR job $reg_oar is $(oar_state "$reg_oar")"
 t_reg=$(date +%s.%N)
 t_oar_sig=$(oar_checkpoint_time "$be_oar")
 log "$(awk -v s="$t_sub" -v o="$t_oar_sig" -v g="$t_sig" -v f="$t_free" -v r="$t_reg" -v gr="$grace" 'BEGIN {
@@ -222,7 +211,7 @@ j2=$(submit as_user $user1 submit -n 1 -c 1 -m 128M --image saline --walltime 5m
     fail "cannot submit job 2"
 wait_for 20 has_oar_job "$j2" || fail "job $j2 has no OAR job: $(job_json "$j2")"
 j2_oar=$(oar_id "$j2")
-wait_for 10 oar_is "$j2_oar" Waiting || fail "OAR job $j2_oar of job $j2 is $(oar_state "$j2_oar")"
+wait_for 10 oar_state_is "$j2_oar" Waiting || fail "OAR job $j2_oar of job $j2 is $(oar_state "$j2_oar")"
 state_is "$j2" pending || fail "job $j2 is $(job_state "$j2") while its OAR job waits"
 # A submission retried with its idempotency key: one job, one OAR job.
 k="retry-$$"

@@ -80,18 +80,8 @@ cleanup_fn bash -c "tail -n 20 '$VC_TESTDIR/kget-store.log' >&2 2>/dev/null"
 SALINE_SOCK=$VC_TESTDIR/run/saline.sock
 SALINE_CONF=$VC_TESTDIR/salined.conf
 SALINE_NS_NODE="a 1"
-node_conf() {
-    printf '[node %s%s]\nsite=%s\nuri=%s\ncpus=2\nmemory=1G\n\n' "$1" "$2" "$1" "$(lv_uri "$1" "$2")"
-}
 cat >"$SALINE_CONF" <<EOF
-[salined]
-state-dir=$VC_TESTDIR/state
-socket=$SALINE_SOCK
-node-timeout=6
-virt-type=qemu
-emulator=$qemu
-output-size=8M
-
+$(saline_conf_salined "$qemu")
 [snapshots]
 store=$store_ip:7410
 key-file=$key
@@ -111,10 +101,10 @@ network=10.77.2.0/24
 range=10.77.2.100-10.77.2.149
 gateway=10.77.2.254
 
-$(node_conf a 1)
-$(node_conf a 2)
-$(node_conf b 1)
-$(node_conf b 2)
+$(saline_node_conf a 1 2)
+$(saline_node_conf a 2 2)
+$(saline_node_conf b 1 2)
+$(saline_node_conf b 2 2)
 [image saline]
 dir=$image
 EOF

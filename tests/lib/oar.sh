@@ -32,6 +32,7 @@
 #   oar_sub USER ARGS...        oarsub ARGS as USER, prints the job id
 #   oar_state ID                Waiting, Launching, Running, Error,
 #                               Terminated...
+#   oar_state_is ID STATE
 #   oar_wait_state ID STATE SECS
 #   oar_events ID               event types, one per line, oldest first
 #   oar_resubmission ID         the job OAR resubmitted ID as
@@ -407,8 +408,8 @@ oar_state() {
     sed -n "s/^$1: //p" <<<"$out"
 }
 
-_oar_state_is() { [[ $(oar_state "$1") == "$2" ]]; }
-oar_wait_state() { wait_for "$3" _oar_state_is "$1" "$2"; }
+oar_state_is() { [[ $(oar_state "$1") == "$2" ]]; }
+oar_wait_state() { wait_for "$3" oar_state_is "$1" "$2"; }
 
 oar_events() {
     # (-e ignores -J; -f -J carries the events)

@@ -10,6 +10,10 @@
 #   submit CMD...                   runs CMD (a saline submit), prints the id
 #   job_json ID / job_state ID / state_is ID S / state_in ID S...
 #   field JSON EXPR                 EXPR evaluated on the parsed JSON `j`
+#   saline_conf_salined QEMU        the [salined] group of a test's
+#                                   salined.conf ($SALINE_SOCK, state in
+#                                   $VC_TESTDIR/state, TCG, QEMU)
+#   saline_node_conf SITE NODE CPUS its [node] group (libvirtd: libvirt.sh)
 #   history ID / history_has ID TEXT    a job's events (saline stat)
 #   snapshots ID / has_snapshots ID N   its complete snapshots
 #   vm_nodes ID                     its VMs' nodes, sorted
@@ -79,3 +83,10 @@ snapshots() { field "$(as_root stat "$1" --json)" 'len(j.get("snapshots", []))';
 has_snapshots() { (($(snapshots "$1") >= $2)); }
 vm_nodes() { field "$(job_json "$1")" '" ".join(sorted(v["node"] for v in j["vm_list"]))'; }
 last_tick() { as_root log "$1" --vm "$2" | sed -n 's/^tick \([0-9]*\)$/\1/p' | tail -n 1; }
+saline_conf_salined() {
+    printf '[salined]\nstate-dir=%s\nsocket=%s\nnode-timeout=6\nvirt-type=qemu\nemulator=%s\noutput-size=8M\n\n' \
+        "$VC_TESTDIR/state" "$SALINE_SOCK" "$1"
+}
+saline_node_conf() {
+    printf '[node %s%s]\nsite=%s\nuri=%s\ncpus=%s\nmemory=1G\n\n' "$1" "$2" "$1" "$(lv_uri "$1" "$2")" "$3"
+}
