@@ -354,6 +354,20 @@ poll_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
     g_task_return_boolean(task, TRUE);
 }
 
+static gboolean
+job_needs_nodes(const SalJob *job)
+{
+    return job->state == SAL_JOB_PENDING ||
+           (job->state == SAL_JOB_SUSPENDED && !job->held);
+}
+
+static gboolean
+job_holds_nodes(const SalJob *job)
+{
+    return job->state == SAL_JOB_STARTING || job->state == SAL_JOB_RUNNING ||
+           job->state == SAL_JOB_SUSPENDING || job->state == SAL_JOB_RESUMING;
+}
+
 static void oar_poll_start(SaldOar *oar);
 
 static void
@@ -433,11 +447,13 @@ oar_poll_start(SaldOar *oar)
         g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     poll->live = sald_oar_job_table_new();
     poll->ended = sald_oar_job_table_new();
-    jobs = sal_store_load_jobs(oar->core->store, TRUE, NULL, NULL);
+    /* Only a job that holds nodes acts on its OAR job's end (ended jobs'
+     * OAR jobs matter only while live, and the listing has those). */
+    jobs = sal_store_load_active(oar->core->store, NULL, NULL);
     for (guint i = 0; jobs && i < jobs->len; i++) {
         const SalJob *job = jobs->pdata[i];
 
-        if (job->oar_job_id > 0 &&
+        if (job->oar_job_id > 0 && job_holds_nodes(job) &&
             !g_hash_table_contains(oar->ended, &job->oar_job_id)) {
             g_autofree char *id =
                 g_strdup_printf("%" G_GINT64_FORMAT, job->oar_job_id);
@@ -652,20 +668,6 @@ oar_submit(SaldCore *core, const SalJob *job)
 }
 
 /* ---- decisions ---- */
-
-static gboolean
-job_needs_nodes(const SalJob *job)
-{
-    return job->state == SAL_JOB_PENDING ||
-           (job->state == SAL_JOB_SUSPENDED && !job->held);
-}
-
-static gboolean
-job_holds_nodes(const SalJob *job)
-{
-    return job->state == SAL_JOB_STARTING || job->state == SAL_JOB_RUNNING ||
-           job->state == SAL_JOB_SUSPENDING || job->state == SAL_JOB_RESUMING;
-}
 
 /* A live OAR job named after @job that no other job is bound to. */
 static SaldOarJob *
