@@ -8,6 +8,11 @@
 # (only the files the series touches change, so ninja recompiles only
 # those) and built. Prints the path of the binary on stdout.
 #
+#   build-qemu.sh [--upto NNNN]
+#
+# --upto NNNN: only the series up to the patch whose name starts with
+# NNNN, as an older peer (tests of stream versions use it).
+#
 #   VC_CACHE (default /var/cache/vcluster) holds:
 #     qemu-src/qemu-7.2+dfsg/     pristine Debian source (with Debian's
 #                                 own patches applied by dpkg-source)
@@ -22,10 +27,14 @@ cache=${VC_CACHE:-/var/cache/vcluster}
 die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
 
+upto=
 case "${1:-}" in
 -h|--help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
     exit 0 ;;
+--upto)
+    [[ ${2:-} =~ ^[0-9]{4}$ ]] || { echo "$prog: --upto needs a patch number, as 0007" >&2; exit 2; }
+    upto=$2 ;;
 "") ;;
 *) echo "$prog: unknown argument '$1'; see --help" >&2; exit 2 ;;
 esac
@@ -71,7 +80,9 @@ if [[ -f $here/series ]]; then
         [[ -z $p || $p == \#* ]] && continue
         [[ -f $here/$p ]] || die "patch '$p' named in series is missing"
         series+=("$p")
+        [[ -n $upto && $p == "$upto"-* ]] && break
     done <"$here/series"
+    [[ -z $upto || ${series[-1]} == "$upto"-* ]] || die "no patch $upto in the series"
 fi
 key=$( {
     echo "$version"

@@ -7,8 +7,12 @@
 # non-zero pages resolve on site B, the WAN carries less than half the
 # bytes of the stock migration, no lookup is left when the source pauses,
 # the destination reports the same counters as the source, and the guest
-# runs on with its memory intact. Patched <-> stock Debian QEMU without
-# the capability migrate too.
+# runs on with its memory intact. The pages that go in full travel
+# compressed (page-hash stream version 2), and the pages a guest keeps
+# writing are not hashed again. Patched <-> stock Debian QEMU without
+# the capability migrate too, and a patched QEMU that reads stream
+# version 1 only refuses a version 2 stream at setup but sends to the
+# newer one.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -16,8 +20,11 @@ source "$(dirname "$0")/lib/pages.sh"
 requires_root
 needs qemu-system-x86_64 socat python3
 
+# The series before page-hash stream version 2 (0008): an older peer.
+qemu_v1=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh" --upto 0007) ||
+    fail "no patched QEMU of the series up to 0007"
 qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
-log "patched QEMU: $qemu"
+log "patched QEMU: $qemu; up to 0007 (stream version 1): $qemu_v1"
 # Stretched: a guest that migrated keeps its address on site B.
 sites_create 2 2 --delay 20 --rate 100 --stretched
 
@@ -25,6 +32,7 @@ sites_create 2 2 --delay 20 --rate 100 --stretched
 vm_start gb b 1 10.77.2.101 --qemu "$qemu" --unique-mb 4
 vm_start g1 a 1 10.77.1.101 --qemu "$qemu" --unique-mb 4 --seed 11 --page-hash on
 vm_start g0 a 2 10.77.1.102 --qemu "$qemu" --unique-mb 4 --seed 10
+vm_start g8 a 2 10.77.1.108 --qemu "$qemu_v1" --unique-mb 4 --seed 18 --page-hash on
 for g in gb g1 g0; do
     vm_wait_ready "$g" 90 || fail "guest $g did not boot"
 done
@@ -62,6 +70,13 @@ nonzero=$((sent + full - $(vm_migration_info g1 page-hash miss-pages-sent)))
 log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms"
 log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages, $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
 log "page-hash: drained for $(vm_migration_info g1 page-hash drain-time) ms with the guest running before the pause"
+# Pages that go in full (the misses, the final stage) are compressed.
+zpages=$(vm_migration_info g1 page-hash compressed-pages)
+zbytes=$(vm_migration_info g1 page-hash compressed-bytes)
+[[ $zpages =~ ^[0-9]+$ ]] && ((zpages >= misses)) ||
+    fail "$misses misses but $zpages pages in the compressed stream"
+((zbytes < zpages * 4096)) || fail "compressed pages took $zbytes bytes for $zpages pages"
+log "ok: $zpages pages in full took $zbytes bytes compressed ($((zbytes * 100 / (zpages * 4096)))% of raw)"
 # The source paused the guest only once the destination had resolved
 # every hash and received every page it asked for: nothing waits on the
 # WAN or on site B while the guest is stopped.
@@ -112,7 +127,10 @@ vm_start g4b b 2 10.77.1.105 --qemu "$qemu" --unique-mb 4 --seed 14 \
     --dirty-mb 8 --dirty-rate 2000 --page-hash on \
     --resolver "$(pages_sock b 2)" --incoming 4448
 vm_migrate g4 g4b || fail "page-hash migration of a dirtying guest failed"
-log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, drained for $(vm_migration_info g4 page-hash drain-time) ms, downtime $(vm_migration_info g4 downtime) ms"
+log "dirtying guest: $(vm_migration_info g4 page-hash resolved) resolved, $(vm_migration_info g4 page-hash misses) misses, $(vm_migration_info g4 page-hash hot-pages) hot pages sent in full, $(vm_migration_info g4 ram dirty-sync-count) dirty syncs, drained for $(vm_migration_info g4 page-hash drain-time) ms, downtime $(vm_migration_info g4 downtime) ms"
+# The pages the writer keeps writing are not hashed again.
+hot=$(vm_migration_info g4 page-hash hot-pages)
+[[ $hot =~ ^[0-9]+$ ]] && ((hot > 0)) || fail "dirtying guest: no hot pages ('$hot')"
 assert_eq "dirtying guest: hashes outstanding at pause" 0 \
     "$(vm_migration_info g4 page-hash outstanding-at-pause)"
 cmp -s "$(vm_ram_file g4)" "$(vm_ram_file g4b)" || fail "dirtying guest: RAM differs"
@@ -246,3 +264,23 @@ log "x-page-hash to a stock QEMU: $(cat "$VC_TESTDIR/err")"
 desc=$(vm_migration_info g3 error-desc)
 [[ $desc == *x-page-hash* ]] || fail "source error does not name x-page-hash: $desc"
 assert_eq "source after the stock QEMU refused" running "$(vm_status g3)"
+
+# Page-hash stream versions. A patched QEMU of the series up to 0007
+# reads version 1 only: it refuses a version 2 stream at setup, the
+# source says why and runs on. A version 1 source migrates to this one.
+vm_kill g3s
+vm_start g3v1 b 1 10.77.1.104 --qemu "$qemu_v1" --unique-mb 4 --seed 13 \
+    --page-hash on --resolver "$(pages_sock b 1)" --incoming 4455
+if vm_migrate g3 g3v1 60 2>"$VC_TESTDIR/err"; then
+    fail "a stream version 2 migration to a QEMU of version 1 succeeded"
+fi
+desc=$(vm_migration_info g3 error-desc)
+[[ $desc == *"stream version 2"* ]] || fail "source error does not name the stream version: $desc"
+assert_eq "source after the version 1 QEMU refused" running "$(vm_status g3)"
+log "ok: version 2 -> version 1 refused at setup: $desc"
+vm_wait_ready g8 90 || fail "guest g8 (version 1 QEMU) did not boot"
+vm_start g8b b 1 10.77.1.108 --qemu "$qemu" --unique-mb 4 --seed 18 \
+    --page-hash on --resolver "$(pages_sock b 1)" --incoming 4456
+vm_migrate g8 g8b || fail "version 1 -> version 2 migration failed"
+cmp -s "$(vm_ram_file g8)" "$(vm_ram_file g8b)" || fail "version 1 -> version 2: RAM differs"
+log "ok: version 1 -> version 2: identical, $(vm_migration_info g8 page-hash resolved) resolved, $(vm_migration_info g8 page-hash misses) misses sent raw"
