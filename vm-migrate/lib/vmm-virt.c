@@ -2,6 +2,7 @@
 #include <libvirt/virterror.h>
 
 #include "vmm-error.h"
+#include "vmm-probe.h"
 #include "vmm-virt.h"
 
 struct VmmPlan {
@@ -363,6 +364,63 @@ vmm_page_hash_query(virDomainPtr dom, VmmPageHash *ph, GError **error)
     reply = g_strdup(raw);
     free(raw);
     return vmm_page_hash_parse(reply, ph, error);
+}
+
+/* The address to probe among those @src gives for @dom, or NULL. */
+static char *
+domain_address_from(virDomainPtr dom, unsigned int src)
+{
+    virDomainInterfacePtr *ifaces = NULL;
+    g_autoptr(GPtrArray) addrs = g_ptr_array_new();
+    char *picked = NULL;
+    int n;
+
+    n = virDomainInterfaceAddresses(dom, &ifaces, src, 0);
+    if (n < 0) {
+        g_debug("no addresses of domain '%s' from source %u: %s",
+                virDomainGetName(dom), src, last_error());
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        for (unsigned int j = 0; j < ifaces[i]->naddrs; j++) {
+            g_ptr_array_add(addrs, ifaces[i]->addrs[j].addr);
+        }
+    }
+    g_ptr_array_add(addrs, NULL);
+    picked = g_strdup(vmm_probe_address_pick(
+        (const char *const *)addrs->pdata));
+    for (int i = 0; i < n; i++) {
+        virDomainInterfaceFree(ifaces[i]);
+    }
+    free(ifaces);
+    return picked;
+}
+
+char *
+vmm_domain_address(virDomainPtr dom, const char **source, GError **error)
+{
+    static const struct {
+        unsigned int src;
+        const char *name;
+    } sources[] = {
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, "lease"},
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, "agent"},
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, "arp"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(sources); i++) {
+        char *address = domain_address_from(dom, sources[i].src);
+
+        if (address) {
+            *source = sources[i].name;
+            return address;
+        }
+    }
+    g_set_error(error, VMM_ERROR, VMM_ERROR_NOT_FOUND,
+                "libvirt knows no address of domain '%s' (DHCP leases, "
+                "guest agent, ARP table of its host)",
+                virDomainGetName(dom));
+    return NULL;
 }
 
 /* Completed job statistics of @dom if they are those of this migration:
