@@ -111,6 +111,64 @@ vmm_probe_address_pick(const char *const *addresses)
     return v6;
 }
 
+GStrv
+vmm_probe_macs_from_xml(const char *xml)
+{
+    g_autoptr(GRegex) re = g_regex_new(
+        "<mac\\s+address\\s*=\\s*['\"]([0-9A-Fa-f:]{17})['\"]", 0, 0, NULL);
+    g_autoptr(GMatchInfo) match = NULL;
+    g_autoptr(GStrvBuilder) macs = g_strv_builder_new();
+
+    g_regex_match(re, xml, 0, &match);
+    while (g_match_info_matches(match)) {
+        g_autofree char *mac = g_match_info_fetch(match, 1);
+
+        g_strv_builder_add(macs, mac);
+        g_match_info_next(match, NULL);
+    }
+    return g_strv_builder_end(macs);
+}
+
+/* /proc/net/arp: "IP address HW type Flags HW address Mask Device". */
+#define ARP_FLAG_COMPLETE 0x2
+
+char *
+vmm_probe_arp_lookup(const char *table, const char *const *macs)
+{
+    g_auto(GStrv) lines = g_strsplit(table, "\n", -1);
+
+    /* The title line has no flags field a number. */
+    for (guint i = 0; lines[i]; i++) {
+        g_auto(GStrv) f = g_strsplit_set(g_strstrip(lines[i]), " \t", -1);
+        const char *field[4] = {NULL};
+        guint n = 0;
+        guint64 flags;
+
+        for (guint j = 0; f[j] && n < G_N_ELEMENTS(field); j++) {
+            if (*f[j]) {
+                field[n++] = f[j];
+            }
+        }
+        if (n < G_N_ELEMENTS(field)) {
+            continue;
+        }
+        /* "0x2": strtoull takes the 0x with base 16. */
+        flags = g_ascii_strtoull(field[2], NULL, 16);
+        if (!(flags & ARP_FLAG_COMPLETE)) {
+            continue;
+        }
+        for (guint j = 0; macs && macs[j]; j++) {
+            const char *const one[] = {field[0], NULL};
+
+            if (!g_ascii_strcasecmp(field[3], macs[j]) &&
+                vmm_probe_address_pick(one)) {
+                return g_strdup(field[0]);
+            }
+        }
+    }
+    return NULL;
+}
+
 /* A datagram ICMP socket if this group may open one, else a raw one. */
 static int
 open_socket(int family, gboolean *raw, GError **error)

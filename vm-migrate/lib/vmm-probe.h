@@ -35,6 +35,15 @@ gboolean vmm_probe_address_valid(const char *text);
  */
 const char *vmm_probe_address_pick(const char *const *addresses);
 
+/* The MAC addresses of a domain's interfaces, from its XML. */
+GStrv vmm_probe_macs_from_xml(const char *xml);
+
+/*
+ * In @table (the text of /proc/net/arp), the IPv4 address of a complete
+ * entry for one of @macs (compared without case), or NULL.
+ */
+char *vmm_probe_arp_lookup(const char *table, const char *const *macs);
+
 /* Open a socket to @address and start probing it every @interval_ms. */
 VmmProbe *vmm_probe_start(const char *address, guint interval_ms,
                           GError **error);

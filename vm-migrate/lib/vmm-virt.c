@@ -396,6 +396,31 @@ domain_address_from(virDomainPtr dom, unsigned int src)
     return picked;
 }
 
+/* The address of one of @dom's MACs in this host's ARP table, or NULL. */
+static char *
+local_arp_address(virDomainPtr dom)
+{
+    g_autofree char *table = NULL;
+    g_autofree char *xml = NULL;
+    g_auto(GStrv) macs = NULL;
+    char *raw = virDomainGetXMLDesc(dom, 0);
+
+    if (!raw) {
+        g_debug("cannot get the XML of domain '%s': %s",
+                virDomainGetName(dom), last_error());
+        return NULL;
+    }
+    /* libvirt allocates with malloc: copy into GLib's allocator. */
+    xml = g_strdup(raw);
+    free(raw);
+    macs = vmm_probe_macs_from_xml(xml);
+    if (!macs[0] ||
+        !g_file_get_contents("/proc/net/arp", &table, NULL, NULL)) {
+        return NULL;
+    }
+    return vmm_probe_arp_lookup(table, (const char *const *)macs);
+}
+
 char *
 vmm_domain_address(virDomainPtr dom, const char **source, GError **error)
 {
@@ -408,17 +433,25 @@ vmm_domain_address(virDomainPtr dom, const char **source, GError **error)
         {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, "arp"},
     };
 
-    for (guint i = 0; i < G_N_ELEMENTS(sources); i++) {
-        char *address = domain_address_from(dom, sources[i].src);
+    char *address;
 
+    for (guint i = 0; i < G_N_ELEMENTS(sources); i++) {
+        address = domain_address_from(dom, sources[i].src);
         if (address) {
             *source = sources[i].name;
             return address;
         }
     }
+    /* libvirt 9.0 fails to read the ARP table of recent kernels ("wrong
+     * nlmsg len"); that of the host vm-migrate runs on is a text file. */
+    address = local_arp_address(dom);
+    if (address) {
+        *source = "local-arp";
+        return address;
+    }
     g_set_error(error, VMM_ERROR, VMM_ERROR_NOT_FOUND,
-                "libvirt knows no address of domain '%s' (DHCP leases, "
-                "guest agent, ARP table of its host)",
+                "no address known for domain '%s' (libvirt: DHCP leases, "
+                "guest agent, ARP table of its host; ARP table here)",
                 virDomainGetName(dom));
     return NULL;
 }

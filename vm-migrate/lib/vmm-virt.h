@@ -66,9 +66,9 @@ gboolean vmm_page_hash_query(virDomainPtr dom, VmmPageHash *ph,
 /*
  * The address to probe @dom at (vmm_probe_address_pick) among those
  * libvirt knows of its interfaces, asking in turn its DHCP leases
- * (libvirt networks), the guest agent and the source host's ARP table;
- * @source is set to "lease", "agent" or "arp". NULL with @error if none
- * gave one.
+ * (libvirt networks), the guest agent and the source host's ARP table,
+ * then this host's ARP table for its MACs; @source is set to "lease",
+ * "agent", "arp" or "local-arp". NULL with @error if none gave one.
  */
 char *vmm_domain_address(virDomainPtr dom, const char **source,
                          GError **error);

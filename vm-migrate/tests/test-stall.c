@@ -142,6 +142,39 @@ test_address_pick(void)
     g_assert_false(vmm_probe_address_valid("host.example"));
 }
 
+static void
+test_arp_lookup(void)
+{
+    static const char xml[] =
+        "<domain><devices>\n"
+        "  <interface type='bridge'><mac address='52:54:0A:4D:01:65'/>\n"
+        "  </interface>\n"
+        "  <interface type='network'>\n"
+        "    <mac address=\"52:54:00:aa:bb:cc\"/></interface>\n"
+        "</devices></domain>\n";
+    static const char table[] =
+        "IP address       HW type     Flags       HW address            "
+        "Mask     Device\n"
+        "10.77.1.254      0x1         0x2         52:54:00:00:00:01     *  "
+        "      br0\n"
+        "10.77.1.102      0x1         0x0         52:54:00:aa:bb:cc     *  "
+        "      br0\n"
+        "10.77.1.101      0x1         0x2         52:54:0a:4d:01:65     *  "
+        "      br0\n";
+    g_auto(GStrv) macs = vmm_probe_macs_from_xml(xml);
+    g_autofree char *found = NULL;
+    const char *const other[] = {"52:54:00:aa:bb:cc", NULL};
+
+    g_assert_cmpuint(g_strv_length(macs), ==, 2);
+    g_assert_cmpstr(macs[0], ==, "52:54:0A:4D:01:65");
+    g_assert_cmpstr(macs[1], ==, "52:54:00:aa:bb:cc");
+    found = vmm_probe_arp_lookup(table, (const char *const *)macs);
+    g_assert_cmpstr(found, ==, "10.77.1.101");
+    /* An incomplete entry is no address. */
+    g_assert_null(vmm_probe_arp_lookup(table, other));
+    g_assert_null(vmm_probe_arp_lookup("", other));
+}
+
 static gboolean
 on_done(gpointer data)
 {
@@ -205,6 +238,7 @@ main(int argc, char **argv)
     g_test_add_func("/stall/silent", test_silent);
     g_test_add_func("/stall/answers", test_answers);
     g_test_add_func("/stall/address-pick", test_address_pick);
+    g_test_add_func("/stall/arp-lookup", test_arp_lookup);
     g_test_add_func("/stall/loopback", test_loopback);
     return g_test_run();
 }
