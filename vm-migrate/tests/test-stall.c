@@ -25,21 +25,33 @@ feed(VmmEchoLog *log, gint64 t0, gint64 t1, gint64 rtt, gint64 gap0,
     return t1;
 }
 
+/*
+ * A migration from @start to @end (ms), probed until @stop: answers after
+ * @rtt0 ms before @end and @rtt1 ms after, none to probes sent in [@gap0,
+ * @gap1).
+ */
+static void
+timeline(VmmStall *st, gint64 start, gint64 end, gint64 stop, gint64 rtt0,
+         gint64 rtt1, gint64 gap0, gint64 gap1)
+{
+    VmmEchoLog log;
+
+    vmm_stall_init(st);
+    vmm_echo_log_init(&log);
+    feed(&log, start, end, rtt0, gap0, gap1);
+    vmm_echo_log_end(&log, end * MS);
+    feed(&log, end, stop, rtt1, gap0, gap1);
+    vmm_echo_log_summarize(&log, start * MS, stop * MS, st);
+}
+
 /* Answered from site A (RTT 1 ms), lost from 3000 to 3300 ms, then from
  * site B (RTT 40 ms); the migration ran 100-3200 ms. */
 static void
 test_switchover(void)
 {
-    VmmEchoLog log;
     VmmStall st;
 
-    vmm_stall_init(&st);
-    vmm_echo_log_init(&log);
-    feed(&log, 100, 3200, 1, 3000, 3300);
-    vmm_echo_log_end(&log, 3200 * MS);
-    feed(&log, 3200, 3600, 40, 3000, 3300);
-    vmm_echo_log_summarize(&log, 100 * MS, 3600 * MS, &st);
-
+    timeline(&st, 100, 3200, 3600, 1, 40, 3000, 3300);
     g_assert_cmpint(st.state, ==, VMM_STALL_OK);
     g_assert_cmpint(st.sent, ==, 350);
     g_assert_cmpint(st.lost, ==, 30);
@@ -57,16 +69,9 @@ test_switchover(void)
 static void
 test_unreachable(void)
 {
-    VmmEchoLog log;
     VmmStall st;
 
-    vmm_stall_init(&st);
-    vmm_echo_log_init(&log);
-    feed(&log, 0, 2000, 1, 1800, G_MAXINT64);
-    vmm_echo_log_end(&log, 2000 * MS);
-    feed(&log, 2000, 7000, 1, 1800, G_MAXINT64);
-    vmm_echo_log_summarize(&log, 0, 7000 * MS, &st);
-
+    timeline(&st, 0, 2000, 7000, 1, 1, 1800, G_MAXINT64);
     g_assert_cmpint(st.state, ==, VMM_STALL_UNREACHABLE);
     g_assert_cmpint(st.sent, ==, 700);
     g_assert_cmpint(st.lost, ==, 520);
@@ -79,14 +84,9 @@ test_unreachable(void)
 static void
 test_silent(void)
 {
-    VmmEchoLog log;
     VmmStall st;
 
-    vmm_stall_init(&st);
-    vmm_echo_log_init(&log);
-    feed(&log, 0, 500, 1, 0, G_MAXINT64);
-    vmm_echo_log_end(&log, 400 * MS);
-    vmm_echo_log_summarize(&log, 0, 500 * MS, &st);
+    timeline(&st, 0, 400, 500, 1, 1, 0, G_MAXINT64);
     g_assert_cmpint(st.state, ==, VMM_STALL_SILENT);
     g_assert_cmpint(st.sent, ==, 50);
     g_assert_cmpint(st.lost, ==, 50);
