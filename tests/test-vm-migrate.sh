@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # vm-migrate moves a virtual cluster of 3 VMs from site A to site B at
 # once through libvirt (one libvirtd and one dht-pagesd per node, patched
-# QEMU, WAN 20 ms / 100 Mbit/s). The cluster's VMs share a region that no
-# guest of site B holds: coalescing on the destination makes each of its
-# pages cross the WAN about once, not once per VM. Then the faults: WAN
+# QEMU, WAN 20 ms / 100 Mbit/s, stretched sites: the VMs keep their
+# addresses). The cluster's VMs share a region that no guest of site B
+# holds: coalescing on the destination makes each of its pages cross the
+# WAN about once, not once per VM. vm-migrate --probe pings each VM from
+# a1 and reports a finite stall for each, logged beside the downtime QEMU
+# reports (not asserted against it); c1 and c2's addresses are found
+# through their MACs (a1 talked to them), c3's is given. Then the
+# faults: WAN
 # cut, destination QEMU killed, dht-pagesd killed, each mid-migration.
 # The first two leave the source VM running and unchanged and nothing on
 # the destination, and a retry succeeds; the third still completes.
@@ -17,7 +22,7 @@ needs virsh nsenter unshare python3
 
 VC_VM_MIGRATE=${VC_VM_MIGRATE:-$VC_BUILDDIR/vm-migrate/cli/vm-migrate}
 qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
-sites_create 2 2 --delay 20 --rate 100
+sites_create 2 2 --delay 20 --rate 100 --stretched
 lv_start_nodes "$qemu" a1 a2 b1 b2 || fail "libvirtd did not start on every node"
 
 # The cluster shares an 8 MiB region (same seed), which site B lacks.
@@ -71,7 +76,8 @@ P
 shared_hits() { echo $(($(pages_stat b 2 coalesced_hits) + $(pages_stat b 2 hits_cache))); }
 coalesced0=$(shared_hits)
 w0=$(wan_bytes a)
-vmm a 1 --placement "$VC_TESTDIR/placement" --json >"$VC_TESTDIR/report.json" ||
+vmm a 1 --placement "$VC_TESTDIR/placement" --json --probe \
+    --probe-target "c3=$(vm_ip c3)" >"$VC_TESTDIR/report.json" ||
     fail "vm-migrate of the cluster failed: $(cat "$VC_TESTDIR/report.json")"
 wan=$(($(wan_bytes a) - w0))
 coalesced=$(($(shared_hits) - coalesced0))
@@ -95,7 +101,18 @@ for i in 0 1 2; do
     sums=$(vm_sums "$g") || fail "$g does not answer after migration"
     [[ $sums == "${before[$g]}" ]] || fail "$g: checksums differ after migration"
     [[ -n $(report "vms.$i.page_hash.resolved") ]] || fail "$g: no page-hash counters in the report"
+    [[ $(report "vms.$i.probe.status") == ok ]] ||
+        fail "$g: probe $(report "vms.$i.probe.status"): $(report "vms.$i.probe.error")"
+    assert_eq "$g: probed address" "$(vm_ip "$g")" "$(report "vms.$i.probe.address")"
+    src=$(report "vms.$i.probe.address_source")
+    [[ $g == c3 ]] && want='^option$' || want='^(arp|local-arp)$'
+    [[ $src =~ $want ]] || fail "$g: address from '$src'"
+    stall=$(report "vms.$i.probe.stall_ms")
+    [[ $stall =~ ^[0-9]+$ ]] || fail "$g: no finite stall in the report: '$stall'"
+    downtime=$(report "vms.$i.downtime_ms")
+    log "$g: stall $stall ms at $(report "vms.$i.probe.stall_at_ms") ms, downtime $downtime ms (stall - downtime: $((stall - downtime)) ms); address from $src, $(report "vms.$i.probe.sent") probes, $(report "vms.$i.probe.lost") lost, RTT $(report "vms.$i.probe.rtt_before_us") us before, $(report "vms.$i.probe.rtt_after_us") us after"
 done
+log "ok: vm-migrate --probe: every VM answered before and after its move, largest stall $(report total.stall_max_ms) ms, largest downtime $(report total.downtime_max_ms) ms"
 [[ -z $(lv_virsh a 1 list --all --name) ]] || fail "domains left on a1: $(lv_virsh a 1 list --all --name)"
 log "ok: the cluster runs on b2 with its memory intact, nothing left on site A"
 # Each shared page crosses about once: the two later VMs' lookups of it
@@ -103,10 +120,15 @@ log "ok: the cluster runs on b2 with its memory intact, nothing left on site A"
 ((coalesced >= shared_pages * 3 / 2)) || log WARN ||
     fail "only $coalesced lookups of $shared_pages pages shared by 3 VMs served by what one VM brought"
 log "ok: $shared_pages shared pages: $coalesced lookups served by pages one VM brought ($(report total.miss_pages_sent) pages crossed in all)"
-vmm b 2 --to "$(lv_uri a 1)" --quiet c1 >"$VC_TESTDIR/report.txt" || fail "c1 did not migrate back"
+# b2 reaches c1 through its gateway: its ARP table does not know c1,
+# the address is given.
+vmm b 2 --to "$(lv_uri a 1)" --quiet --probe-target "c1=$(vm_ip c1)" c1 >"$VC_TESTDIR/report.txt" ||
+    fail "c1 did not migrate back"
 grep -q '^c1 ' "$VC_TESTDIR/report.txt" || fail "text report has no row for c1: $(cat "$VC_TESTDIR/report.txt")"
+grep -q "^c1: probe $(vm_ip c1) (option): stall [0-9]* ms" "$VC_TESTDIR/report.txt" ||
+    fail "text report has no stall for c1: $(cat "$VC_TESTDIR/report.txt")"
 lv_vm_moved c1 a 1 || fail "c1 is not running on a1"
-log "ok: c1 back on a1: $(grep '^c1 ' "$VC_TESTDIR/report.txt")"
+log "ok: c1 back on a1: $(grep '^c1 ' "$VC_TESTDIR/report.txt"); $(grep '^c1: probe' "$VC_TESTDIR/report.txt")"
 
 # nothing_left NAME SITE NODE: no domain and no RAM of NAME there.
 nothing_left() {

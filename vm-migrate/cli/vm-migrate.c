@@ -12,10 +12,12 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "vmm-placement.h"
+#include "vmm-probe.h"
 #include "vmm-progress.h"
 #include "vmm-report.h"
 #include "vmm-virt.h"
@@ -35,10 +37,15 @@ static char *arg_parallel;
 static char *arg_timeout;
 static gboolean arg_json;
 static gboolean arg_quiet;
+static gboolean arg_probe;
+static char *arg_probe_interval;
+static char **arg_probe_target;
 
 static guint64 arg_bandwidth_mib; /* 0: no cap */
 static guint arg_parallel_n;      /* 0: all */
 static guint arg_timeout_s;       /* 0: none */
+static guint arg_probe_interval_ms = VMM_PROBE_INTERVAL_MS;
+static GHashTable *arg_probe_targets; /* domain -> address */
 
 static const GOptionEntry entries[] = {
     {"connect", 'c', 0, G_OPTION_ARG_STRING, &arg_connect,
@@ -55,6 +62,14 @@ static const GOptionEntry entries[] = {
      "Migrate at most N VMs at once (default: all)", "N"},
     {"timeout", 0, 0, G_OPTION_ARG_STRING, &arg_timeout,
      "Abort a VM's migration after S seconds; it is reported failed", "S"},
+    {"probe", 0, 0, G_OPTION_ARG_NONE, &arg_probe,
+     "Ping each VM while it migrates and report its stall", NULL},
+    {"probe-interval", 0, 0, G_OPTION_ARG_STRING, &arg_probe_interval,
+     "Send a probe every MS milliseconds (default: 10)", "MS"},
+    {"probe-target", 0, 0, G_OPTION_ARG_STRING_ARRAY, &arg_probe_target,
+     "Probe DOMAIN at ADDR (DOMAIN= may be left out for one domain); "
+     "implies --probe",
+     "[DOMAIN=]ADDR"},
     {"json", 0, 0, G_OPTION_ARG_NONE, &arg_json,
      "Print the final report as JSON on stdout", NULL},
     {"quiet", 'q', 0, G_OPTION_ARG_NONE, &arg_quiet, "Show no progress",
@@ -116,6 +131,35 @@ static const char description[] =
     "  milliseconds as integers, null where unknown, \"error\" for each VM\n"
     "  that did not migrate.\n"
     "\n"
+    "Probe (--probe):\n"
+    "  While each VM migrates, vm-migrate sends it an ICMP echo request\n"
+    "  every --probe-interval ms (default 10) from the host it runs on, and\n"
+    "  reports the stall: the longest gap between two answers, which is what\n"
+    "  a client of the VM sees around the switchover (downtime plus the time\n"
+    "  the network takes to find the VM at its new place). Guests need\n"
+    "  nothing but to answer ping. The socket is a ping socket where\n"
+    "  net.ipv4.ping_group_range allows it, else a raw one (root).\n"
+    "  After the migration ends, probing goes on until a new probe is\n"
+    "  answered (then 0.2 s more), for 5 s at most.\n"
+    "  The VM's address is the first IPv4 (else IPv6) address libvirt knows\n"
+    "  of it, from its DHCP leases, its guest agent, or the ARP table of its\n"
+    "  source host (virsh domifaddr --source lease|agent|arp), else the\n"
+    "  address of one of its MACs in the ARP table of the host vm-migrate\n"
+    "  runs on; give it with --probe-target DOMAIN=ADDR (repeatable) where\n"
+    "  none of those knows it.\n"
+    "  The report adds a STALL ms column: the stall, 'lost' if the VM\n"
+    "  answered before and not after the migration (its address does not\n"
+    "  reach its new place, as between routed sites), 'silent' if it never\n"
+    "  answered, '-' if it could not be probed; and one line per VM: its\n"
+    "  address and where it came from, the stall and when it began (from\n"
+    "  the start of the migration), probes sent and lost, least RTT before\n"
+    "  and after the switchover, or why there is no stall. In JSON, each\n"
+    "  VM's \"probe\" object (null without --probe): status (ok,\n"
+    "  unreachable, silent, no-address, failed), address, address_source\n"
+    "  (option, lease, agent, arp, local-arp),\n"
+    "  error, interval_ms, sent, answered, lost, stall_ms, stall_at_ms,\n"
+    "  silent_ms, rtt_before_us, rtt_after_us; total.stall_max_ms.\n"
+    "\n"
     "Signals:\n"
     "  SIGINT or SIGTERM aborts every migration in flight\n"
     "  (virDomainAbortJob), starts no other, waits for them, prints the\n"
@@ -130,7 +174,9 @@ static const char description[] =
     "Examples:\n"
     "  vm-migrate -c qemu+tcp://10.77.1.1/system \\\n"
     "             -t qemu+tcp://10.77.2.1/system web1 web2\n"
-    "  vm-migrate -j 4 -b 100 --timeout 600 -p cluster.txt --json >r.json\n";
+    "  vm-migrate -j 4 -b 100 --timeout 600 -p cluster.txt --json >r.json\n"
+    "  vm-migrate --probe --probe-target web1=10.77.1.101 \\\n"
+    "             -t qemu+tcp://10.77.2.1/system web1\n";
 
 typedef struct Run Run;
 
@@ -148,6 +194,7 @@ typedef struct {
 
     /* Main thread only. */
     VmmProgress progress;
+    VmmProbe *probe;    /* probing; NULL when not or no longer */
     VmmPageHash sample; /* last page-hash counters seen at the source */
     gboolean sample_off;
     char *abort_reason; /* set once an abort was asked for */
@@ -165,6 +212,7 @@ struct Run {
     guint n_jobs;
     guint next; /* first job not started */
     guint running;
+    guint probing; /* probes still going after their migration ended */
     guint parallel;
     guint signals;
     gboolean tty;     /* redraw progress lines on stderr */
@@ -238,6 +286,68 @@ check_options(int argc, char **argv, GError **error)
             return FALSE;
         }
         arg_timeout_s = (guint)v;
+    }
+    if (arg_probe_interval) {
+        if (!parse_uint("--probe-interval", arg_probe_interval, 1,
+                        VMM_PROBE_INTERVAL_MAX_MS, &v, error)) {
+            return FALSE;
+        }
+        arg_probe_interval_ms = (guint)v;
+    }
+    if (arg_probe_target) {
+        arg_probe = TRUE;
+    }
+    return TRUE;
+}
+
+/* --probe-target values against the domains of @p: DOMAIN=ADDR, or ADDR
+ * alone when one domain migrates. */
+static gboolean
+check_probe_targets(const VmmPlacement *p, GError **error)
+{
+    guint n = vmm_placement_size(p);
+
+    arg_probe_targets = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                              g_free, g_free);
+    for (guint i = 0; arg_probe_target && arg_probe_target[i]; i++) {
+        const char *text = arg_probe_target[i];
+        const char *eq = strrchr(text, '=');
+        g_autofree char *domain =
+            eq ? g_strndup(text, eq - text)
+               : g_strdup(n == 1 ? vmm_placement_get(p, 0)->domain : "");
+        const char *address = eq ? eq + 1 : text;
+        gboolean known = FALSE;
+
+        if (!*domain) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                        "--probe-target '%s': name the domain "
+                        "(DOMAIN=ADDR) when several migrate",
+                        text);
+            return FALSE;
+        }
+        for (guint j = 0; j < n && !known; j++) {
+            known = g_str_equal(vmm_placement_get(p, j)->domain, domain);
+        }
+        if (!known) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                        "--probe-target '%s': domain '%s' does not migrate",
+                        text, domain);
+            return FALSE;
+        }
+        if (!vmm_probe_address_valid(address)) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                        "--probe-target '%s': '%s' is not an IPv4 or IPv6 "
+                        "address",
+                        text, address);
+            return FALSE;
+        }
+        if (g_hash_table_contains(arg_probe_targets, domain)) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                        "--probe-target: domain '%s' given twice", domain);
+            return FALSE;
+        }
+        g_hash_table_insert(arg_probe_targets, g_steal_pointer(&domain),
+                            g_strdup(address));
     }
     return TRUE;
 }
@@ -402,6 +512,18 @@ job_poll(Job *job, gint64 now)
 static void schedule(Run *run);
 
 static gboolean
+job_probed(gpointer data)
+{
+    Job *job = data;
+
+    vmm_probe_join(g_steal_pointer(&job->probe), job->vm->start_us,
+                   &job->vm->stall);
+    job->run->probing--;
+    schedule(job->run);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean
 job_done(gpointer data)
 {
     Job *job = data;
@@ -423,6 +545,10 @@ job_done(gpointer data)
     }
     vm->page_hash = vmm_page_hash_merge(&job->outcome.dest_page_hash,
                                         &job->sample);
+    if (job->probe) {
+        run->probing++;
+        vmm_probe_finish(job->probe, job->end_us, run->ctx, job_probed, job);
+    }
     if (run->plain) {
         if (vm->error) {
             g_printerr("vm-migrate: %s: %s: %s\n", vm->domain,
@@ -466,6 +592,23 @@ job_thread(gpointer data)
     return NULL;
 }
 
+/* Probe the VM from now on, if asked and its address is known. */
+static void
+job_probe_start(Job *job)
+{
+    g_autoptr(GError) error = NULL;
+    VmmStall *st = &job->vm->stall;
+
+    if (st->state != VMM_STALL_FAILED || !st->address) {
+        return;
+    }
+    g_clear_pointer(&st->error, g_free);
+    job->probe = vmm_probe_start(st->address, arg_probe_interval_ms, &error);
+    if (!job->probe) {
+        st->error = g_strdup(error->message);
+    }
+}
+
 static void
 job_start(Run *run, Job *job)
 {
@@ -473,6 +616,7 @@ job_start(Run *run, Job *job)
 
     job->vm->status = VMM_STATUS_RUNNING;
     job->vm->start_us = g_get_monotonic_time();
+    job_probe_start(job);
     job->thread = g_thread_try_new(job->vm->domain, job_thread, job,
                                    &error);
     if (!job->thread) {
@@ -480,6 +624,11 @@ job_start(Run *run, Job *job)
         job->vm->end_us = job->vm->start_us;
         job->vm->error =
             g_strdup_printf("cannot start a thread: %s", error->message);
+        if (job->probe) {
+            run->probing++;
+            vmm_probe_finish(job->probe, job->vm->end_us, run->ctx,
+                             job_probed, job);
+        }
         return;
     }
     run->running++;
@@ -492,7 +641,8 @@ schedule(Run *run)
            (!run->parallel || run->running < run->parallel)) {
         job_start(run, &run->jobs[run->next++]);
     }
-    if (!run->running && (run->signals || run->next >= run->n_jobs)) {
+    if (!run->running && !run->probing &&
+        (run->signals || run->next >= run->n_jobs)) {
         g_main_loop_quit(run->loop);
     }
 }
@@ -564,7 +714,7 @@ run_all(Run *run)
     if (run->tty) {
         draw_tty(run);
     }
-    if (run->running) {
+    if (run->running || run->probing) {
         g_main_loop_run(run->loop);
     }
     g_source_destroy(tick);
@@ -573,7 +723,7 @@ run_all(Run *run)
     if (run->tty) {
         draw_tty(run);
     }
-    return run->running == 0;
+    return run->running == 0 && run->probing == 0;
 }
 
 static void
@@ -584,6 +734,34 @@ print_report(const VmmReport *report)
 
     fputs(text, stdout);
     fflush(stdout);
+}
+
+/*
+ * The VM's address, from --probe-target or libvirt. Until its probe ran,
+ * a VM's stall is FAILED: what a VM that could not be probed reports.
+ */
+static void
+stall_prepare(VmmStall *st, const VmmPlanItem *item)
+{
+    g_autoptr(GError) error = NULL;
+    const char *address =
+        g_hash_table_lookup(arg_probe_targets, item->entry->domain);
+    const char *source = "option";
+
+    st->interval_ms = arg_probe_interval_ms;
+    if (address) {
+        st->address = g_strdup(address);
+    } else {
+        st->address = vmm_domain_address(item->dom, &source, &error);
+    }
+    if (!st->address) {
+        st->state = VMM_STALL_NO_ADDRESS;
+        st->error = g_strdup(error->message);
+        return;
+    }
+    st->address_source = g_strdup(source);
+    st->state = VMM_STALL_FAILED;
+    st->error = g_strdup("not probed: the migration did not start");
 }
 
 static int
@@ -615,6 +793,9 @@ migrate(const VmmPlan *plan)
         jobs[i].vm = vmm_report_add(report, item->entry->domain,
                                     item->source_uri, item->entry->dest_uri);
         vmm_progress_init(&jobs[i].progress);
+        if (arg_probe) {
+            stall_prepare(&jobs[i].vm->stall, item);
+        }
         run.name_width =
             MAX(run.name_width,
                 MIN(32, (guint)g_utf8_strlen(item->entry->domain, -1)));
@@ -624,6 +805,9 @@ migrate(const VmmPlan *plan)
             if (jobs[i].thread) {
                 jobs[i].vm->error =
                     g_strdup("abandoned while its migration was aborting");
+            }
+            if (jobs[i].probe) {
+                jobs[i].vm->stall.error = g_strdup("probing abandoned");
             }
         }
         print_report(report);
@@ -668,7 +852,7 @@ main(int argc, char **argv)
     }
 
     placement = build_placement(argc, argv, &error);
-    if (!placement) {
+    if (!placement || !check_probe_targets(placement, &error)) {
         g_printerr("vm-migrate: %s\n", error->message);
         return EXIT_USAGE;
     }

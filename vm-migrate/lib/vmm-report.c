@@ -15,6 +15,7 @@ vm_report_free(gpointer data)
     g_free(vm->source_uri);
     g_free(vm->dest_uri);
     g_free(vm->error);
+    vmm_stall_clear(&vm->stall);
     g_free(vm);
 }
 
@@ -53,6 +54,7 @@ vmm_report_add(VmmReport *report, const char *domain, const char *source_uri,
     vm->memory_bytes = VMM_UNKNOWN;
     vm->normal_pages = VMM_UNKNOWN;
     vm->page_hash.state = VMM_PAGE_HASH_UNKNOWN;
+    vmm_stall_init(&vm->stall);
     g_ptr_array_add(report->vms, vm);
     return vm;
 }
@@ -115,6 +117,7 @@ vmm_report_totals(const VmmReport *report, VmmTotals *t)
     *t = (VmmTotals){
         .wall_ms = VMM_UNKNOWN,
         .downtime_max_ms = VMM_UNKNOWN,
+        .stall_max_ms = VMM_UNKNOWN,
         .bytes_sent = VMM_UNKNOWN,
         .normal_pages = VMM_UNKNOWN,
         .hashes_sent = VMM_UNKNOWN,
@@ -141,6 +144,9 @@ vmm_report_totals(const VmmReport *report, VmmTotals *t)
             last = vm->end_us;
         }
         t->downtime_max_ms = MAX(t->downtime_max_ms, vm->downtime_ms);
+        if (vm->stall.state == VMM_STALL_OK) {
+            t->stall_max_ms = MAX(t->stall_max_ms, vm->stall.stall_ms);
+        }
         sum_known(&t->bytes_sent, vmm_vm_report_bytes_sent(vm));
         sum_known(&t->normal_pages, vm->normal_pages);
         if (ph->state == VMM_PAGE_HASH_PRESENT) {
@@ -216,6 +222,32 @@ json_page_hash(JsonBuilder *b, const VmmPageHash *ph)
     json_builder_end_object(b);
 }
 
+/* "probe": null unless asked for. */
+static void
+json_stall(JsonBuilder *b, const VmmStall *st)
+{
+    json_builder_set_member_name(b, "probe");
+    if (st->state == VMM_STALL_OFF) {
+        json_builder_add_null_value(b);
+        return;
+    }
+    json_builder_begin_object(b);
+    json_string_or_null(b, "status", vmm_stall_state_name(st->state));
+    json_string_or_null(b, "address", st->address);
+    json_string_or_null(b, "address_source", st->address_source);
+    json_string_or_null(b, "error", st->error);
+    json_int_or_null(b, "interval_ms", st->interval_ms);
+    json_int_or_null(b, "sent", st->sent);
+    json_int_or_null(b, "answered", st->answered);
+    json_int_or_null(b, "lost", st->lost);
+    json_int_or_null(b, "stall_ms", st->stall_ms);
+    json_int_or_null(b, "stall_at_ms", st->stall_at_ms);
+    json_int_or_null(b, "silent_ms", st->silent_ms);
+    json_int_or_null(b, "rtt_before_us", st->rtt_before_us);
+    json_int_or_null(b, "rtt_after_us", st->rtt_after_us);
+    json_builder_end_object(b);
+}
+
 static void
 json_vm(JsonBuilder *b, const VmmVmReport *vm)
 {
@@ -232,6 +264,7 @@ json_vm(JsonBuilder *b, const VmmVmReport *vm)
     json_int_or_null(b, "memory_bytes", vm->memory_bytes);
     json_int_or_null(b, "normal_pages", vm->normal_pages);
     json_page_hash(b, &vm->page_hash);
+    json_stall(b, &vm->stall);
     json_builder_end_object(b);
 }
 
@@ -244,6 +277,7 @@ json_totals(JsonBuilder *b, const VmmTotals *t)
     json_int_or_null(b, "failed", t->failed);
     json_int_or_null(b, "wall_ms", t->wall_ms);
     json_int_or_null(b, "downtime_max_ms", t->downtime_max_ms);
+    json_int_or_null(b, "stall_max_ms", t->stall_max_ms);
     json_int_or_null(b, "bytes_sent", t->bytes_sent);
     json_int_or_null(b, "normal_pages", t->normal_pages);
     json_int_or_null(b, "hashes_sent", t->hashes_sent);
@@ -291,6 +325,7 @@ enum {
     COL_STATUS,
     COL_TIME,
     COL_DOWNTIME,
+    COL_STALL,
     COL_SENT,
     COL_HASHES,
     COL_HITS,
@@ -301,8 +336,9 @@ enum {
 };
 
 static const char *const col_titles[N_COLS] = {
-    "DOMAIN", "FROM",   "TO",     "STATUS",     "TIME s",   "DOWNTIME ms",
-    "MiB SENT", "HASHES", "SITE HITS", "MISSES", "FULL PAGES", "SAVED MiB",
+    "DOMAIN",   "FROM",   "TO",        "STATUS", "TIME s",
+    "DOWNTIME ms", "STALL ms", "MiB SENT", "HASHES", "SITE HITS",
+    "MISSES",   "FULL PAGES", "SAVED MiB",
 };
 
 /* Columns up to COL_STATUS are text, left-aligned; the rest numbers. */
@@ -338,6 +374,23 @@ cell_page_hash(const VmmPageHash *ph, guint64 value, double unit)
     return ph->sampled ? g_strconcat("~", v, NULL) : g_steal_pointer(&v);
 }
 
+/* The stall, or why there is none: "lost" (unreachable after the
+ * migration), "silent" (never answered), "-" (not probed). */
+static char *
+cell_stall(const VmmStall *st)
+{
+    switch (st->state) {
+    case VMM_STALL_OK:
+        return cell_int(st->stall_ms);
+    case VMM_STALL_UNREACHABLE:
+        return g_strdup("lost");
+    case VMM_STALL_SILENT:
+        return g_strdup("silent");
+    default:
+        return g_strdup("-");
+    }
+}
+
 static void
 vm_row(const VmmVmReport *vm, char **row)
 {
@@ -349,6 +402,7 @@ vm_row(const VmmVmReport *vm, char **row)
     row[COL_STATUS] = g_strdup(vmm_status_name(vm->status));
     row[COL_TIME] = cell_scaled(vm->time_ms, 1000);
     row[COL_DOWNTIME] = cell_int(vm->downtime_ms);
+    row[COL_STALL] = cell_stall(&vm->stall);
     row[COL_SENT] = cell_scaled(vmm_vm_report_bytes_sent(vm), VMM_MIB);
     row[COL_HASHES] = cell_page_hash(ph, ph->hashes_sent, 1);
     row[COL_HITS] = cell_page_hash(ph, ph->resolved, 1);
@@ -366,6 +420,7 @@ totals_row(const VmmTotals *t, char **row)
     row[COL_STATUS] = g_strdup_printf("%u/%u ok", t->migrated, t->vms);
     row[COL_TIME] = cell_scaled(t->wall_ms, 1000);
     row[COL_DOWNTIME] = cell_int(t->downtime_max_ms);
+    row[COL_STALL] = cell_int(t->stall_max_ms);
     row[COL_SENT] = cell_scaled(t->bytes_sent, VMM_MIB);
     row[COL_HASHES] = cell_int(t->hashes_sent);
     row[COL_HITS] = cell_int(t->resolved);
@@ -374,14 +429,19 @@ totals_row(const VmmTotals *t, char **row)
     row[COL_SAVED] = cell_scaled(t->bytes_saved, VMM_MIB);
 }
 
+/* A column of width 0 is left out. */
 static void
 append_row(GString *out, char *const *row, const guint *width)
 {
     GString *line = g_string_new(NULL);
 
     for (guint c = 0; c < N_COLS; c++) {
-        guint pad = width[c] - (guint)g_utf8_strlen(row[c], -1);
+        guint pad;
 
+        if (!width[c]) {
+            continue;
+        }
+        pad = width[c] - (guint)g_utf8_strlen(row[c], -1);
         if (c) {
             g_string_append(line, "  ");
         }
@@ -400,6 +460,80 @@ append_row(GString *out, char *const *row, const guint *width)
     g_string_free(line, TRUE);
 }
 
+/* ", RTT 0.3 ms before, 40.1 ms after" of what is known, or "". */
+static char *
+text_rtt(const VmmStall *st)
+{
+    GString *out = g_string_new(NULL);
+
+    if (st->rtt_before_us >= 0) {
+        g_string_append_printf(out, ", RTT %.1f ms before",
+                               st->rtt_before_us / 1000.0);
+    }
+    if (st->rtt_after_us >= 0) {
+        g_string_append_printf(out, "%s %.1f ms after",
+                               out->len ? "," : ", RTT",
+                               st->rtt_after_us / 1000.0);
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* One line on what the probe of @vm saw. */
+static void
+append_probe_line(GString *out, const VmmVmReport *vm)
+{
+    const VmmStall *st = &vm->stall;
+    g_autofree char *rtt = text_rtt(st);
+
+    g_string_append_printf(out, "%s: probe", vm->domain);
+    if (st->address) {
+        g_string_append_printf(out, " %s (%s)", st->address,
+                               st->address_source ? st->address_source
+                                                  : "?");
+    }
+    switch (st->state) {
+    case VMM_STALL_OFF:
+        break;
+    case VMM_STALL_NO_ADDRESS:
+        g_string_append_printf(out,
+                               ": address unknown: %s; give "
+                               "--probe-target %s=ADDR",
+                               st->error, vm->domain);
+        break;
+    case VMM_STALL_FAILED:
+        g_string_append_printf(out, ": %s", st->error);
+        break;
+    case VMM_STALL_SILENT:
+        g_string_append_printf(out,
+                               ": never answered (%" G_GINT64_FORMAT
+                               " sent)",
+                               st->sent);
+        break;
+    case VMM_STALL_UNREACHABLE:
+        g_string_append_printf(
+            out,
+            ": unreachable after the migration, no answer for the last "
+            "%.1f s (%" G_GINT64_FORMAT " sent, %" G_GINT64_FORMAT
+            " lost%s)",
+            st->silent_ms / 1000.0, st->sent, st->lost, rtt);
+        break;
+    case VMM_STALL_OK:
+        g_string_append_printf(out,
+                               ": stall %" G_GINT64_FORMAT " ms",
+                               st->stall_ms);
+        if (st->stall_at_ms >= 0) {
+            g_string_append_printf(out, " at %.2f s",
+                                   st->stall_at_ms / 1000.0);
+        }
+        g_string_append_printf(out,
+                               " (%" G_GINT64_FORMAT " sent, %" G_GINT64_FORMAT
+                               " lost%s)",
+                               st->sent, st->lost, rtt);
+        break;
+    }
+    g_string_append_c(out, '\n');
+}
+
 char *
 vmm_report_to_text(const VmmReport *report)
 {
@@ -407,7 +541,7 @@ vmm_report_to_text(const VmmReport *report)
     g_auto(GStrv) cells = g_new0(char *, n_rows * N_COLS + 1);
     guint width[N_COLS] = {0};
     GString *out = g_string_new(NULL);
-    gboolean sampled = FALSE;
+    gboolean sampled = FALSE, probed = FALSE;
     VmmTotals t;
 
     vmm_report_totals(report, &t);
@@ -420,6 +554,7 @@ vmm_report_to_text(const VmmReport *report)
         vm_row(vm, cells + (i + 1) * N_COLS);
         sampled |= vm->page_hash.state == VMM_PAGE_HASH_PRESENT &&
                    vm->page_hash.sampled;
+        probed |= vm->stall.state != VMM_STALL_OFF;
     }
     totals_row(&t, cells + (n_rows - 1) * N_COLS);
     for (guint r = 0; r < n_rows; r++) {
@@ -428,6 +563,9 @@ vmm_report_to_text(const VmmReport *report)
                            (guint)g_utf8_strlen(cells[r * N_COLS + c], -1));
         }
     }
+    if (!probed) {
+        width[COL_STALL] = 0;
+    }
     for (guint r = 0; r < n_rows; r++) {
         append_row(out, cells + r * N_COLS, width);
     }
@@ -435,6 +573,13 @@ vmm_report_to_text(const VmmReport *report)
     if (sampled) {
         g_string_append(out, "~ page-hash counters sampled at the source "
                              "during the migration, not final values\n");
+    }
+    for (guint i = 0; probed && i < report->vms->len; i++) {
+        const VmmVmReport *vm = g_ptr_array_index(report->vms, i);
+
+        if (vm->stall.state != VMM_STALL_OFF) {
+            append_probe_line(out, vm);
+        }
     }
     for (guint i = 0; i < report->vms->len; i++) {
         const VmmVmReport *vm = g_ptr_array_index(report->vms, i);

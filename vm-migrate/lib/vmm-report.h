@@ -9,6 +9,8 @@
 
 #include <glib.h>
 
+#include "vmm-stall.h"
+
 #define VMM_UNKNOWN ((gint64)-1)
 
 #define VMM_MIB (1024.0 * 1024.0)
@@ -55,6 +57,7 @@ typedef struct {
     gint64 memory_bytes; /* VIR_DOMAIN_JOB_MEMORY_PROCESSED */
     gint64 normal_pages; /* pages sent in full */
     VmmPageHash page_hash;
+    VmmStall stall; /* OFF unless probed (--probe) */
 } VmmVmReport;
 
 typedef struct {
@@ -63,6 +66,7 @@ typedef struct {
     guint failed;  /* FAILED and SKIPPED */
     gint64 wall_ms; /* first start to last end */
     gint64 downtime_max_ms;
+    gint64 stall_max_ms; /* of the VMs with a finite stall */
     gint64 bytes_sent;
     gint64 normal_pages;
     /* Sums over the VMs whose page-hash counters are known. */
@@ -96,7 +100,10 @@ void vmm_report_totals(const VmmReport *report, VmmTotals *totals);
 /* {"vms": [...], "total": {...}}, newline-terminated. */
 char *vmm_report_to_json(const VmmReport *report);
 
-/* The table, the totals row, then one line per failed VM. */
+/*
+ * The table, the totals row, one line per probed VM (with a STALL ms
+ * column if any VM was probed), then one line per failed VM.
+ */
 char *vmm_report_to_text(const VmmReport *report);
 
 /* The host part of a libvirt URI, or the URI if it has none. */

@@ -2,6 +2,7 @@
 #include <libvirt/virterror.h>
 
 #include "vmm-error.h"
+#include "vmm-probe.h"
 #include "vmm-virt.h"
 
 struct VmmPlan {
@@ -363,6 +364,96 @@ vmm_page_hash_query(virDomainPtr dom, VmmPageHash *ph, GError **error)
     reply = g_strdup(raw);
     free(raw);
     return vmm_page_hash_parse(reply, ph, error);
+}
+
+/* The address to probe among those @src gives for @dom, or NULL. */
+static char *
+domain_address_from(virDomainPtr dom, unsigned int src)
+{
+    virDomainInterfacePtr *ifaces = NULL;
+    g_autoptr(GPtrArray) addrs = g_ptr_array_new();
+    char *picked = NULL;
+    int n;
+
+    n = virDomainInterfaceAddresses(dom, &ifaces, src, 0);
+    if (n < 0) {
+        g_debug("no addresses of domain '%s' from source %u: %s",
+                virDomainGetName(dom), src, last_error());
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        for (unsigned int j = 0; j < ifaces[i]->naddrs; j++) {
+            g_ptr_array_add(addrs, ifaces[i]->addrs[j].addr);
+        }
+    }
+    g_ptr_array_add(addrs, NULL);
+    picked = g_strdup(vmm_probe_address_pick(
+        (const char *const *)addrs->pdata));
+    for (int i = 0; i < n; i++) {
+        virDomainInterfaceFree(ifaces[i]);
+    }
+    free(ifaces);
+    return picked;
+}
+
+/* The address of one of @dom's MACs in this host's ARP table, or NULL. */
+static char *
+local_arp_address(virDomainPtr dom)
+{
+    g_autofree char *table = NULL;
+    g_autofree char *xml = NULL;
+    g_auto(GStrv) macs = NULL;
+    char *raw = virDomainGetXMLDesc(dom, 0);
+
+    if (!raw) {
+        g_debug("cannot get the XML of domain '%s': %s",
+                virDomainGetName(dom), last_error());
+        return NULL;
+    }
+    /* libvirt allocates with malloc: copy into GLib's allocator. */
+    xml = g_strdup(raw);
+    free(raw);
+    macs = vmm_probe_macs_from_xml(xml);
+    if (!macs[0] ||
+        !g_file_get_contents("/proc/net/arp", &table, NULL, NULL)) {
+        return NULL;
+    }
+    return vmm_probe_arp_lookup(table, (const char *const *)macs);
+}
+
+char *
+vmm_domain_address(virDomainPtr dom, const char **source, GError **error)
+{
+    static const struct {
+        unsigned int src;
+        const char *name;
+    } sources[] = {
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, "lease"},
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, "agent"},
+        {VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, "arp"},
+    };
+
+    char *address;
+
+    for (guint i = 0; i < G_N_ELEMENTS(sources); i++) {
+        address = domain_address_from(dom, sources[i].src);
+        if (address) {
+            *source = sources[i].name;
+            return address;
+        }
+    }
+    /* libvirt 9.0 fails to read the ARP table of recent kernels ("wrong
+     * nlmsg len"); that of the host vm-migrate runs on is a text file. */
+    address = local_arp_address(dom);
+    if (address) {
+        *source = "local-arp";
+        return address;
+    }
+    g_set_error(error, VMM_ERROR, VMM_ERROR_NOT_FOUND,
+                "no address known for domain '%s' (libvirt: DHCP leases, "
+                "guest agent, ARP table of its host; ARP table here)",
+                virDomainGetName(dom));
+    return NULL;
 }
 
 /* Completed job statistics of @dom if they are those of this migration:

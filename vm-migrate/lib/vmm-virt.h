@@ -63,6 +63,16 @@ gboolean vmm_job_stats_get(virDomainPtr dom, unsigned int flags,
 gboolean vmm_page_hash_query(virDomainPtr dom, VmmPageHash *ph,
                              GError **error);
 
+/*
+ * The address to probe @dom at (vmm_probe_address_pick) among those
+ * libvirt knows of its interfaces, asking in turn its DHCP leases
+ * (libvirt networks), the guest agent and the source host's ARP table,
+ * then this host's ARP table for its MACs; @source is set to "lease",
+ * "agent", "arp" or "local-arp". NULL with @error if none gave one.
+ */
+char *vmm_domain_address(virDomainPtr dom, const char **source,
+                         GError **error);
+
 /* What can be learnt once a migration call returned. */
 typedef struct {
     gboolean have_stats;

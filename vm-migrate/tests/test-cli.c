@@ -97,6 +97,21 @@ test_usage(void)
         {{"-t", "nowhere", "a", NULL},
          "destination URI 'nowhere' is not a libvirt URI like "
          "'qemu+tcp://HOST/system'"},
+        {{"--probe-interval", "0", "-t", "test:///default", "d", NULL},
+         "invalid --probe-interval '0': expected a whole number from 1 to "
+         "1000"},
+        {{"--probe-target", "10.0.0.1", "-t", "test:///default", "a", "b"},
+         "--probe-target '10.0.0.1': name the domain (DOMAIN=ADDR) when "
+         "several migrate"},
+        {{"--probe-target", "c=10.0.0.1", "-t", "test:///default", "a",
+          NULL},
+         "--probe-target 'c=10.0.0.1': domain 'c' does not migrate"},
+        {{"--probe-target", "a=10.0.0", "-t", "test:///default", "a", NULL},
+         "--probe-target 'a=10.0.0': '10.0.0' is not an IPv4 or IPv6 "
+         "address"},
+        {{"--probe-target=fd00::1", "-c", "test:///default", "-t",
+          "test:///default", "a"},
+         NULL},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -105,7 +120,13 @@ test_usage(void)
 
         g_test_message("case %u", i);
         run(&r, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
-        assert_usage_error(&r, cases[i].message);
+        if (cases[i].message) {
+            assert_usage_error(&r, cases[i].message);
+        } else {
+            /* A good target: on to the domain checks. */
+            assert_usage_error(&r, "domain 'a' not found on "
+                                   "'test:///default'");
+        }
     }
 }
 
@@ -271,6 +292,70 @@ test_failed_json(void)
     g_unlink(path);
 }
 
+/*
+ * --probe: web1 probed at 127.0.0.1 (answers before and after its failed
+ * migration: a finite stall), tr1's address unknown (the test driver's
+ * domains have no interface).
+ */
+static void
+test_probe(void)
+{
+    g_auto(Result) r = {0};
+    g_auto(Result) text = {0};
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) error = NULL;
+    JsonObject *root, *p;
+    JsonArray *vms;
+    const char *status;
+
+    run(&r, "-c", node->uri, "-t", "test:///default", "--json",
+        "--probe-target", "web1=127.0.0.1", "--probe-interval", "5", "web1",
+        "tr1", NULL);
+    g_assert_cmpint(r.status, ==, 1);
+    g_assert_true(json_parser_load_from_data(parser, r.out, -1, &error));
+    g_assert_no_error(error);
+    root = json_node_get_object(json_parser_get_root(parser));
+    vms = json_object_get_array_member(root, "vms");
+
+    p = json_object_get_object_member(json_array_get_object_element(vms, 0),
+                                      "probe");
+    g_assert_cmpstr(json_object_get_string_member(p, "address"), ==,
+                    "127.0.0.1");
+    g_assert_cmpstr(json_object_get_string_member(p, "address_source"), ==,
+                    "option");
+    g_assert_cmpint(json_object_get_int_member(p, "interval_ms"), ==, 5);
+    status = json_object_get_string_member(p, "status");
+    if (g_str_equal(status, "failed")) {
+        /* Neither a ping socket nor a raw one may be opened here. */
+        g_assert_true(g_str_has_prefix(
+            json_object_get_string_member(p, "error"),
+            "cannot open an ICMP socket: "));
+    } else {
+        g_assert_cmpstr(status, ==, "ok");
+        g_assert_cmpint(json_object_get_int_member(p, "sent"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(p, "stall_ms"), >=, 0);
+        g_assert_cmpint(json_object_get_int_member(
+                            json_object_get_object_member(root, "total"),
+                            "stall_max_ms"),
+                        ==, json_object_get_int_member(p, "stall_ms"));
+    }
+
+    p = json_object_get_object_member(json_array_get_object_element(vms, 1),
+                                      "probe");
+    g_assert_cmpstr(json_object_get_string_member(p, "status"), ==,
+                    "no-address");
+    g_assert_true(json_object_get_null_member(p, "address"));
+    g_assert_nonnull(strstr(json_object_get_string_member(p, "error"),
+                            "domain 'tr1'"));
+
+    run(&text, "-q", "-c", node->uri, "-t", "test:///default", "--probe",
+        "tr1", NULL);
+    g_assert_cmpint(text.status, ==, 1);
+    g_assert_nonnull(strstr(text.out, "STALL ms"));
+    g_assert_nonnull(strstr(text.out, "\ntr1: probe: address unknown: "));
+    g_assert_nonnull(strstr(text.out, "give --probe-target tr1=ADDR\n"));
+}
+
 /* The text report, and plain progress lines on stderr (not a tty). */
 static void
 test_failed_text(void)
@@ -318,5 +403,6 @@ main(int argc, char **argv)
     g_test_add_func("/cli/placement-errors", test_placement_errors);
     g_test_add_func("/cli/failed-json", test_failed_json);
     g_test_add_func("/cli/failed-text", test_failed_text);
+    g_test_add_func("/cli/probe", test_probe);
     return g_test_run();
 }

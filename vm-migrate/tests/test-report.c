@@ -244,6 +244,150 @@ test_text(void)
     g_assert_cmpstr(text, ==, expected);
 }
 
+/* Three probed VMs and one not: a stall, one lost after its move, one
+ * whose address was unknown. */
+static VmmReport *
+build_probed(void)
+{
+    VmmReport *r = vmm_report_new();
+    VmmVmReport *vm;
+
+    vm = vmm_report_add(r, "c1", "qemu+tcp://10.77.1.1/system",
+                        "qemu+tcp://10.77.2.2/system");
+    vm->status = VMM_STATUS_MIGRATED;
+    vm->downtime_ms = 290;
+    vm->stall = (VmmStall){
+        .state = VMM_STALL_OK,
+        .address = g_strdup("10.77.1.101"),
+        .address_source = g_strdup("arp"),
+        .interval_ms = 10,
+        .sent = 600,
+        .answered = 560,
+        .lost = 40,
+        .stall_ms = 412,
+        .stall_at_ms = 4210,
+        .silent_ms = VMM_UNKNOWN,
+        .rtt_before_us = 310,
+        .rtt_after_us = 40500,
+    };
+
+    vm = vmm_report_add(r, "c2", "qemu+tcp://10.77.1.1/system",
+                        "qemu+tcp://10.77.2.2/system");
+    vm->status = VMM_STATUS_MIGRATED;
+    vm->downtime_ms = 305;
+    vm->stall = (VmmStall){
+        .state = VMM_STALL_UNREACHABLE,
+        .address = g_strdup("10.77.1.102"),
+        .address_source = g_strdup("option"),
+        .interval_ms = 10,
+        .sent = 900,
+        .answered = 400,
+        .lost = 500,
+        .stall_ms = VMM_UNKNOWN,
+        .stall_at_ms = VMM_UNKNOWN,
+        .silent_ms = 5010,
+        .rtt_before_us = 250,
+        .rtt_after_us = VMM_UNKNOWN,
+    };
+
+    vm = vmm_report_add(r, "c3", "qemu+tcp://10.77.1.2/system",
+                        "qemu+tcp://10.77.2.2/system");
+    vm->status = VMM_STATUS_MIGRATED;
+    vm->downtime_ms = 280;
+    vmm_stall_init(&vm->stall);
+    vm->stall.state = VMM_STALL_NO_ADDRESS;
+    vm->stall.interval_ms = 10;
+    vm->stall.error = g_strdup("libvirt knows no address of domain 'c3'");
+
+    vmm_report_add(r, "c4", "qemu+tcp://10.77.1.2/system",
+                   "qemu+tcp://10.77.2.2/system");
+    return r;
+}
+
+static void
+test_probe_json(void)
+{
+    g_autoptr(VmmReport) r = build_probed();
+    g_autofree char *text = vmm_report_to_json(r);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) error = NULL;
+    JsonObject *root, *p;
+    JsonArray *vms;
+
+    g_assert_true(json_parser_load_from_data(parser, text, -1, &error));
+    g_assert_no_error(error);
+    root = json_node_get_object(json_parser_get_root(parser));
+    vms = json_object_get_array_member(root, "vms");
+
+    p = json_object_get_object_member(vm_object(vms, 0), "probe");
+    g_assert_cmpstr(json_object_get_string_member(p, "status"), ==, "ok");
+    g_assert_cmpstr(json_object_get_string_member(p, "address"), ==,
+                    "10.77.1.101");
+    g_assert_cmpstr(json_object_get_string_member(p, "address_source"), ==,
+                    "arp");
+    assert_null_member(p, "error");
+    g_assert_cmpint(json_object_get_int_member(p, "interval_ms"), ==, 10);
+    g_assert_cmpint(json_object_get_int_member(p, "sent"), ==, 600);
+    g_assert_cmpint(json_object_get_int_member(p, "answered"), ==, 560);
+    g_assert_cmpint(json_object_get_int_member(p, "lost"), ==, 40);
+    g_assert_cmpint(json_object_get_int_member(p, "stall_ms"), ==, 412);
+    g_assert_cmpint(json_object_get_int_member(p, "stall_at_ms"), ==, 4210);
+    assert_null_member(p, "silent_ms");
+    g_assert_cmpint(json_object_get_int_member(p, "rtt_before_us"), ==, 310);
+    g_assert_cmpint(json_object_get_int_member(p, "rtt_after_us"), ==,
+                    40500);
+
+    p = json_object_get_object_member(vm_object(vms, 1), "probe");
+    g_assert_cmpstr(json_object_get_string_member(p, "status"), ==,
+                    "unreachable");
+    assert_null_member(p, "stall_ms");
+    g_assert_cmpint(json_object_get_int_member(p, "silent_ms"), ==, 5010);
+
+    p = json_object_get_object_member(vm_object(vms, 2), "probe");
+    g_assert_cmpstr(json_object_get_string_member(p, "status"), ==,
+                    "no-address");
+    assert_null_member(p, "address");
+    assert_null_member(p, "sent");
+    g_assert_cmpstr(json_object_get_string_member(p, "error"), ==,
+                    "libvirt knows no address of domain 'c3'");
+
+    assert_null_member(vm_object(vms, 3), "probe");
+    /* Only finite stalls make the maximum. */
+    g_assert_cmpint(json_object_get_int_member(
+                        json_object_get_object_member(root, "total"),
+                        "stall_max_ms"),
+                    ==, 412);
+}
+
+static void
+test_probe_text(void)
+{
+    g_autoptr(VmmReport) r = build_probed();
+    g_autofree char *text = vmm_report_to_text(r);
+    static const char expected[] =
+        "DOMAIN  FROM       TO         STATUS    TIME s  DOWNTIME ms  "
+        "STALL ms  MiB SENT  HASHES  SITE HITS  MISSES  FULL PAGES  "
+        "SAVED MiB\n"
+        "c1      10.77.1.1  10.77.2.2  migrated       -          290       "
+        "412         -       -          -       -           -          -\n"
+        "c2      10.77.1.1  10.77.2.2  migrated       -          305      "
+        "lost         -       -          -       -           -          -\n"
+        "c3      10.77.1.2  10.77.2.2  migrated       -          280         "
+        "-         -       -          -       -           -          -\n"
+        "c4      10.77.1.2  10.77.2.2  queued         -            -         "
+        "-         -       -          -       -           -          -\n"
+        "total                         3/4 ok         -          305       "
+        "412         -       -          -       -           -          -\n"
+        "c1: probe 10.77.1.101 (arp): stall 412 ms at 4.21 s (600 sent, 40 "
+        "lost, RTT 0.3 ms before, 40.5 ms after)\n"
+        "c2: probe 10.77.1.102 (option): unreachable after the migration, no "
+        "answer for the last 5.0 s (900 sent, 500 lost, RTT 0.2 ms before)\n"
+        "c3: probe: address unknown: libvirt knows no address of domain "
+        "'c3'; give --probe-target c3=ADDR\n";
+
+    g_assert_cmpstr(text, ==, expected);
+}
+
 static void
 test_uri_short(void)
 {
@@ -270,6 +414,8 @@ main(int argc, char **argv)
     g_test_add_func("/report/totals-unknown", test_totals_unknown);
     g_test_add_func("/report/json", test_json);
     g_test_add_func("/report/text", test_text);
+    g_test_add_func("/report/probe-json", test_probe_json);
+    g_test_add_func("/report/probe-text", test_probe_text);
     g_test_add_func("/report/uri-short", test_uri_short);
     return g_test_run();
 }
