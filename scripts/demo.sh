@@ -63,6 +63,9 @@ vm_migrate g1 g1b
 hashed=$(($(wan_bytes a) - w))
 echo "  done in $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms, WAN $(mib "$hashed")"
 echo "  $(vm_migration_info g1 page-hash hashes-sent) hashes sent, $(vm_migration_info g1 page-hash resolved) pages found on site B, $(vm_migration_info g1 page-hash misses) asked from site A"
+zp=$(vm_migration_info g1 page-hash compressed-pages)
+zb=$(vm_migration_info g1 page-hash compressed-bytes)
+echo "  the $zp pages sent in full took $(mib "$zb") in the zstd stream ($((zb * 100 / (zp * 4096)))% of raw)"
 cmp -s "$(vm_ram_file g1)" "$(vm_ram_file g1b)" && echo "  destination RAM identical to the source's"
 
 step "result"
