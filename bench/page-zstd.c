@@ -1,0 +1,247 @@
+/*
+ * page-zstd: what zstd makes of the pages a page-hash migration sends in
+ * full, level by level, as the patched QEMU sends them (qemu-patches/0008:
+ * one stream per migrating guest, flushed after each page, 8 MiB window).
+ * A benchmark tool, nothing is asserted (bench/zstd-levels.sh runs it).
+ *
+ *   page-zstd [--levels 1,3] --site RAM [--site RAM]... --cluster RAM...
+ *
+ * Reads guest RAM files (4 KiB pages). The pages a guest of --cluster
+ * misses are its non-zero pages whose content no --site guest holds, in
+ * offset order (the order of its first round of hashes). For each level:
+ * the bytes of each guest's stream, the compressor's CPU time (this
+ * thread's), and also one zstd frame per page (no history) at the first
+ * level, to show what the stream's history is worth. Prints key=value
+ * lines.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <zstd.h>
+
+#include "vc-pagehash.h"
+
+#define PAGE 4096
+#define WINDOW_LOG 23 /* as the patched QEMU */
+
+typedef struct {
+    const char *path;
+    const guint8 *ram;
+    gsize pages;
+} Ram;
+
+static gboolean map_ram(Ram *r, const char *path, GError **error)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "%s: %s", path, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return FALSE;
+    }
+    r->path = path;
+    r->pages = st.st_size / PAGE;
+    r->ram = r->pages ? mmap(NULL, r->pages * PAGE, PROT_READ, MAP_SHARED,
+                             fd, 0)
+                      : NULL;
+    close(fd);
+    if (r->ram == MAP_FAILED) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "%s: mmap: %s", path, g_strerror(errno));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean is_zero(const guint8 *p)
+{
+    static const guint8 zero[PAGE];
+
+    return memcmp(p, zero, PAGE) == 0;
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One stream, flushed after each page: the bytes it took. */
+static gsize stream_bytes(ZSTD_CCtx *cc, int level, const guint8 *ram,
+                          GArray *pages, guint8 *out, gsize out_size)
+{
+    gsize total = 0;
+
+    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, WINDOW_LOG);
+    for (guint i = 0; i < pages->len; i++) {
+        ZSTD_inBuffer in = {ram + g_array_index(pages, gsize, i) * PAGE,
+                            PAGE, 0};
+        ZSTD_outBuffer o = {out, out_size, 0};
+        size_t left;
+
+        do {
+            left = ZSTD_compressStream2(cc, &o, &in, ZSTD_e_flush);
+            g_assert(!ZSTD_isError(left));
+        } while (left && o.pos < o.size);
+        total += o.pos;
+    }
+    return total;
+}
+
+/* One frame per page: the bytes they took. */
+static gsize frame_bytes(ZSTD_CCtx *cc, int level, const guint8 *ram,
+                         GArray *pages, guint8 *out, gsize out_size)
+{
+    gsize total = 0;
+
+    for (guint i = 0; i < pages->len; i++) {
+        size_t n = ZSTD_compressCCtx(
+            cc, out, out_size, ram + g_array_index(pages, gsize, i) * PAGE,
+            PAGE, level);
+
+        g_assert(!ZSTD_isError(n));
+        total += MIN(n, PAGE); /* a page that does not shrink goes raw */
+    }
+    return total;
+}
+
+static gboolean parse_levels(const char *s, GArray *levels, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(s, ",", -1);
+
+    for (char **p = parts; *p; p++) {
+        gint64 v;
+
+        if (!g_ascii_string_to_signed(*p, 10, 1, ZSTD_maxCLevel(), &v,
+                                      error))
+            return FALSE;
+        g_array_append_val(levels, (int){v});
+    }
+    return levels->len > 0;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *arg_levels = NULL;
+    g_auto(GStrv) arg_site = NULL;
+    g_auto(GStrv) arg_cluster = NULL;
+    const GOptionEntry entries[] = {
+        {"levels", 0, 0, G_OPTION_ARG_STRING, &arg_levels,
+         "zstd levels to measure, comma-separated (default 1,3)", "L,L"},
+        {"site", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &arg_site,
+         "RAM file of a destination-site guest (repeat)", "RAM"},
+        {"cluster", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &arg_cluster,
+         "RAM file of a migrating guest (repeat)", "RAM"},
+        {NULL}};
+    g_autoptr(GOptionContext) ctx =
+        g_option_context_new("- zstd levels of the pages sent in full");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) levels = g_array_new(FALSE, FALSE, sizeof(int));
+    g_autoptr(GHashTable) site = NULL;
+    g_autofree guint8 *out = NULL;
+    gsize out_size = ZSTD_compressBound(PAGE) + 64;
+    ZSTD_CCtx *cc;
+    guint n_cluster;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        g_printerr("page-zstd: %s\n", error->message);
+        return 2;
+    }
+    if (argc > 1) {
+        g_printerr("page-zstd: unexpected argument '%s' (repeat --site and "
+                   "--cluster for each file)\n", argv[1]);
+        return 2;
+    }
+    if (!arg_site || !arg_cluster) {
+        g_printerr("page-zstd: --site and --cluster are needed\n");
+        return 2;
+    }
+    if (!parse_levels(arg_levels ? arg_levels : "1,3", levels, &error)) {
+        g_printerr("page-zstd: --levels: %s\n",
+                   error ? error->message : "empty");
+        return 2;
+    }
+
+    site = g_hash_table_new_full(vc_page_hash_hash, vc_page_hash_equal_func,
+                                 g_free, NULL);
+    for (char **p = arg_site; *p; p++) {
+        Ram r;
+
+        if (!map_ram(&r, *p, &error)) {
+            g_printerr("page-zstd: %s\n", error->message);
+            return 1;
+        }
+        for (gsize i = 0; i < r.pages; i++) {
+            VcPageHash *h = g_new(VcPageHash, 1);
+
+            vc_page_hash(r.ram + i * PAGE, h);
+            g_hash_table_add(site, h);
+        }
+    }
+
+    out = g_malloc(out_size);
+    cc = ZSTD_createCCtx();
+    n_cluster = g_strv_length(arg_cluster);
+    g_autofree gsize *stream = g_new0(gsize, levels->len);
+    g_autofree double *cpu = g_new0(double, levels->len);
+    gsize missing = 0, frames = 0;
+
+    for (guint g = 0; g < n_cluster; g++) {
+        g_autoptr(GArray) pages = g_array_new(FALSE, FALSE, sizeof(gsize));
+        Ram r;
+
+        if (!map_ram(&r, arg_cluster[g], &error)) {
+            g_printerr("page-zstd: %s\n", error->message);
+            return 1;
+        }
+        for (gsize i = 0; i < r.pages; i++) {
+            VcPageHash h;
+
+            if (is_zero(r.ram + i * PAGE))
+                continue;
+            vc_page_hash(r.ram + i * PAGE, &h);
+            if (!g_hash_table_contains(site, &h))
+                g_array_append_val(pages, i);
+        }
+        missing += pages->len;
+        for (guint l = 0; l < levels->len; l++) {
+            double t0 = cpu_now();
+
+            stream[l] += stream_bytes(cc, g_array_index(levels, int, l),
+                                      r.ram, pages, out, out_size);
+            cpu[l] += cpu_now() - t0;
+        }
+        frames += frame_bytes(cc, g_array_index(levels, int, 0), r.ram,
+                              pages, out, out_size);
+        munmap((void *)r.ram, r.pages * PAGE);
+    }
+    ZSTD_freeCCtx(cc);
+
+    printf("page_zstd guests=%u missing_pages=%zu raw_bytes=%zu "
+           "frame_per_page_level=%d frame_per_page_bytes=%zu\n",
+           n_cluster, missing, missing * PAGE, g_array_index(levels, int, 0),
+           frames);
+    for (guint l = 0; l < levels->len; l++) {
+        double mbps = cpu[l] > 0 ? missing * PAGE / cpu[l] / 1e6 : 0;
+
+        printf("page_zstd_level level=%d bytes=%zu ratio=%.3f cpu_s=%.3f "
+               "mb_per_cpu_s=%.0f\n",
+               g_array_index(levels, int, l), stream[l],
+               missing ? (double)stream[l] / (missing * PAGE) : 0, cpu[l],
+               mbps);
+    }
+    return 0;
+}
