@@ -64,11 +64,13 @@ sent=$(vm_migration_info g1 page-hash hashes-sent)
 resolved=$(vm_migration_info g1 page-hash resolved)
 misses=$(vm_migration_info g1 page-hash misses)
 full=$(vm_migration_info g1 ram normal)
-# Non-zero pages: those sent as hashes, plus full pages sent for another
-# reason than a miss (the final stage).
-nonzero=$((sent + full - $(vm_migration_info g1 page-hash miss-pages-sent)))
+# Non-zero pages: a page is hashed at most once per migration (a page
+# written again after its hash went is sent in full: hot), so the hashes
+# count the non-zero pages, apart from the few that became non-zero in
+# the final round.
+nonzero=$sent
 log "page-hash: WAN $hashed bytes ($((hashed * 100 / stock))% of stock), $(vm_migration_info g1 total-time) ms, downtime $(vm_migration_info g1 downtime) ms"
-log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages, $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
+log "page-hash: $sent hashes, $resolved resolved on site B, $misses misses, $full full pages ($(vm_migration_info g1 page-hash hot-pages) hot), $(vm_migration_info g1 page-hash bytes-saved) bytes saved"
 log "page-hash: drained for $(vm_migration_info g1 page-hash drain-time) ms with the guest running before the pause"
 # Pages that go in full (the misses, the final stage) are compressed.
 zpages=$(vm_migration_info g1 page-hash compressed-pages)
