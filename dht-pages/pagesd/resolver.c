@@ -13,9 +13,12 @@
 /* Hashes a client was told are missing and has not published yet: it is
  * fetching them, so it must never wait on its own reservation. */
 #define CLAIMED_MAX (1 << 18)
-/* A LOOKUP reply of 256 pages in one pass through the pipe: a page that
- * is not page-aligned in its buffer takes two of the pipe's slots. */
-#define PIPE_BYTES (2 << 20)
+/* A LOOKUP reply of 256 pages in one pass through the pipe, even if its
+ * pages are not page-aligned in their buffers (each then takes two of
+ * its slots). Without CAP_SYS_RESOURCE, fs.pipe-max-size (1 MiB by
+ * default) is the limit. */
+#define PIPE_BYTES (4 << 20)
+#define PIPE_BYTES_UNPRIVILEGED (1 << 20)
 /* How long a client may leave a reply unread once it sends another
  * request, or closes; its buffers are kept (leaked) past that. */
 #define UNREAD_TIMEOUT_US (10 * G_USEC_PER_SEC)
@@ -100,8 +103,9 @@ handle_lookup(Client *c, const DpMsg *m)
     guint n_todo = 0, local, n_ram;
 
     if (n > c->local_room) {
-        g_free(c->local);
-        c->local = g_malloc((gsize)n * VC_PAGE_SIZE);
+        /* Aligned: each page is spliced to the client whole. */
+        g_aligned_free(c->local);
+        c->local = g_aligned_alloc(n, VC_PAGE_SIZE, VC_PAGE_SIZE);
         c->local_room = n;
     }
     dp_stat_add(d, lookups, n);
@@ -317,7 +321,7 @@ client_free(Client *c)
     dp_fetch_free(c->fetch);
     g_byte_array_unref(c->head);
     g_array_unref(c->iov);
-    g_free(c->local);
+    g_aligned_free(c->local);
     g_free(c);
 }
 
@@ -419,8 +423,8 @@ accept_loop(gpointer data)
         if (pipe2(c->pipe_fds, O_CLOEXEC) < 0) {
             c->pipe_fds[0] = c->pipe_fds[1] = -1;
         } else if (fcntl(c->pipe_fds[1], F_SETPIPE_SZ, PIPE_BYTES) < 0) {
-            /* Over the unprivileged limit: more passes, same bytes. */
-            fcntl(c->pipe_fds[1], F_SETPIPE_SZ, PIPE_BYTES / 2);
+            /* More passes, the same bytes. */
+            fcntl(c->pipe_fds[1], F_SETPIPE_SZ, PIPE_BYTES_UNPRIVILEGED);
         }
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));
     }
