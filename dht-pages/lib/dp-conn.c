@@ -1,7 +1,10 @@
 #include "dp-conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -20,6 +23,21 @@ dp_write_all(int fd, const guint8 *data, gsize len, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+/* Past @n bytes written from *@iov. */
+static void
+iov_advance(struct iovec **iov, gsize *n_iov, gsize n)
+{
+    while (*n_iov > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*n_iov)--;
+    }
+    if (n > 0) {
+        (*iov)->iov_base = (guint8 *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
 }
 
 gboolean
@@ -41,16 +59,69 @@ dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error)
                         "cannot write frame: %s", g_strerror(errno));
             return FALSE;
         }
-        while (n_iov > 0 && (gsize)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            n_iov--;
+        iov_advance(&iov, &n_iov, (gsize)n);
+    }
+    return TRUE;
+}
+
+gboolean
+dp_splicev_all(int fd, const int *pipe_fds, struct iovec *iov, gsize n_iov,
+               GError **error)
+{
+    gboolean sent = FALSE;
+
+    while (n_iov > 0) {
+        /* As much as the pipe holds; it is empty after each pass. */
+        ssize_t n = vmsplice(pipe_fds[1], iov, MIN(n_iov, IOV_MAX), 0);
+        gsize left;
+
+        if (n < 0 && errno == EINTR) {
+            continue;
         }
-        if (n > 0) {
-            iov->iov_base = (guint8 *)iov->iov_base + n;
-            iov->iov_len -= (gsize)n;
+        if (n <= 0) {
+            g_set_error(error, DP_ERROR, sent ? DP_ERROR_IO : DP_ERROR_UNAVAILABLE,
+                        "cannot splice frame: %s",
+                        n < 0 ? g_strerror(errno) : "pipe full");
+            return FALSE;
+        }
+        iov_advance(&iov, &n_iov, (gsize)n);
+        for (left = (gsize)n; left > 0;) {
+            ssize_t m = splice(pipe_fds[0], NULL, fd, NULL, left,
+                               SPLICE_F_MOVE);
+
+            if (m < 0 && errno == EINTR) {
+                continue;
+            }
+            if (m <= 0) {
+                /* Nothing reached the socket: the pipe is still full,
+                 * but the caller drops it. */
+                g_set_error(error, DP_ERROR,
+                            !sent && m < 0 && (errno == EINVAL || errno == ENOSYS)
+                                ? DP_ERROR_UNAVAILABLE
+                                : DP_ERROR_IO,
+                            "cannot write frame: %s",
+                            m < 0 ? g_strerror(errno) : "nothing written");
+                return FALSE;
+            }
+            sent = TRUE;
+            left -= (gsize)m;
         }
     }
+    return TRUE;
+}
+
+gboolean
+dp_unread_bytes(int fd, gsize *len, GError **error)
+{
+    int n = 0;
+
+    if (ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0) {
+        g_set_error(error, DP_ERROR, DP_ERROR_IO,
+                    "cannot read the socket's queue length: %s",
+                    g_strerror(errno));
+        return FALSE;
+    }
+    *len = (gsize)n;
     return TRUE;
 }
 

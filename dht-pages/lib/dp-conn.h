@@ -13,6 +13,17 @@ gboolean dp_write_all(int fd, const guint8 *data, gsize len, GError **error);
 /* Write a frame whose parts are in several buffers, without assembling
  * it. @iov is consumed (entries advanced past what was written). */
 gboolean dp_writev_all(int fd, struct iovec *iov, gsize n_iov, GError **error);
+/* The same without copying the bytes: they are moved by reference into a
+ * pipe (@pipe_fds, blocking, empty) and from there into the socket @fd,
+ * so the caller must not change them until the peer has read them all
+ * (dp_unread_bytes() is 0). Where @fd cannot take spliced pages, fails
+ * with DP_ERROR_UNAVAILABLE having sent nothing: the caller then writes
+ * the frame from its own iovecs (these were consumed) and drops the
+ * pipe, which may hold some of it. */
+gboolean dp_splicev_all(int fd, const int *pipe_fds, struct iovec *iov,
+                        gsize n_iov, GError **error);
+/* Bytes written to socket @fd that its peer has not read yet. */
+gboolean dp_unread_bytes(int fd, gsize *len, GError **error);
 /* Read one frame and decode it; *payload keeps the bytes @msg points
  * into. A clean close is a DP_ERROR_IO error "connection closed", a
  * close inside a frame a DP_ERROR_PROTOCOL one, a frame over the limit

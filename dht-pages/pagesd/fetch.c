@@ -44,8 +44,9 @@ typedef struct {
 } Pending;
 
 typedef struct {
-    guint8 *data;
-    gsize room;
+    guint8 *base;  /* page-aligned */
+    guint8 *data;  /* the frame, after a pad that aligns its pages */
+    gsize room;    /* from base */
     gboolean busy; /* a frame being read, or pages of this batch */
 } Buf;
 
@@ -101,7 +102,7 @@ buf_free(gpointer p)
 {
     Buf *b = p;
 
-    g_free(b->data);
+    g_aligned_free(b->base);
     g_free(b);
 }
 
@@ -139,6 +140,10 @@ dp_fetch_free(DpFetch *f)
 static Buf *
 buf_take(DpFetch *f, gsize len)
 {
+    /* A PAGE_GET reply's length is that of the part before its pages,
+     * modulo a page: with this pad, its pages are page-aligned and the
+     * resolver splices each to its client whole, not in two pieces. */
+    gsize pad = (VC_PAGE_SIZE - len % VC_PAGE_SIZE) % VC_PAGE_SIZE;
     Buf *b = NULL;
 
     for (guint k = 0; k < f->bufs->len && !b; k++) {
@@ -152,12 +157,13 @@ buf_take(DpFetch *f, gsize len)
         b = g_new0(Buf, 1);
         g_ptr_array_add(f->bufs, b);
     }
-    if (b->room < len) {
+    if (b->room < pad + len) {
         /* Nothing to keep: no realloc copy. */
-        g_free(b->data);
-        b->data = g_malloc(MAX(len, 1));
-        b->room = len;
+        g_aligned_free(b->base);
+        b->base = g_aligned_alloc(pad + MAX(len, 1), 1, VC_PAGE_SIZE);
+        b->room = pad + len;
     }
+    b->data = b->base + pad;
     b->busy = TRUE;
     return b;
 }

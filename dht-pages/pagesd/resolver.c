@@ -2,6 +2,7 @@
 #include "pagesd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,15 @@
 /* Hashes a client was told are missing and has not published yet: it is
  * fetching them, so it must never wait on its own reservation. */
 #define CLAIMED_MAX (1 << 18)
+/* A LOOKUP reply of 256 pages in one pass through the pipe, even if its
+ * pages are not page-aligned in their buffers (each then takes two of
+ * its slots). Without CAP_SYS_RESOURCE, fs.pipe-max-size (1 MiB by
+ * default) is the limit. */
+#define PIPE_BYTES (4 << 20)
+#define PIPE_BYTES_UNPRIVILEGED (1 << 20)
+/* How long a client may leave a reply unread once it sends another
+ * request, or closes; its buffers are kept (leaked) past that. */
+#define UNREAD_TIMEOUT_US (10 * G_USEC_PER_SEC)
 
 typedef struct {
     DpDaemon *d;
@@ -23,6 +33,11 @@ typedef struct {
     GArray *iov;         /* struct iovec: the pages after the head */
     guint8 *local;       /* pages found on this node, for the reply */
     guint local_room;
+    /* LOOKUP replies are spliced through this pipe (-1: written): the
+     * client's socket then refers to the pages in the fetch buffers and
+     * in local, instead of holding copies. */
+    int pipe_fds[2];
+    gboolean lent;       /* a spliced reply may be unread yet */
     guint8 status[DP_MAX_BATCH];
     const guint8 *out[DP_MAX_BATCH];
     guint32 todo[DP_MAX_BATCH];
@@ -51,6 +66,32 @@ reply_pages(Client *c, guint32 n)
     }
 }
 
+/* A spliced reply's pages must not change before the client has read
+ * them: this is called before anything is written to the buffers again.
+ * (Clients read the socket; one that spliced out of it would see later
+ * changes, and re-hashes what it gets anyway, as every client must.) */
+static gboolean
+wait_read(Client *c)
+{
+    gint64 deadline = g_get_monotonic_time() + UNREAD_TIMEOUT_US;
+
+    while (c->lent) {
+        gsize unread;
+
+        if (!dp_unread_bytes(c->fd, &unread, NULL) ||
+            g_get_monotonic_time() > deadline) {
+            return FALSE;
+        }
+        if (unread == 0) {
+            c->lent = FALSE;
+        } else {
+            /* Rare: the client asks before it has read the last reply. */
+            g_usleep(50);
+        }
+    }
+    return TRUE;
+}
+
 static void
 handle_lookup(Client *c, const DpMsg *m)
 {
@@ -62,8 +103,9 @@ handle_lookup(Client *c, const DpMsg *m)
     guint n_todo = 0, local, n_ram;
 
     if (n > c->local_room) {
-        g_free(c->local);
-        c->local = g_malloc((gsize)n * VC_PAGE_SIZE);
+        /* Aligned: each page is spliced to the client whole. */
+        g_aligned_free(c->local);
+        c->local = g_aligned_alloc(n, VC_PAGE_SIZE, VC_PAGE_SIZE);
         c->local_room = n;
     }
     dp_stat_add(d, lookups, n);
@@ -229,6 +271,60 @@ dp_stats_json(DpDaemon *d)
     return g_string_free(s, FALSE);
 }
 
+static void
+pipe_close(Client *c)
+{
+    for (int k = 0; k < 2; k++) {
+        if (c->pipe_fds[k] >= 0) {
+            close(c->pipe_fds[k]);
+            c->pipe_fds[k] = -1;
+        }
+    }
+}
+
+/* The reply in c->head and c->iov: the pages of a LOOKUP's (@n hashes)
+ * by reference where the socket takes them, saving a copy of each. */
+static gboolean
+send_reply(Client *c, guint32 n)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_array_index(c->iov, struct iovec, 0) =
+        (struct iovec){c->head->data, c->head->len};
+    if (c->iov->len > 1 && c->pipe_fds[0] >= 0) {
+        c->lent = TRUE;
+        if (dp_splicev_all(c->fd, c->pipe_fds, (struct iovec *)c->iov->data,
+                           c->iov->len, &error)) {
+            return TRUE;
+        }
+        if (!g_error_matches(error, DP_ERROR, DP_ERROR_UNAVAILABLE)) {
+            return FALSE;
+        }
+        g_debug("resolver client %u: %s; replies are copied", c->serial,
+                error->message);
+        /* Nothing was sent; what the pipe holds goes with it. */
+        pipe_close(c);
+        c->lent = FALSE;
+        g_array_set_size(c->iov, 1);
+        g_array_index(c->iov, struct iovec, 0) =
+            (struct iovec){c->head->data, c->head->len};
+        reply_pages(c, n);
+    }
+    return dp_writev_all(c->fd, (struct iovec *)c->iov->data, c->iov->len,
+                         NULL);
+}
+
+static void
+client_free(Client *c)
+{
+    g_hash_table_unref(c->claimed);
+    dp_fetch_free(c->fetch);
+    g_byte_array_unref(c->head);
+    g_array_unref(c->iov);
+    g_aligned_free(c->local);
+    g_free(c);
+}
+
 static gpointer
 client_thread(gpointer data)
 {
@@ -245,6 +341,11 @@ client_thread(gpointer data)
                 break; /* closed, or a socket error */
             }
             goto bad;
+        }
+        if (!wait_read(c)) {
+            g_warning("resolver client %u does not read its replies; closing",
+                      c->serial);
+            break;
         }
         g_byte_array_set_size(c->head, 0);
         g_array_set_size(c->iov, 1); /* the head's, set once it is made */
@@ -267,10 +368,7 @@ client_thread(gpointer data)
                         dp_msg_type_name(m.type));
             goto bad;
         }
-        g_array_index(c->iov, struct iovec, 0) =
-            (struct iovec){c->head->data, c->head->len};
-        if (!dp_writev_all(c->fd, (struct iovec *)c->iov->data, c->iov->len,
-                           NULL)) {
+        if (!send_reply(c, m.type == DP_MSG_LOOKUP ? m.count : 0)) {
             break;
         }
         continue;
@@ -281,13 +379,16 @@ bad:
         dp_send_error(c->fd, 0, error->code, error->message);
         break;
     }
+    pipe_close(c);
+    /* A client that closed has dropped what it did not read. */
+    if (!wait_read(c)) {
+        g_warning("resolver client %u left a reply unread; its buffers are "
+                  "not freed", c->serial);
+        close(c->fd);
+        return NULL;
+    }
     close(c->fd);
-    g_hash_table_unref(c->claimed);
-    dp_fetch_free(c->fetch);
-    g_byte_array_unref(c->head);
-    g_array_unref(c->iov);
-    g_free(c->local);
-    g_free(c);
+    client_free(c);
     return NULL;
 }
 
@@ -319,6 +420,12 @@ accept_loop(gpointer data)
         c->fetch = dp_fetch_new(d);
         c->head = g_byte_array_new();
         c->iov = g_array_new(FALSE, FALSE, sizeof(struct iovec));
+        if (pipe2(c->pipe_fds, O_CLOEXEC) < 0) {
+            c->pipe_fds[0] = c->pipe_fds[1] = -1;
+        } else if (fcntl(c->pipe_fds[1], F_SETPIPE_SZ, PIPE_BYTES) < 0) {
+            /* More passes, the same bytes. */
+            fcntl(c->pipe_fds[1], F_SETPIPE_SZ, PIPE_BYTES_UNPRIVILEGED);
+        }
         g_thread_unref(g_thread_new("resolver-client", client_thread, c));
     }
     return NULL;

@@ -1,5 +1,6 @@
 /* Blocking frame I/O of dp-conn.c: scattered writes, and how each way a
  * stream can end is reported (the daemons act on the error codes). */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@ typedef struct {
     GByteArray *data;
     struct iovec *iov;
     gsize n_iov;
+    gboolean splice;
     gboolean ok;
 } Writer;
 
@@ -20,7 +22,14 @@ write_thread(gpointer p)
 {
     Writer *w = p;
 
-    if (w->iov) {
+    if (w->splice) {
+        int pipe_fds[2];
+
+        g_assert_cmpint(pipe2(pipe_fds, O_CLOEXEC), ==, 0);
+        w->ok = dp_splicev_all(w->fd, pipe_fds, w->iov, w->n_iov, NULL);
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+    } else if (w->iov) {
         w->ok = dp_writev_all(w->fd, w->iov, w->n_iov, NULL);
     } else {
         w->ok = dp_write_all(w->fd, w->data->data, w->data->len, NULL);
@@ -41,9 +50,10 @@ socket_pair(int *a, int *b)
 }
 
 /* More pieces than one sendmsg() takes and more bytes than the socket
- * buffers hold, so that writes are partial, some inside a piece. */
+ * buffers hold, so that writes are partial, some inside a piece; with
+ * @splice, more than the pipe holds too. */
 static void
-test_writev_all(void)
+write_pieces(gboolean splice)
 {
     const gsize n = 3000;
     g_autofree struct iovec *iov = g_new(struct iovec, n);
@@ -73,6 +83,7 @@ test_writev_all(void)
     socket_pair(&w.fd, &rfd);
     w.iov = iov;
     w.n_iov = n;
+    w.splice = splice;
     t = g_thread_new("writer", write_thread, &w);
     while ((r = read(rfd, buf, sizeof(buf))) > 0) {
         g_byte_array_append(got, buf, (guint)r);
@@ -81,6 +92,45 @@ test_writev_all(void)
     close(rfd);
     g_assert_true(w.ok);
     g_assert_cmpmem(got->data, got->len, want->data, want->len);
+}
+
+static void
+test_writev_all(void)
+{
+    write_pieces(FALSE);
+}
+
+static void
+test_splicev_all(void)
+{
+    write_pieces(TRUE);
+}
+
+/* What a spliced frame's sender must wait for before it changes the
+ * pages: the peer has read them all. */
+static void
+test_unread_bytes(void)
+{
+    g_autofree guint8 *page = g_malloc(VC_PAGE_SIZE);
+    g_autofree guint8 *got = g_malloc(VC_PAGE_SIZE);
+    struct iovec iov = {page, VC_PAGE_SIZE};
+    int pipe_fds[2], wfd, rfd;
+    gsize unread = 0;
+
+    memset(page, 0x5a, VC_PAGE_SIZE);
+    socket_pair(&wfd, &rfd);
+    g_assert_cmpint(pipe2(pipe_fds, O_CLOEXEC), ==, 0);
+    g_assert_true(dp_splicev_all(wfd, pipe_fds, &iov, 1, NULL));
+    g_assert_true(dp_unread_bytes(wfd, &unread, NULL));
+    g_assert_cmpuint(unread, >, 0);
+    g_assert_cmpint(read(rfd, got, VC_PAGE_SIZE), ==, VC_PAGE_SIZE);
+    g_assert_cmpmem(got, VC_PAGE_SIZE, page, VC_PAGE_SIZE);
+    g_assert_true(dp_unread_bytes(wfd, &unread, NULL));
+    g_assert_cmpuint(unread, ==, 0);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    close(wfd);
+    close(rfd);
 }
 
 /* Frames one after the other, then a clean end. */
@@ -179,6 +229,8 @@ main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/conn/writev-all", test_writev_all);
+    g_test_add_func("/conn/splicev-all", test_splicev_all);
+    g_test_add_func("/conn/unread-bytes", test_unread_bytes);
     g_test_add_func("/conn/msg-read", test_msg_read);
     g_test_add_func("/conn/msg-read-errors", test_msg_read_errors);
     return g_test_run();
