@@ -105,8 +105,10 @@ void dp_members_remove(DpDaemon *d, const DpNodeId *id, const char *why);
 void dp_members_repartition_locked(DpDaemon *d);
 gpointer dp_pinger_thread(gpointer data);
 
-/* peer.c */
+/* peer.c: the server site members call. */
 gboolean dp_peer_listen(DpDaemon *d, GError **error);
+
+/* peer-client.c: calls to site members. */
 /* One request to a member, reply decoded into @reply (pointing into
  * *@payload). Connections are pooled per member. */
 gboolean dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
@@ -121,6 +123,10 @@ int dp_peer_conn_fd(DpPeerConn *conn);
 const char *dp_peer_conn_name(DpPeerConn *conn);
 /* A fresh id for a request to a peer. */
 guint32 dp_peer_request_id(void);
+/* Send and receive timeouts of a peer socket (0: none), and no Nagle. */
+void dp_peer_set_timeouts(int fd, int seconds);
+
+/* holdings.c: what this node holds (local RAM and the page cache). */
 /* Group @hashes by owner and send INDEX_ADD (or INDEX_DEL) batches;
  * entries owned by this node go straight into the local index. */
 void dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes,
@@ -132,6 +138,14 @@ void dp_announce(DpDaemon *d, guint8 type, const VcPageHash *hashes,
  * them came from local RAM. */
 guint dp_local_pages(DpDaemon *d, const VcPageHash *hashes, guint n,
                      guint8 *status, guint8 *pages, guint *n_ram);
+/* All hashes held locally (RAM and cache), for re-announcing. */
+GArray *dp_local_hashes(DpDaemon *d);
+/* After a membership change: announce everything held here to the new
+ * owners and drop index entries for buckets this node no longer owns. */
+void dp_holdings_rebalance(DpDaemon *d, guint64 epoch);
+/* The scanner thread: hashes local RAM at the configured rate, announces
+ * what changed, and rebalances after membership changes. */
+gpointer dp_scanner_thread(gpointer data);
 
 /* Work grouped by site member: DpNodeId * -> GArray of items of one
  * size (hashes to announce, indices of hashes to ask for). */
@@ -156,7 +170,15 @@ char *dp_stats_json(DpDaemon *d);
 /* ram.c */
 DpRam *dp_ram_new(void);
 void dp_ram_free(DpRam *ram);
-gpointer dp_scanner_thread(gpointer data);
+/* Find new RAM files and retire those that went away; the hashes of
+ * retired pages go to @withdrawn. */
+void dp_ram_discover(DpDaemon *d, GArray *withdrawn);
+/* Hash up to a chunk of pages of one region that needs it; returns the
+ * bytes hashed (0: nothing to do) and whether that was a re-pass. Hashes
+ * that entered the RAM table go to @added, those that left it to
+ * @withdrawn. */
+gsize dp_ram_hash_chunk(DpDaemon *d, gboolean *repass, GArray *added,
+                        GArray *withdrawn);
 /* Under the daemon lock: where local RAM held @h when it was last
  * hashed (no hash check: guest memory changes), NULL if nowhere. The
  * mapping stays valid without the lock until
@@ -169,8 +191,8 @@ void dp_ram_release_locked(DpDaemon *d, gpointer region);
 gboolean dp_ram_forget(DpDaemon *d, const VcPageHash *h);
 gsize dp_ram_pages(DpDaemon *d);
 gsize dp_ram_regions(DpDaemon *d);
-/* All hashes held locally (RAM and cache), for re-announcing. */
-GArray *dp_local_hashes(DpDaemon *d);
+/* Under the daemon lock: append the hashes of local RAM to @out. */
+void dp_ram_collect_locked(DpDaemon *d, GArray *out);
 
 /* util */
 guint dp_node_id_hash(gconstpointer id);
