@@ -72,6 +72,14 @@ typedef enum {
     DP_PAGE_HIT = 1,
 } DpPageStatus;
 
+/* What the claims arbiter says of a missing page (CLAIM reply). */
+typedef enum {
+    DP_CLAIM_FETCH = 0,     /* the asker holds the claim: it fetches it */
+    DP_CLAIM_HELD = 1,      /* a node holds it: fetch it there */
+    DP_CLAIM_UNCLAIMED = 2, /* the wait ran out: fetch it, unclaimed */
+    DP_CLAIM_WAITING = 3,   /* not on the wire: still in flight */
+} DpClaimState;
+
 typedef struct {
     guint8 type;
     guint32 id;
