@@ -40,6 +40,10 @@ static const struct {
     {DP_REPLY(DP_MSG_PAGE_GET), "PAGE_GET-REPLY"},
     {DP_MSG_PING, "PING"},
     {DP_REPLY(DP_MSG_PING), "PING-REPLY"},
+    {DP_MSG_CLAIM, "CLAIM"},
+    {DP_REPLY(DP_MSG_CLAIM), "CLAIM-REPLY"},
+    {DP_MSG_CLAIM_DONE, "CLAIM_DONE"},
+    {DP_REPLY(DP_MSG_CLAIM_DONE), "CLAIM_DONE-REPLY"},
     {DP_MSG_ERROR, "ERROR"},
 };
 
@@ -62,12 +66,24 @@ dp_msg_type_name(guint8 type)
     return name ? name : "unknown";
 }
 
+/* The version of the protocol @type belongs to. */
+static guint8
+version_of(guint8 type)
+{
+    guint8 request = type & 0x7f;
+
+    if (type == DP_MSG_ERROR || request < DP_MSG_HELLO) {
+        return DP_RESOLVER_VERSION;
+    }
+    return DP_PEER_VERSION;
+}
+
 static gboolean
 is_hashes_request(guint8 type)
 {
     return type == DP_MSG_LOOKUP || type == DP_MSG_INDEX_ADD ||
            type == DP_MSG_INDEX_DEL || type == DP_MSG_INDEX_QUERY ||
-           type == DP_MSG_PAGE_GET;
+           type == DP_MSG_PAGE_GET || type == DP_MSG_CLAIM_DONE;
 }
 
 static gboolean
@@ -80,7 +96,8 @@ static gboolean
 is_count_reply(guint8 type)
 {
     return type == DP_REPLY(DP_MSG_INDEX_ADD) ||
-           type == DP_REPLY(DP_MSG_INDEX_DEL);
+           type == DP_REPLY(DP_MSG_INDEX_DEL) ||
+           type == DP_REPLY(DP_MSG_CLAIM_DONE);
 }
 
 static gboolean
@@ -217,6 +234,48 @@ dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
     }
     msg->holders = (const DpNodeId *)p;
     msg->n_holders = total;
+    return TRUE;
+}
+
+static gboolean
+dec_claim(Decoder *d, DpMsg *msg, GError **error)
+{
+    if (!vc_cursor_u32(&d->c, &msg->hold_ms)) {
+        return dec_truncated(d, "its hold time", error);
+    }
+    if (msg->hold_ms < 1 || msg->hold_ms > DP_MAX_HOLD_MS) {
+        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
+                    "%s hold time of %u ms is not within 1..%u", d->name,
+                    msg->hold_ms, DP_MAX_HOLD_MS);
+        return FALSE;
+    }
+    return dec_hashes(d, msg, error);
+}
+
+static gboolean
+dec_claim_reply(Decoder *d, DpMsg *msg, GError **error)
+{
+    const guint8 *p;
+    guint32 held = 0;
+
+    if (!dec_count(d, 1, &msg->count, error) ||
+        !dec_array(d, msg->count, 1, "states", &msg->status, error)) {
+        return FALSE;
+    }
+    for (guint32 i = 0; i < msg->count; i++) {
+        if (msg->status[i] > DP_CLAIM_UNCLAIMED) {
+            g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                        "%s state %u of hash %u is not 0, 1 or 2", d->name,
+                        msg->status[i], i);
+            return FALSE;
+        }
+        held += msg->status[i] == DP_CLAIM_HELD;
+    }
+    if (!dec_array(d, held, DP_NODE_ID_LEN, "holder ids", &p, error)) {
+        return FALSE;
+    }
+    msg->holders = (const DpNodeId *)p;
+    msg->n_holders = held;
     return TRUE;
 }
 
@@ -391,6 +450,10 @@ dec_body(Decoder *d, DpMsg *msg, GError **error)
     switch (type) {
     case DP_REPLY(DP_MSG_INDEX_QUERY):
         return dec_query_reply(d, msg, error);
+    case DP_MSG_CLAIM:
+        return dec_claim(d, msg, error);
+    case DP_REPLY(DP_MSG_CLAIM):
+        return dec_claim_reply(d, msg, error);
     case DP_MSG_PUBLISH:
         return dec_publish(d, msg, error);
     case DP_REPLY(DP_MSG_PUBLISH):
@@ -427,10 +490,11 @@ dp_msg_decode(const guint8 *payload, gsize len, DpMsg *msg, GError **error)
     memset(msg, 0, sizeof(*msg));
     vc_cursor_init(&d.c, payload, len);
     /* The version first: another version may have another header. */
-    if (vc_cursor_u8(&d.c, &version) && version != DP_PROTO_VERSION) {
+    if (vc_cursor_u8(&d.c, &version) && version != DP_RESOLVER_VERSION &&
+        version != DP_PEER_VERSION) {
         g_set_error(error, DP_ERROR, DP_ERROR_VERSION,
-                    "protocol version %u is not supported (want %u)", version,
-                    DP_PROTO_VERSION);
+                    "protocol version %u is not supported (want %u or %u)",
+                    version, DP_RESOLVER_VERSION, DP_PEER_VERSION);
         return FALSE;
     }
     if (!vc_cursor_u8(&d.c, &msg->type) || !vc_cursor_u16(&d.c, &flags) ||
@@ -447,6 +511,12 @@ dp_msg_decode(const guint8 *payload, gsize len, DpMsg *msg, GError **error)
     if (!d.name) {
         g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
                     "message type 0x%02x is unknown", msg->type);
+        return FALSE;
+    }
+    if (version != version_of(msg->type)) {
+        g_set_error(error, DP_ERROR, DP_ERROR_VERSION,
+                    "%s of protocol version %u is not supported (want %u)",
+                    d.name, version, version_of(msg->type));
         return FALSE;
     }
     if (flags != 0) {
@@ -499,7 +569,7 @@ frame_begin(GByteArray *out, guint8 type, guint32 id, gsize body_len)
 
     reserve(out, VC_FRAME_HEADER_LEN + DP_HEADER_LEN + body_len);
     vc_put_u32(out, 0); /* the length, patched by frame_end() */
-    vc_put_u8(out, DP_PROTO_VERSION);
+    vc_put_u8(out, version_of(type));
     vc_put_u8(out, type);
     vc_put_u16(out, 0);
     vc_put_u32(out, id);
@@ -652,6 +722,51 @@ dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
     if (total > 0) {
         g_byte_array_append(out, (const guint8 *)holders,
                             total * DP_NODE_ID_LEN);
+    }
+    frame_end(out, start);
+}
+
+void
+dp_encode_claim(GByteArray *out, guint32 id, guint32 hold_ms,
+                const VcPageHash *hashes, guint32 count)
+{
+    guint start;
+
+    g_return_if_fail(hold_ms >= 1 && hold_ms <= DP_MAX_HOLD_MS);
+    g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
+    g_return_if_fail(hashes != NULL);
+
+    start = frame_begin(out, DP_MSG_CLAIM, id,
+                        8 + (gsize)count * VC_PAGE_HASH_LEN);
+    vc_put_u32(out, hold_ms);
+    vc_put_u32(out, count);
+    g_byte_array_append(out, (const guint8 *)hashes, count * VC_PAGE_HASH_LEN);
+    frame_end(out, start);
+}
+
+void
+dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
+                      guint32 count, const DpNodeId *holders)
+{
+    guint32 held = 0;
+    guint start;
+
+    g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
+    g_return_if_fail(states != NULL);
+
+    for (guint32 i = 0; i < count; i++) {
+        g_return_if_fail(states[i] <= DP_CLAIM_UNCLAIMED);
+        held += states[i] == DP_CLAIM_HELD;
+    }
+    g_return_if_fail(held == 0 || holders != NULL);
+
+    start = frame_begin(out, DP_REPLY(DP_MSG_CLAIM), id,
+                        4 + count + (gsize)held * DP_NODE_ID_LEN);
+    vc_put_u32(out, count);
+    g_byte_array_append(out, states, count);
+    if (held > 0) {
+        g_byte_array_append(out, (const guint8 *)holders,
+                            held * DP_NODE_ID_LEN);
     }
     frame_end(out, start);
 }
