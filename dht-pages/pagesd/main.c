@@ -61,8 +61,9 @@ static const GOptionEntry entries[] = {
     {"cache-pages", 0, 0, G_OPTION_ARG_INT, &arg_cache_pages,
      "Pages kept in the published-page cache (default 65536)", "N"},
     {"coalesce-ms", 0, 0, G_OPTION_ARG_INT, &arg_coalesce_ms,
-     "How long a lookup waits for a page another client is fetching "
-     "(default 2000)", "MS"},
+     "How long a lookup waits for a missing page another client of the "
+     "site is fetching, and a claim to fetch one lives (default 2000, "
+     "at most 10000, 0: no waiting)", "MS"},
     {"verbose", 'v', 0, G_OPTION_ARG_NONE, &arg_verbose, "Debug messages",
      NULL},
     {"test-corrupt-pages", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE,
@@ -83,7 +84,7 @@ static const VcConfigKey config_keys[] = {
      "/var/lib/libvirt/qemu/ram/*/pc.ram", 0, 0},
     {"dht-pagesd", "hash_rate_mb", VC_CONFIG_INT, "512", 0, 1 << 20},
     {"dht-pagesd", "cache_pages", VC_CONFIG_INT, "65536", 16, 1 << 28},
-    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, 60000},
+    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, DP_MAX_HOLD_MS},
 };
 
 /* Options win over the configuration file, which wins over defaults. */
@@ -172,7 +173,14 @@ configure(DpDaemon *d, GError **error)
         return FALSE;
     }
     d->store = dp_store_new((gsize)v, NULL, NULL);
-    d->coalesce_us = PICK_INT(arg_coalesce_ms, "coalesce_ms") * 1000;
+    v = PICK_INT(arg_coalesce_ms, "coalesce_ms");
+    if (v < 0 || v > DP_MAX_HOLD_MS) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "coalescing hold of %" G_GINT64_FORMAT " ms is not "
+                    "0-%u", v, DP_MAX_HOLD_MS);
+        return FALSE;
+    }
+    d->coalesce_us = v * G_TIME_SPAN_MILLISECOND;
 #undef PICK_STR
 #undef PICK_INT
     d->test_corrupt_pages = arg_test_corrupt;
@@ -229,7 +237,7 @@ main(int argc, char **argv)
                                     g_free, NULL);
     d->index = dp_index_new();
     d->ram = dp_ram_new();
-    d->coalescer = dp_coalescer_new(d->coalesce_us);
+    d->claims = dp_claims_new();
     d->started_us = g_get_monotonic_time();
     g_mutex_lock(&d->lock);
     dp_members_repartition_locked(d);

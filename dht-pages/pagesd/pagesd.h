@@ -12,7 +12,7 @@
 
 #include <glib.h>
 
-#include "dp-coalesce.h"
+#include "dp-claims.h"
 #include "dp-conn.h"
 #include "dp-index.h"
 #include "dp-partition.h"
@@ -38,7 +38,11 @@ typedef struct {
     guint64 hits_ram;
     guint64 hits_peer;
     guint64 misses;
-    guint64 coalesced_hits;
+    guint64 coalesced_hits;  /* fetched from the node that brought it */
+    guint64 coalesce_waits;  /* missing, and another node fetches it */
+    guint64 claims_fetch;    /* missing: this node's client fetches it */
+    guint64 claims_decided;  /* as the site's claims arbiter */
+    guint64 claims_fulfilled;
     guint64 published;
     guint64 publish_rejected;
     guint64 bad_pages_from_peers;
@@ -73,7 +77,7 @@ typedef struct {
     char *resolver_path;
     char **ram_globs;
     guint64 hash_rate; /* bytes per second */
-    gint64 coalesce_us;
+    gint64 coalesce_us;     /* claims live and lookups wait; 0: off */
     gboolean test_corrupt_pages;
 
     DpNodeId self;
@@ -87,7 +91,7 @@ typedef struct {
     DpIndex *index;
     DpStore *store;
     DpRam *ram;
-    DpCoalescer *coalescer;
+    DpClaims *claims;       /* as the site's claims arbiter */
     DpStats stats;
     gint64 last_lookup_us;  /* monotonic, of the last batch served */
     gint64 started_us;
@@ -113,6 +117,11 @@ gboolean dp_peer_listen(DpDaemon *d, GError **error);
  * *@payload). Connections are pooled per member. */
 gboolean dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
                       DpMsg *reply, GBytes **payload, GError **error);
+/* The same for a request whose reply may take long (CLAIM): the reply is
+ * awaited up to @timeout_s. */
+gboolean dp_peer_call_timeout(DpDaemon *d, const DpNodeId *member,
+                              GByteArray *req, int timeout_s, DpMsg *reply,
+                              GBytes **payload, GError **error);
 void dp_peer_conn_free(DpPeerConn *conn);
 /* A connection to @member for requests of one's own (an idle pooled one,
  * else a new authenticated one), and back to the pool when every reply
@@ -158,10 +167,34 @@ void dp_node_groups_add(GHashTable *groups, const DpNodeId *node,
 typedef struct DpFetch DpFetch;
 DpFetch *dp_fetch_new(DpDaemon *d);
 void dp_fetch_free(DpFetch *f);
+/* A new LOOKUP: the pages the runs of the last one gave are given up. */
+void dp_fetch_begin(DpFetch *f);
 /* Resolve hashes[todo[k]] through the index owners and holders; out[i]
- * becomes a verified page for each found, valid until the next run. */
-void dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
-                  guint n_todo, const guint8 **out);
+ * becomes a verified page for each found, valid until the next
+ * dp_fetch_begin(). Returns how many were found. */
+guint dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
+                   guint n_todo, const guint8 **out);
+/* The same, asking holders[k] for hashes[todo[k]] (no owner asked). */
+guint dp_fetch_from(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
+                    guint n_todo, const DpNodeId *holders, const guint8 **out);
+
+/* arbiter.c: claims on missing pages, site-wide. */
+/* As the arbiter: decide @asker's CLAIM and wait until every hash has its
+ * final state (at most @hold_ms); one holder per DP_CLAIM_HELD is packed
+ * in @holders (room for @n). Returns how many. */
+guint dp_arbiter_decide(DpDaemon *d, const DpNodeId *asker,
+                        const VcPageHash *hashes, guint n, guint32 hold_ms,
+                        guint8 *states, DpNodeId *holders);
+/* As the arbiter: @holder has these pages now (CLAIM_DONE). */
+void dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
+                       const VcPageHash *hashes, guint n);
+/* Ask the site's arbiter about missing @hashes (1..DP_MAX_BATCH), with
+ * the daemon's hold time; states and holders as dp_arbiter_decide().
+ * FALSE if the arbiter could not be asked: all are missing. */
+gboolean dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
+                        guint8 *states, DpNodeId *holders);
+/* This node holds these pages now (its clients published them). */
+void dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n);
 
 /* resolver.c */
 gboolean dp_resolver_listen(DpDaemon *d, GError **error);

@@ -168,8 +168,9 @@ dp_peer_give(DpDaemon *d, const DpNodeId *member, DpPeerConn *conn)
 }
 
 gboolean
-dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
-             DpMsg *reply, GBytes **payload, GError **error)
+dp_peer_call_timeout(DpDaemon *d, const DpNodeId *member, GByteArray *req,
+                     int timeout_s, DpMsg *reply, GBytes **payload,
+                     GError **error)
 {
     DpPeerConn *conn;
     guint32 id = dp_peer_request_id();
@@ -184,6 +185,9 @@ dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
     conn = dp_peer_take(d, member, error);
     if (!conn) {
         return FALSE;
+    }
+    if (timeout_s != IO_TIMEOUT_S) {
+        dp_peer_set_timeouts(conn->fd, timeout_s);
     }
     if (!dp_write_all(conn->fd, req->data, req->len, error) ||
         !dp_msg_read(conn->fd, reply, payload, error)) {
@@ -203,6 +207,17 @@ dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
         dp_stat_add(d, peer_errors, 1);
         return FALSE;
     }
+    if (timeout_s != IO_TIMEOUT_S) {
+        dp_peer_set_timeouts(conn->fd, IO_TIMEOUT_S);
+    }
     dp_peer_give(d, member, conn);
     return TRUE;
+}
+
+gboolean
+dp_peer_call(DpDaemon *d, const DpNodeId *member, GByteArray *req,
+             DpMsg *reply, GBytes **payload, GError **error)
+{
+    return dp_peer_call_timeout(d, member, req, IO_TIMEOUT_S, reply, payload,
+                                error);
 }

@@ -88,6 +88,19 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
         *pages_len = (gsize)served * VC_PAGE_SIZE;
         return TRUE;
     }
+    case DP_MSG_CLAIM: {
+        /* Waits here, up to the hold time, for claims made before. */
+        g_autofree DpNodeId *holders = g_new(DpNodeId, m->count);
+
+        dp_arbiter_decide(d, peer, m->hashes, m->count, m->hold_ms,
+                          sc->status, holders);
+        dp_encode_claim_reply(out, m->id, sc->status, m->count, holders);
+        return TRUE;
+    }
+    case DP_MSG_CLAIM_DONE:
+        dp_arbiter_fulfil(d, peer, m->hashes, m->count);
+        dp_encode_count_reply(out, DP_REPLY(m->type), m->id, m->count);
+        return TRUE;
     case DP_MSG_PING:
         dp_encode_empty(out, DP_REPLY(DP_MSG_PING), m->id);
         return TRUE;
