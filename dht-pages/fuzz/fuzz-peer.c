@@ -160,10 +160,10 @@ fuzz_reencode(const DpMsg *msg, GByteArray *out)
         dp_encode_hashes(out, msg->type, msg->id, msg->hashes, msg->count);
         return TRUE;
     case DP_MSG_CLAIM:
-        if (msg->hold_ms < 1 || msg->hold_ms > DP_MAX_HOLD_MS) {
+        if (msg->wait_ms < 1 || msg->wait_ms > DP_MAX_WAIT_MS) {
             abort();
         }
-        dp_encode_claim(out, msg->id, msg->hold_ms, msg->hashes, msg->count);
+        dp_encode_claim(out, msg->id, msg->wait_ms, msg->hashes, msg->count);
         return TRUE;
     case DP_REPLY(DP_MSG_CLAIM):
         check_claim_reply(msg);

@@ -8,13 +8,13 @@
  * ask), until when, whether it was fulfilled and where, and the items of
  * asks waiting for it, oldest first. An entry lives until its deadline
  * has passed and nobody waits on it, so the table holds at most the
- * hashes claimed within one hold time.
+ * hashes claimed within one claim time.
  */
 typedef struct {
     VcPageHash hash;
     guint64 serial;   /* of the ask holding the claim */
     gint64 deadline;  /* the claim lapses, or a fulfilled one is dropped */
-    gint64 hold_us;
+    gint64 claim_us;
     gboolean held;
     DpNodeId holder;
     GQueue waiters;   /* AskItem *, oldest first */
@@ -33,8 +33,8 @@ typedef struct {
 struct DpClaimAsk {
     DpNodeId asker;
     guint64 serial;
-    gint64 hold_us;
-    gint64 deadline;
+    gint64 claim_us;  /* of the claims it gets */
+    gint64 deadline;  /* of its wait */
     guint n;
     guint waiting;
     AskItem items[];
@@ -104,8 +104,8 @@ static void
 entry_claim(ClaimEntry *e, const DpClaimAsk *a, gint64 now_us)
 {
     e->serial = a->serial;
-    e->deadline = now_us + a->hold_us;
-    e->hold_us = a->hold_us;
+    e->deadline = now_us + a->claim_us;
+    e->claim_us = a->claim_us;
 }
 
 /* Under the lock, @e lapsed unfulfilled: its claim goes to the oldest
@@ -164,18 +164,18 @@ expire_locked(DpClaims *c, gint64 now_us)
 
 DpClaimAsk *
 dp_claims_ask(DpClaims *c, const DpNodeId *asker, const VcPageHash *hashes,
-              guint n, gint64 hold_us, gint64 now_us)
+              guint n, gint64 wait_us, gint64 claim_us, gint64 now_us)
 {
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
     DpClaimAsk *a;
 
-    g_return_val_if_fail(hold_us > 0, NULL);
+    g_return_val_if_fail(wait_us > 0 && claim_us > 0, NULL);
 
     a = g_malloc0(sizeof(DpClaimAsk) + (gsize)n * sizeof(AskItem));
     a->asker = *asker;
     a->serial = c->next_serial++;
-    a->hold_us = hold_us;
-    a->deadline = now_us + hold_us;
+    a->claim_us = claim_us;
+    a->deadline = now_us + wait_us;
     a->n = n;
     if (g_hash_table_size(c->entries) >= c->sweep_at) {
         expire_locked(c, now_us);
@@ -312,9 +312,9 @@ dp_claims_done(DpClaims *c, const DpNodeId *node, const VcPageHash *h,
     }
     e->held = TRUE;
     e->holder = *node;
-    /* Later askers are told where it is for another hold time; then the
+    /* Later askers are told where it is for another claim time; then the
      * index answers for it. */
-    e->deadline = MAX(e->deadline, now_us + e->hold_us);
+    e->deadline = MAX(e->deadline, now_us + e->claim_us);
     while ((it = g_queue_pop_head(&e->waiters))) {
         item_finish(it, DP_CLAIM_HELD, node);
     }

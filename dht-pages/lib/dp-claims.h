@@ -25,11 +25,12 @@ DpClaims *dp_claims_new(void);
 void dp_claims_free(DpClaims *c);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DpClaims, dp_claims_free)
 
-/* Decide @n hashes asked by @asker at @now_us; the claims it makes live
- * @hold_us, and it waits at most @hold_us for the others. */
+/* Decide @n hashes asked by @asker at @now_us: the ask waits at most
+ * @wait_us for the hashes others fetch, and the claims it gets live
+ * @claim_us (the time a fetch over the WAN may take). */
 DpClaimAsk *dp_claims_ask(DpClaims *c, const DpNodeId *asker,
-                          const VcPageHash *hashes, guint n, gint64 hold_us,
-                          gint64 now_us);
+                          const VcPageHash *hashes, guint n, gint64 wait_us,
+                          gint64 claim_us, gint64 now_us);
 /* Settle what can be at @now_us (lapsed claims passed on, the ask's own
  * deadline). TRUE once every hash of the ask has its final state;
  * otherwise *wake_us is when something may change without a
@@ -37,7 +38,7 @@ DpClaimAsk *dp_claims_ask(DpClaims *c, const DpNodeId *asker,
 gboolean dp_claims_ask_settle(DpClaims *c, DpClaimAsk *a, gint64 now_us,
                               gint64 *wake_us);
 /* Block until every hash of the ask has its final state (at most the
- * ask's @hold_us after it was decided). */
+ * ask's @wait_us after it was decided). */
 void dp_claims_ask_wait(DpClaims *c, DpClaimAsk *a);
 /* The state of hash @i (DpClaimState once settled); *holder is set for
  * DP_CLAIM_HELD. */
@@ -49,8 +50,8 @@ void dp_claims_ask_free(DpClaims *c, DpClaimAsk *a);
  * FALSE if @h had no claim (nothing changes). */
 gboolean dp_claims_done(DpClaims *c, const DpNodeId *node,
                         const VcPageHash *h, gint64 now_us);
-/* Forget the claims that lapsed or were fulfilled more than their hold
- * time ago and have no waiter; returns how many. */
+/* Forget the claims that lapsed, or were fulfilled more than their claim
+ * time ago, and have no waiter; returns how many. */
 guint dp_claims_expire(DpClaims *c, gint64 now_us);
 /* Hashes with a claim. */
 guint dp_claims_size(DpClaims *c);

@@ -240,13 +240,13 @@ dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
 static gboolean
 dec_claim(Decoder *d, DpMsg *msg, GError **error)
 {
-    if (!vc_cursor_u32(&d->c, &msg->hold_ms)) {
-        return dec_truncated(d, "its hold time", error);
+    if (!vc_cursor_u32(&d->c, &msg->wait_ms)) {
+        return dec_truncated(d, "its wait", error);
     }
-    if (msg->hold_ms < 1 || msg->hold_ms > DP_MAX_HOLD_MS) {
+    if (msg->wait_ms < 1 || msg->wait_ms > DP_MAX_WAIT_MS) {
         g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
-                    "%s hold time of %u ms is not within 1..%u", d->name,
-                    msg->hold_ms, DP_MAX_HOLD_MS);
+                    "%s wait of %u ms is not within 1..%u", d->name,
+                    msg->wait_ms, DP_MAX_WAIT_MS);
         return FALSE;
     }
     return dec_hashes(d, msg, error);
@@ -727,18 +727,18 @@ dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
 }
 
 void
-dp_encode_claim(GByteArray *out, guint32 id, guint32 hold_ms,
+dp_encode_claim(GByteArray *out, guint32 id, guint32 wait_ms,
                 const VcPageHash *hashes, guint32 count)
 {
     guint start;
 
-    g_return_if_fail(hold_ms >= 1 && hold_ms <= DP_MAX_HOLD_MS);
+    g_return_if_fail(wait_ms >= 1 && wait_ms <= DP_MAX_WAIT_MS);
     g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
     g_return_if_fail(hashes != NULL);
 
     start = frame_begin(out, DP_MSG_CLAIM, id,
                         8 + (gsize)count * VC_PAGE_HASH_LEN);
-    vc_put_u32(out, hold_ms);
+    vc_put_u32(out, wait_ms);
     vc_put_u32(out, count);
     g_byte_array_append(out, (const guint8 *)hashes, count * VC_PAGE_HASH_LEN);
     frame_end(out, start);

@@ -31,7 +31,7 @@
 #define DP_MAX_SITE_LEN 64
 #define DP_MAX_ERROR_LEN 256
 #define DP_MAX_JSON_LEN (256 * 1024)
-#define DP_MAX_HOLD_MS 10000
+#define DP_MAX_WAIT_MS 10000
 /* The largest payload: a batch of hashes with pages (PUBLISH). */
 #define DP_MAX_PAYLOAD                                                       \
     (DP_HEADER_LEN + 4 + DP_MAX_BATCH * (VC_PAGE_HASH_LEN + VC_PAGE_SIZE + 1))
@@ -107,8 +107,8 @@ typedef struct {
     const DpNodeId *holders;
     guint32 n_holders;
 
-    /* CLAIM: how long its claims live and it may wait, 1..DP_MAX_HOLD_MS. */
-    guint32 hold_ms;
+    /* CLAIM: how long the asker waits at most, 1..DP_MAX_WAIT_MS. */
+    guint32 wait_ms;
 
     /* PUBLISH: count records of a hash then its page. */
     const guint8 *records;
@@ -172,7 +172,7 @@ void dp_encode_query_reply(GByteArray *out, guint32 id,
                            const DpNodeId *holders);
 /* CLAIM, and its reply: states[i] of hash i, one holder per
  * DP_CLAIM_HELD packed in @holders. */
-void dp_encode_claim(GByteArray *out, guint32 id, guint32 hold_ms,
+void dp_encode_claim(GByteArray *out, guint32 id, guint32 wait_ms,
                      const VcPageHash *hashes, guint32 count);
 void dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
                            guint32 count, const DpNodeId *holders);

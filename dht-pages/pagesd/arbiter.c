@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-/* The asker waits for the arbiter's reply this much longer than the hold
- * time the reply may take. */
+/* The asker waits for the arbiter's reply this much longer than the wait
+ * it asks for. */
 #define CLAIM_MARGIN_S 5
 
 /* The member whose id sorts first; TRUE if it is this node. */
@@ -26,12 +26,12 @@ arbiter_of_site(DpDaemon *d, DpNodeId *arbiter)
 
 guint
 dp_arbiter_decide(DpDaemon *d, const DpNodeId *asker,
-                  const VcPageHash *hashes, guint n, guint32 hold_ms,
+                  const VcPageHash *hashes, guint n, guint32 wait_ms,
                   guint8 *states, DpNodeId *holders)
 {
     DpClaimAsk *a = dp_claims_ask(d->claims, asker, hashes, n,
-                                  (gint64)hold_ms * G_TIME_SPAN_MILLISECOND,
-                                  g_get_monotonic_time());
+                                  (gint64)wait_ms * G_TIME_SPAN_MILLISECOND,
+                                  d->claim_us, g_get_monotonic_time());
     guint held = 0;
 
     dp_claims_ask_wait(d->claims, a);
@@ -61,7 +61,7 @@ gboolean
 dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
                guint8 *states, DpNodeId *holders)
 {
-    guint32 hold_ms = (guint32)(d->coalesce_us / G_TIME_SPAN_MILLISECOND);
+    guint32 wait_ms = (guint32)(d->coalesce_us / G_TIME_SPAN_MILLISECOND);
     g_autoptr(GByteArray) req = g_byte_array_new();
     g_autoptr(GBytes) payload = NULL;
     g_autoptr(GError) error = NULL;
@@ -71,12 +71,12 @@ dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
     g_return_val_if_fail(n >= 1 && n <= DP_MAX_BATCH, FALSE);
 
     if (arbiter_of_site(d, &arbiter)) {
-        dp_arbiter_decide(d, &d->self, hashes, n, hold_ms, states, holders);
+        dp_arbiter_decide(d, &d->self, hashes, n, wait_ms, states, holders);
         return TRUE;
     }
-    dp_encode_claim(req, 0, hold_ms, hashes, n);
+    dp_encode_claim(req, 0, wait_ms, hashes, n);
     if (!dp_peer_call_timeout(d, &arbiter, req,
-                              (int)(hold_ms / 1000) + CLAIM_MARGIN_S, &reply,
+                              (int)(wait_ms / 1000) + CLAIM_MARGIN_S, &reply,
                               &payload, &error)) {
         g_debug("claims arbiter: %s", error->message);
         return FALSE;

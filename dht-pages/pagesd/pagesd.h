@@ -77,7 +77,8 @@ typedef struct {
     char *resolver_path;
     char **ram_globs;
     guint64 hash_rate; /* bytes per second */
-    gint64 coalesce_us;     /* claims live and lookups wait; 0: off */
+    gint64 coalesce_us;     /* lookups wait for others' fetches; 0: off */
+    gint64 claim_us;        /* a claim to fetch a missing page lives */
     gboolean test_corrupt_pages;
 
     DpNodeId self;
@@ -180,16 +181,17 @@ guint dp_fetch_from(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
 
 /* arbiter.c: claims on missing pages, site-wide. */
 /* As the arbiter: decide @asker's CLAIM and wait until every hash has its
- * final state (at most @hold_ms); one holder per DP_CLAIM_HELD is packed
+ * final state (at most @wait_ms); one holder per DP_CLAIM_HELD is packed
  * in @holders (room for @n). Returns how many. */
 guint dp_arbiter_decide(DpDaemon *d, const DpNodeId *asker,
-                        const VcPageHash *hashes, guint n, guint32 hold_ms,
+                        const VcPageHash *hashes, guint n, guint32 wait_ms,
                         guint8 *states, DpNodeId *holders);
 /* As the arbiter: @holder has these pages now (CLAIM_DONE). */
 void dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
                        const VcPageHash *hashes, guint n);
-/* Ask the site's arbiter about missing @hashes (1..DP_MAX_BATCH), with
- * the daemon's hold time; states and holders as dp_arbiter_decide().
+/* Ask the site's arbiter about missing @hashes (1..DP_MAX_BATCH), waiting
+ * the daemon's hold time at most; states and holders as
+ * dp_arbiter_decide().
  * FALSE if the arbiter could not be asked: all are missing. */
 gboolean dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
                         guint8 *states, DpNodeId *holders);

@@ -89,10 +89,10 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
         return TRUE;
     }
     case DP_MSG_CLAIM: {
-        /* Waits here, up to the hold time, for claims made before. */
+        /* Waits here, up to the asker's wait, for claims made before. */
         g_autofree DpNodeId *holders = g_new(DpNodeId, m->count);
 
-        dp_arbiter_decide(d, peer, m->hashes, m->count, m->hold_ms,
+        dp_arbiter_decide(d, peer, m->hashes, m->count, m->wait_ms,
                           sc->status, holders);
         dp_encode_claim_reply(out, m->id, sc->status, m->count, holders);
         return TRUE;

@@ -2,7 +2,8 @@
 
 #include "dp-claims.h"
 
-/* Times are passed in: no test sleeps except the blocking one. */
+/* Times are passed in: no test sleeps except the blocking one. Asks
+ * wait as long as their claims live unless a test says otherwise. */
 #define HOLD_US (2 * G_TIME_SPAN_SECOND)
 #define T0 (1000 * G_TIME_SPAN_SECOND)
 
@@ -28,7 +29,7 @@ ask1(DpClaims *c, guint8 who, guint h, gint64 now)
     DpNodeId id = node(who);
 
     make_hash(h, &hash);
-    return dp_claims_ask(c, &id, &hash, 1, HOLD_US, now);
+    return dp_claims_ask(c, &id, &hash, 1, HOLD_US, HOLD_US, now);
 }
 
 static void
@@ -132,9 +133,10 @@ test_wait_runs_out(void)
     VcPageHash h;
     DpNodeId y_id = node(2);
 
-    /* Y waits less long than X's claim lives, and gives up first. */
+    /* Y waits less long than X's claim lives, and gives up first (a
+     * fetch over a busy WAN may take longer than a lookup should wait). */
     make_hash(7, &h);
-    y = dp_claims_ask(c, &y_id, &h, 1, HOLD_US / 4, T0 + 100);
+    y = dp_claims_ask(c, &y_id, &h, 1, HOLD_US / 4, HOLD_US, T0 + 100);
     g_assert_false(dp_claims_ask_settle(c, y, T0 + 100 + HOLD_US / 4 - 1,
                                         NULL));
     g_assert_true(dp_claims_ask_settle(c, y, T0 + 100 + HOLD_US / 4, NULL));
@@ -162,8 +164,8 @@ test_batch_decided_at_once(void)
     for (guint i = 0; i < G_N_ELEMENTS(h); i++) {
         make_hash(i, &h[i]);
     }
-    x = dp_claims_ask(c, &x_id, h, 8, HOLD_US, T0);
-    y = dp_claims_ask(c, &y_id, h + 4, 4, HOLD_US, T0);
+    x = dp_claims_ask(c, &x_id, h, 8, HOLD_US, HOLD_US, T0);
+    y = dp_claims_ask(c, &y_id, h + 4, 4, HOLD_US, HOLD_US, T0);
     for (guint i = 0; i < 8; i++) {
         g_assert_cmpuint(dp_claims_ask_state(x, i, NULL), ==, DP_CLAIM_FETCH);
     }
@@ -190,12 +192,12 @@ test_same_hash_twice_in_one_ask(void)
 
     make_hash(1, &h[0]);
     h[1] = h[0];
-    x = dp_claims_ask(c, &x_id, h, 2, HOLD_US, T0);
+    x = dp_claims_ask(c, &x_id, h, 2, HOLD_US, HOLD_US, T0);
     g_assert_true(dp_claims_ask_settle(c, x, T0, NULL));
     g_assert_cmpuint(dp_claims_ask_state(x, 1, NULL), ==, DP_CLAIM_FETCH);
 
     /* Both copies wait in Y's ask; the lapsed claim passes to Y whole. */
-    y = dp_claims_ask(c, &y_id, h, 2, HOLD_US, T0 + 10);
+    y = dp_claims_ask(c, &y_id, h, 2, HOLD_US, HOLD_US, T0 + 10);
     x2 = ask1(c, 1, 1, T0 + 20);
     g_assert_false(dp_claims_ask_settle(c, y, T0 + 20, NULL));
     g_assert_true(dp_claims_ask_settle(c, y, T0 + HOLD_US, NULL));
@@ -265,9 +267,9 @@ test_wait_released_by_done(void)
     make_hash(9, &h);
     /* Long enough not to lapse under valgrind. */
     x = dp_claims_ask(c, &x_id, &h, 1, 60 * G_TIME_SPAN_SECOND,
-                      g_get_monotonic_time());
+                      60 * G_TIME_SPAN_SECOND, g_get_monotonic_time());
     w.ask = dp_claims_ask(c, &y_id, &h, 1, 60 * G_TIME_SPAN_SECOND,
-                          g_get_monotonic_time());
+                          60 * G_TIME_SPAN_SECOND, g_get_monotonic_time());
     t = g_thread_new("waiter", waiter_thread, &w);
     g_usleep(10 * G_TIME_SPAN_MILLISECOND);
     g_assert_true(dp_claims_done(c, &x_id, &h, g_get_monotonic_time()));

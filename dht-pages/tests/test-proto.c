@@ -399,10 +399,10 @@ test_claim_roundtrip(void)
     g_assert_cmpuint(frame->data[4], ==, DP_PEER_VERSION);
     decode_frame(frame, &msg);
     g_assert_cmpuint(msg.type, ==, DP_MSG_CLAIM);
-    g_assert_cmpuint(msg.hold_ms, ==, 2000);
+    g_assert_cmpuint(msg.wait_ms, ==, 2000);
     g_assert_cmpuint(msg.count, ==, 3);
     g_assert_cmpmem(msg.hashes, sizeof(hashes), hashes, sizeof(hashes));
-    dp_encode_claim(again, msg.id, msg.hold_ms, msg.hashes, msg.count);
+    dp_encode_claim(again, msg.id, msg.wait_ms, msg.hashes, msg.count);
     g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
 
     memset(holders[0].bytes, 0xa1, DP_NODE_ID_LEN);
@@ -449,15 +449,15 @@ test_claim_errors(void)
     vc_put_u32(p, 1);
     g_byte_array_append(p, hash, sizeof(hash));
     expect_fail(p, DP_ERROR_LIMIT,
-                "CLAIM hold time of 0 ms is not within 1..10000");
+                "CLAIM wait of 0 ms is not within 1..10000");
     p->data[DP_HEADER_LEN + 2] = 0x27; /* 10001 ms */
     p->data[DP_HEADER_LEN + 3] = 0x11;
     expect_fail(p, DP_ERROR_LIMIT,
-                "CLAIM hold time of 10001 ms is not within 1..10000");
+                "CLAIM wait of 10001 ms is not within 1..10000");
     p->data[DP_HEADER_LEN + 3] = 0x10;
     expect_ok(p);
     expect_fail_len(p->data, DP_HEADER_LEN + 2, DP_ERROR_PROTOCOL,
-                    "CLAIM body of 2 bytes is too short for its hold time");
+                    "CLAIM body of 2 bytes is too short for its wait");
 
     /* A state over 2, and a held hash without its holder. */
     vc_put_u32(r, 2);
