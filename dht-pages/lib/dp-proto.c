@@ -210,10 +210,23 @@ dec_pages_reply(Decoder *d, DpMsg *msg, GError **error)
     return dec_array(d, hits, VC_PAGE_SIZE, "pages", &msg->pages, error);
 }
 
+/* The node ids that end INDEX_QUERY and CLAIM replies. */
+static gboolean
+dec_holders(Decoder *d, DpMsg *msg, guint32 n, GError **error)
+{
+    const guint8 *p;
+
+    if (!dec_array(d, n, DP_NODE_ID_LEN, "holder ids", &p, error)) {
+        return FALSE;
+    }
+    msg->holders = (const DpNodeId *)p;
+    msg->n_holders = n;
+    return TRUE;
+}
+
 static gboolean
 dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
 {
-    const guint8 *p;
     guint32 total = 0;
 
     if (!dec_count(d, 1, &msg->count, error) ||
@@ -229,12 +242,7 @@ dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
         }
         total += msg->status[i];
     }
-    if (!dec_array(d, total, DP_NODE_ID_LEN, "holder ids", &p, error)) {
-        return FALSE;
-    }
-    msg->holders = (const DpNodeId *)p;
-    msg->n_holders = total;
-    return TRUE;
+    return dec_holders(d, msg, total, error);
 }
 
 static gboolean
@@ -255,7 +263,6 @@ dec_claim(Decoder *d, DpMsg *msg, GError **error)
 static gboolean
 dec_claim_reply(Decoder *d, DpMsg *msg, GError **error)
 {
-    const guint8 *p;
     guint32 held = 0;
 
     if (!dec_count(d, 1, &msg->count, error) ||
@@ -271,12 +278,7 @@ dec_claim_reply(Decoder *d, DpMsg *msg, GError **error)
         }
         held += msg->status[i] == DP_CLAIM_HELD;
     }
-    if (!dec_array(d, held, DP_NODE_ID_LEN, "holder ids", &p, error)) {
-        return FALSE;
-    }
-    msg->holders = (const DpNodeId *)p;
-    msg->n_holders = held;
-    return TRUE;
+    return dec_holders(d, msg, held, error);
 }
 
 static gboolean
@@ -699,12 +701,30 @@ dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id, guint32 count)
     frame_end(out, start);
 }
 
+/* INDEX_QUERY and CLAIM replies: a count, a byte per hash, then the
+ * node ids those bytes call for. */
+static void
+encode_holders_reply(GByteArray *out, guint8 type, guint32 id,
+                     const guint8 *bytes, guint32 count,
+                     const DpNodeId *holders, guint32 n_holders)
+{
+    guint start = frame_begin(out, type, id,
+                              4 + count + (gsize)n_holders * DP_NODE_ID_LEN);
+
+    vc_put_u32(out, count);
+    g_byte_array_append(out, bytes, count);
+    if (n_holders > 0) {
+        g_byte_array_append(out, (const guint8 *)holders,
+                            n_holders * DP_NODE_ID_LEN);
+    }
+    frame_end(out, start);
+}
+
 void
 dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
                       guint32 count, const DpNodeId *holders)
 {
     guint32 total = 0;
-    guint start;
 
     g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
     g_return_if_fail(n_holders != NULL);
@@ -715,15 +735,8 @@ dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
     }
     g_return_if_fail(total == 0 || holders != NULL);
 
-    start = frame_begin(out, DP_REPLY(DP_MSG_INDEX_QUERY), id,
-                        4 + count + (gsize)total * DP_NODE_ID_LEN);
-    vc_put_u32(out, count);
-    g_byte_array_append(out, n_holders, count);
-    if (total > 0) {
-        g_byte_array_append(out, (const guint8 *)holders,
-                            total * DP_NODE_ID_LEN);
-    }
-    frame_end(out, start);
+    encode_holders_reply(out, DP_REPLY(DP_MSG_INDEX_QUERY), id, n_holders,
+                         count, holders, total);
 }
 
 void
@@ -749,7 +762,6 @@ dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
                       guint32 count, const DpNodeId *holders)
 {
     guint32 held = 0;
-    guint start;
 
     g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
     g_return_if_fail(states != NULL);
@@ -760,15 +772,8 @@ dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
     }
     g_return_if_fail(held == 0 || holders != NULL);
 
-    start = frame_begin(out, DP_REPLY(DP_MSG_CLAIM), id,
-                        4 + count + (gsize)held * DP_NODE_ID_LEN);
-    vc_put_u32(out, count);
-    g_byte_array_append(out, states, count);
-    if (held > 0) {
-        g_byte_array_append(out, (const guint8 *)holders,
-                            held * DP_NODE_ID_LEN);
-    }
-    frame_end(out, start);
+    encode_holders_reply(out, DP_REPLY(DP_MSG_CLAIM), id, states, count,
+                         holders, held);
 }
 
 void
