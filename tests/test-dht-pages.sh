@@ -107,8 +107,16 @@ printf '\xff\xff\xff\xff' | socat -t 1 - "UNIX-CONNECT:$(pages_sock a 3)" >/dev/
 printf '\x00\x00\x00\x30\x01\x01\x00\x00' | socat -t 1 - "UNIX-CONNECT:$(pages_sock a 3)" >/dev/null 2>&1 || true
 on_node a 4 bash -c "printf 'junkjunkjunkjunk' | socat -t 1 - TCP:$(node_ip a 3):7400" >/dev/null 2>&1 || true
 on_node a 4 bash -c "printf '\xff\xff\xff\xff' | socat -t 1 - TCP:$(node_ip a 3):7400" >/dev/null 2>&1 || true
+# A daemon of peer protocol version 1 (before CLAIM) is refused at its
+# HELLO, with an ERROR of version 1 that it can read.
+v1_hello='\x00\x00\x00\x3c\x01\x20\x00\x00\x00\x00\x00\x01'
+v1_hello+=$(printf '\\x11%.0s' {1..48})'\x1c\xe8\x01a'
+refusal=$(on_node a 4 bash -c "printf '$v1_hello' | socat -t 2 - TCP:$(node_ip a 3):7400" 2>/dev/null | tr -c '[:print:]' '.') || true
+[[ $refusal == *"HELLO of protocol version 1 is not supported (want 2)"* ]] ||
+    fail "a version 1 peer was not refused with a version error: '$refusal'"
+log "ok: a version 1 peer is told: ${refusal:18}"
 frames=$(($(pages_stat a 3 bad_frames) - frames_before))
-((frames >= 5)) || fail "node 3 counted $frames bad frames of 5"
+((frames >= 6)) || fail "node 3 counted $frames bad frames of 6"
 log "ok: $frames bad frames rejected; node 3 log says: $(grep -m1 'bad frame\|rejected' "$(pages_log a 3)" | cut -c1-120)"
 
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$VC_TESTDIR/wrong.key"

@@ -34,6 +34,22 @@ check_query_reply(const DpMsg *msg)
 }
 
 static void
+check_claim_reply(const DpMsg *msg)
+{
+    guint32 held = 0;
+
+    for (guint32 i = 0; i < msg->count; i++) {
+        if (msg->status[i] > DP_CLAIM_UNCLAIMED) {
+            abort();
+        }
+        held += msg->status[i] == DP_CLAIM_HELD;
+    }
+    if (held != msg->n_holders) {
+        abort();
+    }
+}
+
+static void
 check_node_id_hex(const DpNodeId *id)
 {
     char hex[2 * DP_NODE_ID_LEN + 1];
@@ -140,10 +156,23 @@ fuzz_reencode(const DpMsg *msg, GByteArray *out)
     case DP_MSG_INDEX_DEL:
     case DP_MSG_INDEX_QUERY:
     case DP_MSG_PAGE_GET:
+    case DP_MSG_CLAIM_DONE:
         dp_encode_hashes(out, msg->type, msg->id, msg->hashes, msg->count);
+        return TRUE;
+    case DP_MSG_CLAIM:
+        if (msg->wait_ms < 1 || msg->wait_ms > DP_MAX_WAIT_MS) {
+            abort();
+        }
+        dp_encode_claim(out, msg->id, msg->wait_ms, msg->hashes, msg->count);
+        return TRUE;
+    case DP_REPLY(DP_MSG_CLAIM):
+        check_claim_reply(msg);
+        dp_encode_claim_reply(out, msg->id, msg->status, msg->count,
+                              msg->holders);
         return TRUE;
     case DP_REPLY(DP_MSG_INDEX_ADD):
     case DP_REPLY(DP_MSG_INDEX_DEL):
+    case DP_REPLY(DP_MSG_CLAIM_DONE):
         dp_encode_count_reply(out, msg->type, msg->id, msg->count);
         return TRUE;
     case DP_REPLY(DP_MSG_INDEX_QUERY):

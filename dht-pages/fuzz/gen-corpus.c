@@ -195,6 +195,33 @@ enc_ping_reply(GByteArray *out)
 }
 
 static void
+enc_claim(GByteArray *out)
+{
+    dp_encode_claim(out, 8, 2000, hashes, 3);
+}
+
+static void
+enc_claim_reply(GByteArray *out)
+{
+    static const guint8 states[] = {DP_CLAIM_FETCH, DP_CLAIM_HELD,
+                                    DP_CLAIM_UNCLAIMED};
+
+    dp_encode_claim_reply(out, 8, states, 3, &node_b);
+}
+
+static void
+enc_claim_done(GByteArray *out)
+{
+    dp_encode_hashes(out, DP_MSG_CLAIM_DONE, 9, hashes, 2);
+}
+
+static void
+enc_claim_done_reply(GByteArray *out)
+{
+    dp_encode_count_reply(out, DP_REPLY(DP_MSG_CLAIM_DONE), 9, 2);
+}
+
+static void
 enc_peer_error(GByteArray *out)
 {
     dp_encode_error(out, 0, DP_ERROR_AUTH, "wrong site");
@@ -206,6 +233,7 @@ enc_handshake_stream(GByteArray *out)
     enc_hello(out);
     enc_auth(out);
     enc_index_query(out);
+    enc_claim(out);
     enc_ping(out);
 }
 
@@ -215,6 +243,7 @@ enc_server_stream(GByteArray *out)
     enc_hello_reply(out);
     enc_auth_reply(out);
     enc_index_query_reply(out);
+    enc_claim_reply(out);
     enc_ping_reply(out);
 }
 
@@ -246,6 +275,10 @@ static const struct {
       {"index-query-reply", enc_index_query_reply},
       {"page-get", enc_page_get},
       {"page-get-reply", enc_page_get_reply},
+      {"claim", enc_claim},
+      {"claim-reply", enc_claim_reply},
+      {"claim-done", enc_claim_done},
+      {"claim-done-reply", enc_claim_done_reply},
       {"ping", enc_ping},
       {"ping-reply", enc_ping_reply},
       {"error", enc_peer_error},

@@ -248,6 +248,10 @@ dp_handshake_server(int fd, const guint8 *key, gsize key_len,
     guint8 nonce[DP_NONCE_LEN], proof[DP_MAC_LEN];
 
     if (!dp_msg_read(fd, &hello, &p1, error)) {
+        /* A daemon of another version: tell it why, in an ERROR it reads. */
+        if (error && g_error_matches(*error, DP_ERROR, DP_ERROR_VERSION)) {
+            dp_send_error(fd, 0, DP_ERROR_VERSION, (*error)->message);
+        }
         return FALSE;
     }
     if (hello.type != DP_MSG_HELLO) {

@@ -40,6 +40,10 @@ static const struct {
     {DP_REPLY(DP_MSG_PAGE_GET), "PAGE_GET-REPLY"},
     {DP_MSG_PING, "PING"},
     {DP_REPLY(DP_MSG_PING), "PING-REPLY"},
+    {DP_MSG_CLAIM, "CLAIM"},
+    {DP_REPLY(DP_MSG_CLAIM), "CLAIM-REPLY"},
+    {DP_MSG_CLAIM_DONE, "CLAIM_DONE"},
+    {DP_REPLY(DP_MSG_CLAIM_DONE), "CLAIM_DONE-REPLY"},
     {DP_MSG_ERROR, "ERROR"},
 };
 
@@ -62,12 +66,24 @@ dp_msg_type_name(guint8 type)
     return name ? name : "unknown";
 }
 
+/* The version of the protocol @type belongs to. */
+static guint8
+version_of(guint8 type)
+{
+    guint8 request = type & 0x7f;
+
+    if (type == DP_MSG_ERROR || request < DP_MSG_HELLO) {
+        return DP_RESOLVER_VERSION;
+    }
+    return DP_PEER_VERSION;
+}
+
 static gboolean
 is_hashes_request(guint8 type)
 {
     return type == DP_MSG_LOOKUP || type == DP_MSG_INDEX_ADD ||
            type == DP_MSG_INDEX_DEL || type == DP_MSG_INDEX_QUERY ||
-           type == DP_MSG_PAGE_GET;
+           type == DP_MSG_PAGE_GET || type == DP_MSG_CLAIM_DONE;
 }
 
 static gboolean
@@ -80,7 +96,8 @@ static gboolean
 is_count_reply(guint8 type)
 {
     return type == DP_REPLY(DP_MSG_INDEX_ADD) ||
-           type == DP_REPLY(DP_MSG_INDEX_DEL);
+           type == DP_REPLY(DP_MSG_INDEX_DEL) ||
+           type == DP_REPLY(DP_MSG_CLAIM_DONE);
 }
 
 static gboolean
@@ -193,10 +210,23 @@ dec_pages_reply(Decoder *d, DpMsg *msg, GError **error)
     return dec_array(d, hits, VC_PAGE_SIZE, "pages", &msg->pages, error);
 }
 
+/* The node ids that end INDEX_QUERY and CLAIM replies. */
+static gboolean
+dec_holders(Decoder *d, DpMsg *msg, guint32 n, GError **error)
+{
+    const guint8 *p;
+
+    if (!dec_array(d, n, DP_NODE_ID_LEN, "holder ids", &p, error)) {
+        return FALSE;
+    }
+    msg->holders = (const DpNodeId *)p;
+    msg->n_holders = n;
+    return TRUE;
+}
+
 static gboolean
 dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
 {
-    const guint8 *p;
     guint32 total = 0;
 
     if (!dec_count(d, 1, &msg->count, error) ||
@@ -212,12 +242,43 @@ dec_query_reply(Decoder *d, DpMsg *msg, GError **error)
         }
         total += msg->status[i];
     }
-    if (!dec_array(d, total, DP_NODE_ID_LEN, "holder ids", &p, error)) {
+    return dec_holders(d, msg, total, error);
+}
+
+static gboolean
+dec_claim(Decoder *d, DpMsg *msg, GError **error)
+{
+    if (!vc_cursor_u32(&d->c, &msg->wait_ms)) {
+        return dec_truncated(d, "its wait", error);
+    }
+    if (msg->wait_ms < 1 || msg->wait_ms > DP_MAX_WAIT_MS) {
+        g_set_error(error, DP_ERROR, DP_ERROR_LIMIT,
+                    "%s wait of %u ms is not within 1..%u", d->name,
+                    msg->wait_ms, DP_MAX_WAIT_MS);
         return FALSE;
     }
-    msg->holders = (const DpNodeId *)p;
-    msg->n_holders = total;
-    return TRUE;
+    return dec_hashes(d, msg, error);
+}
+
+static gboolean
+dec_claim_reply(Decoder *d, DpMsg *msg, GError **error)
+{
+    guint32 held = 0;
+
+    if (!dec_count(d, 1, &msg->count, error) ||
+        !dec_array(d, msg->count, 1, "states", &msg->status, error)) {
+        return FALSE;
+    }
+    for (guint32 i = 0; i < msg->count; i++) {
+        if (msg->status[i] > DP_CLAIM_UNCLAIMED) {
+            g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
+                        "%s state %u of hash %u is not 0, 1 or 2", d->name,
+                        msg->status[i], i);
+            return FALSE;
+        }
+        held += msg->status[i] == DP_CLAIM_HELD;
+    }
+    return dec_holders(d, msg, held, error);
 }
 
 static gboolean
@@ -391,6 +452,10 @@ dec_body(Decoder *d, DpMsg *msg, GError **error)
     switch (type) {
     case DP_REPLY(DP_MSG_INDEX_QUERY):
         return dec_query_reply(d, msg, error);
+    case DP_MSG_CLAIM:
+        return dec_claim(d, msg, error);
+    case DP_REPLY(DP_MSG_CLAIM):
+        return dec_claim_reply(d, msg, error);
     case DP_MSG_PUBLISH:
         return dec_publish(d, msg, error);
     case DP_REPLY(DP_MSG_PUBLISH):
@@ -427,10 +492,11 @@ dp_msg_decode(const guint8 *payload, gsize len, DpMsg *msg, GError **error)
     memset(msg, 0, sizeof(*msg));
     vc_cursor_init(&d.c, payload, len);
     /* The version first: another version may have another header. */
-    if (vc_cursor_u8(&d.c, &version) && version != DP_PROTO_VERSION) {
+    if (vc_cursor_u8(&d.c, &version) && version != DP_RESOLVER_VERSION &&
+        version != DP_PEER_VERSION) {
         g_set_error(error, DP_ERROR, DP_ERROR_VERSION,
-                    "protocol version %u is not supported (want %u)", version,
-                    DP_PROTO_VERSION);
+                    "protocol version %u is not supported (want %u or %u)",
+                    version, DP_RESOLVER_VERSION, DP_PEER_VERSION);
         return FALSE;
     }
     if (!vc_cursor_u8(&d.c, &msg->type) || !vc_cursor_u16(&d.c, &flags) ||
@@ -447,6 +513,12 @@ dp_msg_decode(const guint8 *payload, gsize len, DpMsg *msg, GError **error)
     if (!d.name) {
         g_set_error(error, DP_ERROR, DP_ERROR_PROTOCOL,
                     "message type 0x%02x is unknown", msg->type);
+        return FALSE;
+    }
+    if (version != version_of(msg->type)) {
+        g_set_error(error, DP_ERROR, DP_ERROR_VERSION,
+                    "%s of protocol version %u is not supported (want %u)",
+                    d.name, version, version_of(msg->type));
         return FALSE;
     }
     if (flags != 0) {
@@ -499,7 +571,7 @@ frame_begin(GByteArray *out, guint8 type, guint32 id, gsize body_len)
 
     reserve(out, VC_FRAME_HEADER_LEN + DP_HEADER_LEN + body_len);
     vc_put_u32(out, 0); /* the length, patched by frame_end() */
-    vc_put_u8(out, DP_PROTO_VERSION);
+    vc_put_u8(out, version_of(type));
     vc_put_u8(out, type);
     vc_put_u16(out, 0);
     vc_put_u32(out, id);
@@ -629,12 +701,30 @@ dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id, guint32 count)
     frame_end(out, start);
 }
 
+/* INDEX_QUERY and CLAIM replies: a count, a byte per hash, then the
+ * node ids those bytes call for. */
+static void
+encode_holders_reply(GByteArray *out, guint8 type, guint32 id,
+                     const guint8 *bytes, guint32 count,
+                     const DpNodeId *holders, guint32 n_holders)
+{
+    guint start = frame_begin(out, type, id,
+                              4 + count + (gsize)n_holders * DP_NODE_ID_LEN);
+
+    vc_put_u32(out, count);
+    g_byte_array_append(out, bytes, count);
+    if (n_holders > 0) {
+        g_byte_array_append(out, (const guint8 *)holders,
+                            n_holders * DP_NODE_ID_LEN);
+    }
+    frame_end(out, start);
+}
+
 void
 dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
                       guint32 count, const DpNodeId *holders)
 {
     guint32 total = 0;
-    guint start;
 
     g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
     g_return_if_fail(n_holders != NULL);
@@ -645,15 +735,45 @@ dp_encode_query_reply(GByteArray *out, guint32 id, const guint8 *n_holders,
     }
     g_return_if_fail(total == 0 || holders != NULL);
 
-    start = frame_begin(out, DP_REPLY(DP_MSG_INDEX_QUERY), id,
-                        4 + count + (gsize)total * DP_NODE_ID_LEN);
+    encode_holders_reply(out, DP_REPLY(DP_MSG_INDEX_QUERY), id, n_holders,
+                         count, holders, total);
+}
+
+void
+dp_encode_claim(GByteArray *out, guint32 id, guint32 wait_ms,
+                const VcPageHash *hashes, guint32 count)
+{
+    guint start;
+
+    g_return_if_fail(wait_ms >= 1 && wait_ms <= DP_MAX_WAIT_MS);
+    g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
+    g_return_if_fail(hashes != NULL);
+
+    start = frame_begin(out, DP_MSG_CLAIM, id,
+                        8 + (gsize)count * VC_PAGE_HASH_LEN);
+    vc_put_u32(out, wait_ms);
     vc_put_u32(out, count);
-    g_byte_array_append(out, n_holders, count);
-    if (total > 0) {
-        g_byte_array_append(out, (const guint8 *)holders,
-                            total * DP_NODE_ID_LEN);
-    }
+    g_byte_array_append(out, (const guint8 *)hashes, count * VC_PAGE_HASH_LEN);
     frame_end(out, start);
+}
+
+void
+dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
+                      guint32 count, const DpNodeId *holders)
+{
+    guint32 held = 0;
+
+    g_return_if_fail(count >= 1 && count <= DP_MAX_BATCH);
+    g_return_if_fail(states != NULL);
+
+    for (guint32 i = 0; i < count; i++) {
+        g_return_if_fail(states[i] <= DP_CLAIM_UNCLAIMED);
+        held += states[i] == DP_CLAIM_HELD;
+    }
+    g_return_if_fail(held == 0 || holders != NULL);
+
+    encode_holders_reply(out, DP_REPLY(DP_MSG_CLAIM), id, states, count,
+                         holders, held);
 }
 
 void

@@ -5,8 +5,10 @@
  *
  * Every message is one frame (common/vc-frame.h: be32 payload length,
  * then the payload). A payload starts with an 8-byte header:
- *   u8 version (DP_PROTO_VERSION), u8 type, u16 flags (0), u32 id
+ *   u8 version, u8 type, u16 flags (0), u32 id
  * and the reply to a request has type (request | 0x80) and the same id.
+ * The version is that of the type's protocol (DP_RESOLVER_VERSION,
+ * DP_PEER_VERSION); ERROR always has version 1.
  *
  * Decoding never copies bulk data: DpMsg points into the payload, which
  * must outlive it. Every count and length is checked against the limits
@@ -18,7 +20,8 @@
 
 #include "vc-pagehash.h"
 
-#define DP_PROTO_VERSION 1
+#define DP_RESOLVER_VERSION 1
+#define DP_PEER_VERSION 2
 #define DP_HEADER_LEN 8
 #define DP_MAX_BATCH 1024
 #define DP_NODE_ID_LEN 16
@@ -28,6 +31,7 @@
 #define DP_MAX_SITE_LEN 64
 #define DP_MAX_ERROR_LEN 256
 #define DP_MAX_JSON_LEN (256 * 1024)
+#define DP_MAX_WAIT_MS 10000
 /* The largest payload: a batch of hashes with pages (PUBLISH). */
 #define DP_MAX_PAYLOAD                                                       \
     (DP_HEADER_LEN + 4 + DP_MAX_BATCH * (VC_PAGE_HASH_LEN + VC_PAGE_SIZE + 1))
@@ -57,6 +61,8 @@ typedef enum {
     DP_MSG_INDEX_QUERY = 0x24,
     DP_MSG_PAGE_GET = 0x25,
     DP_MSG_PING = 0x26,
+    DP_MSG_CLAIM = 0x27,
+    DP_MSG_CLAIM_DONE = 0x28,
     /* either side, in reply to anything */
     DP_MSG_ERROR = 0x7f,
 } DpMsgType;
@@ -72,23 +78,37 @@ typedef enum {
     DP_PAGE_HIT = 1,
 } DpPageStatus;
 
+/* What the claims arbiter says of a missing page (CLAIM reply). */
+typedef enum {
+    DP_CLAIM_FETCH = 0,     /* the asker holds the claim: it fetches it */
+    DP_CLAIM_HELD = 1,      /* a node holds it: fetch it there */
+    DP_CLAIM_UNCLAIMED = 2, /* the wait ran out: fetch it, unclaimed */
+    DP_CLAIM_WAITING = 3,   /* not on the wire: still in flight */
+} DpClaimState;
+
 typedef struct {
     guint8 type;
     guint32 id;
 
     /* Requests with hashes: LOOKUP, INDEX_ADD, INDEX_DEL, INDEX_QUERY,
-     * PAGE_GET; replies INDEX_ADD/INDEX_DEL carry only count. */
+     * PAGE_GET, CLAIM, CLAIM_DONE; replies INDEX_ADD, INDEX_DEL and
+     * CLAIM_DONE carry only count. */
     guint32 count;
     const VcPageHash *hashes;
 
     /* LOOKUP and PAGE_GET replies: count statuses (DpPageStatus), then
      * one page per hit, packed in order. INDEX_QUERY reply: count holder
-     * numbers (<= DP_MAX_HOLDERS), then that many node ids in order. */
+     * numbers (<= DP_MAX_HOLDERS), then that many node ids in order.
+     * CLAIM reply: count states (DpClaimState, at most DP_CLAIM_UNCLAIMED),
+     * then one node id per DP_CLAIM_HELD, in order. */
     const guint8 *status;
     const guint8 *pages;
     guint32 n_hits;
     const DpNodeId *holders;
     guint32 n_holders;
+
+    /* CLAIM: how long the asker waits at most, 1..DP_MAX_WAIT_MS. */
+    guint32 wait_ms;
 
     /* PUBLISH: count records of a hash then its page. */
     const guint8 *records;
@@ -143,13 +163,19 @@ void dp_encode_publish(GByteArray *out, guint32 id, const VcPageHash *hashes,
                        const guint8 *const *pages, guint32 count);
 void dp_encode_publish_reply(GByteArray *out, guint32 id, guint32 stored,
                              guint32 rejected);
-/* INDEX_ADD or INDEX_DEL reply, or any reply made of a count. */
+/* INDEX_ADD, INDEX_DEL or CLAIM_DONE reply: a count. */
 void dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id,
                            guint32 count);
 /* INDEX_QUERY reply: n_holders[i] holders of hash i, packed in @holders. */
 void dp_encode_query_reply(GByteArray *out, guint32 id,
                            const guint8 *n_holders, guint32 count,
                            const DpNodeId *holders);
+/* CLAIM, and its reply: states[i] of hash i, one holder per
+ * DP_CLAIM_HELD packed in @holders. */
+void dp_encode_claim(GByteArray *out, guint32 id, guint32 wait_ms,
+                     const VcPageHash *hashes, guint32 count);
+void dp_encode_claim_reply(GByteArray *out, guint32 id, const guint8 *states,
+                           guint32 count, const DpNodeId *holders);
 void dp_encode_empty(GByteArray *out, guint8 type, guint32 id);
 void dp_encode_stats_reply(GByteArray *out, guint32 id, const char *json,
                            gsize len);

@@ -74,6 +74,7 @@ struct DpFetch {
     DpDaemon *d;
     const VcPageHash *hashes; /* of the batch */
     const guint8 **out;
+    guint found;                /* pages of this run */
     Item items[DP_MAX_BATCH];   /* by batch position */
     VcPageHash req_hashes[DP_MAX_BATCH];
     GArray *req_items;  /* guint32 batch positions of the requests */
@@ -407,7 +408,7 @@ on_pages_reply(DpFetch *f, Link *l, const Pending *p, const DpMsg *m)
         f->out[pos] = page;
         hits++;
     }
-    dp_stat_add(f->d, hits_peer, hits);
+    f->found += hits;
     return hits > 0;
 }
 
@@ -557,23 +558,57 @@ exchange(DpFetch *f)
 }
 
 void
-dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
-             guint n_todo, const guint8 **out)
+dp_fetch_begin(DpFetch *f)
 {
-    DpDaemon *d = f->d;
-
-    g_return_if_fail(n_todo <= DP_MAX_BATCH);
-
-    f->hashes = hashes;
-    f->out = out;
-    g_array_set_size(f->req_items, 0);
     for (guint k = 0; k < f->bufs->len; k++) {
         ((Buf *)f->bufs->pdata[k])->busy = FALSE;
     }
     if (g_hash_table_size(f->links) > MAX_LINKS) {
         g_hash_table_remove_all(f->links);
     }
+}
 
+static void
+run_prepare(DpFetch *f, const VcPageHash *hashes, const guint8 **out)
+{
+    f->hashes = hashes;
+    f->out = out;
+    f->found = 0;
+    g_array_set_size(f->req_items, 0);
+}
+
+/* Ask until nothing is owed, then pool the connections again. */
+static guint
+run_exchange(DpFetch *f, const guint32 *todo, guint n_todo)
+{
+    for (guint k = 0; k < n_todo; k++) {
+        item_advance(f, todo[k]);
+    }
+    flush_staged(f);
+    exchange(f);
+
+    for (guint k = 0; k < f->active->len; k++) {
+        Link *l = f->active->pdata[k];
+
+        l->used = FALSE;
+        if (l->conn) {
+            /* Every reply was read: the stream is clean for the next. */
+            dp_peer_give(f->d, &l->id, g_steal_pointer(&l->conn));
+        }
+    }
+    g_ptr_array_set_size(f->active, 0);
+    return f->found;
+}
+
+guint
+dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
+             guint n_todo, const guint8 **out)
+{
+    DpDaemon *d = f->d;
+
+    g_return_val_if_fail(n_todo <= DP_MAX_BATCH, 0);
+
+    run_prepare(f, hashes, out);
     g_mutex_lock(&d->lock);
     for (guint k = 0; k < n_todo; k++) {
         guint32 i = todo[k];
@@ -593,20 +628,22 @@ dp_fetch_run(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
     }
     g_mutex_unlock(&d->lock);
     /* Holders this node knows of itself are asked at once. */
+    return run_exchange(f, todo, n_todo);
+}
+
+guint
+dp_fetch_from(DpFetch *f, const VcPageHash *hashes, const guint32 *todo,
+              guint n_todo, const DpNodeId *holders, const guint8 **out)
+{
+    g_return_val_if_fail(n_todo <= DP_MAX_BATCH, 0);
+
+    run_prepare(f, hashes, out);
     for (guint k = 0; k < n_todo; k++) {
-        item_advance(f, todo[k]);
-    }
-    flush_staged(f);
-    exchange(f);
+        Item *it = &f->items[todo[k]];
 
-    for (guint k = 0; k < f->active->len; k++) {
-        Link *l = f->active->pdata[k];
-
-        l->used = FALSE;
-        if (l->conn) {
-            /* Every reply was read: the stream is clean for the next. */
-            dp_peer_give(d, &l->id, g_steal_pointer(&l->conn));
-        }
+        it->n_holders = 1;
+        it->next = 0;
+        it->holders[0] = holders[k];
     }
-    g_ptr_array_set_size(f->active, 0);
+    return run_exchange(f, todo, n_todo);
 }

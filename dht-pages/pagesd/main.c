@@ -32,6 +32,7 @@ static char **arg_ram_globs;
 static gint arg_hash_rate = -1;
 static gint arg_cache_pages = -1;
 static gint arg_coalesce_ms = -1;
+static gint arg_claim_ms = -1;
 static gboolean arg_verbose;
 static gboolean arg_test_corrupt;
 
@@ -61,8 +62,11 @@ static const GOptionEntry entries[] = {
     {"cache-pages", 0, 0, G_OPTION_ARG_INT, &arg_cache_pages,
      "Pages kept in the published-page cache (default 65536)", "N"},
     {"coalesce-ms", 0, 0, G_OPTION_ARG_INT, &arg_coalesce_ms,
-     "How long a lookup waits for a page another client is fetching "
-     "(default 2000)", "MS"},
+     "How long a lookup waits for a missing page another client of the "
+     "site is fetching (default 2000, at most 10000, 0: no waiting)", "MS"},
+    {"claim-ms", 0, 0, G_OPTION_ARG_INT, &arg_claim_ms,
+     "As the site's claims arbiter: how long a node told to fetch a missing "
+     "page has to bring it before another is told (default 10000)", "MS"},
     {"verbose", 'v', 0, G_OPTION_ARG_NONE, &arg_verbose, "Debug messages",
      NULL},
     {"test-corrupt-pages", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE,
@@ -83,7 +87,8 @@ static const VcConfigKey config_keys[] = {
      "/var/lib/libvirt/qemu/ram/*/pc.ram", 0, 0},
     {"dht-pagesd", "hash_rate_mb", VC_CONFIG_INT, "512", 0, 1 << 20},
     {"dht-pagesd", "cache_pages", VC_CONFIG_INT, "65536", 16, 1 << 28},
-    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, 60000},
+    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, DP_MAX_WAIT_MS},
+    {"dht-pagesd", "claim_ms", VC_CONFIG_INT, "10000", 1, 60000},
 };
 
 /* Options win over the configuration file, which wins over defaults. */
@@ -172,7 +177,22 @@ configure(DpDaemon *d, GError **error)
         return FALSE;
     }
     d->store = dp_store_new((gsize)v, NULL, NULL);
-    d->coalesce_us = PICK_INT(arg_coalesce_ms, "coalesce_ms") * 1000;
+    v = PICK_INT(arg_coalesce_ms, "coalesce_ms");
+    if (v < 0 || v > DP_MAX_WAIT_MS) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "coalescing wait of %" G_GINT64_FORMAT " ms is not "
+                    "0-%u", v, DP_MAX_WAIT_MS);
+        return FALSE;
+    }
+    d->coalesce_us = v * G_TIME_SPAN_MILLISECOND;
+    v = PICK_INT(arg_claim_ms, "claim_ms");
+    if (v < 1 || v > 60000) {
+        g_set_error(error, DP_ERROR, DP_ERROR_UNAVAILABLE,
+                    "claim time of %" G_GINT64_FORMAT " ms is not 1-60000",
+                    v);
+        return FALSE;
+    }
+    d->claim_us = v * G_TIME_SPAN_MILLISECOND;
 #undef PICK_STR
 #undef PICK_INT
     d->test_corrupt_pages = arg_test_corrupt;
@@ -229,7 +249,7 @@ main(int argc, char **argv)
                                     g_free, NULL);
     d->index = dp_index_new();
     d->ram = dp_ram_new();
-    d->coalescer = dp_coalescer_new(d->coalesce_us);
+    d->claims = dp_claims_new();
     d->started_us = g_get_monotonic_time();
     g_mutex_lock(&d->lock);
     dp_members_repartition_locked(d);

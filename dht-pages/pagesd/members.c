@@ -17,6 +17,9 @@
 #define PING_INTERVAL_US G_USEC_PER_SEC
 #define PING_FAILURES_MAX 3
 #define ANNOUNCE_RETRY_US (2 * G_USEC_PER_SEC)
+/* The membership text starts with the peer protocol's version: daemons
+ * of another version ignore each other (docs/protocols.md, "Versions"). */
+#define MEMBER_TAG "dp" G_STRINGIFY(DP_PEER_VERSION)
 
 static dht_runner *runner;
 static dht_infohash site_key;
@@ -143,7 +146,8 @@ announce_text(DpDaemon *d)
     g_autofree char *mac = NULL;
 
     dp_node_id_to_hex(&d->self, id);
-    body = g_strdup_printf("dp1 %s %s %u", id, d->address, d->peer_port);
+    body = g_strdup_printf(MEMBER_TAG " %s %s %u", id, d->address,
+                           d->peer_port);
     mac = announce_mac(d, body);
     return g_strdup_printf("%s %s", body, mac);
 }
@@ -164,7 +168,8 @@ hex_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-/* Parse and authenticate "dp1 <id> <ip> <port> <mac>". */
+/* Parse and authenticate "dp2 <id> <ip> <port> <mac>"; members of
+ * another version of the peer protocol are not ours to talk to. */
 static gboolean
 parse_announce(DpDaemon *d, const guint8 *data, gsize len, DpNodeId *id,
                char **address, guint16 *port)
@@ -180,7 +185,7 @@ parse_announce(DpDaemon *d, const guint8 *data, gsize len, DpNodeId *id,
     }
     text = g_strndup((const char *)data, len);
     f = g_strsplit(text, " ", 0);
-    if (g_strv_length(f) != 5 || !g_str_equal(f[0], "dp1") ||
+    if (g_strv_length(f) != 5 || !g_str_equal(f[0], MEMBER_TAG) ||
         !dp_node_id_from_hex(f[1], id) ||
         !g_ascii_string_to_unsigned(f[3], 10, 1, 65535, &p, NULL)) {
         return FALSE;

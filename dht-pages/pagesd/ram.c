@@ -1,9 +1,10 @@
 /*
  * Pages of local VMs: dht-pagesd maps the file-backed shared RAM of the
- * node's guests read-only, hashes it incrementally at a bounded rate and
- * announces the hashes to their owners. Guest memory keeps changing, so
- * every page is re-hashed before it is served (peer.c) and the scanner
- * keeps re-hashing in passes, moving the index along with the guests.
+ * node's guests read-only and hashes it incrementally, chunk by chunk, for
+ * the scanner (holdings.c), which paces it and announces the hashes to
+ * their owners. Guest memory keeps changing, so every page is re-hashed
+ * before it is served and the scanner keeps re-hashing in passes, moving
+ * the index along with the guests.
  */
 #include "pagesd.h"
 
@@ -16,15 +17,7 @@
 #include <unistd.h>
 
 #define CHUNK_PAGES 256
-#define DISCOVER_INTERVAL_US (2 * G_USEC_PER_SEC)
 #define REPASS_INTERVAL_US (5 * G_USEC_PER_SEC)
-/* While lookups are served (one came within LOOKUP_RECENT_US), re-passes
- * use at most 1/REPASS_YIELD of a core: the CPU goes to the lookups, a
- * migration waits on them, and pages that changed since are caught when
- * they are served anyway (they are re-hashed then). First passes do not
- * yield: until then the RAM is not in the index at all. */
-#define LOOKUP_RECENT_US (200 * 1000)
-#define REPASS_YIELD 8
 #define MAX_REGION_BYTES (G_GUINT64_CONSTANT(1) << 40)
 
 enum { PAGE_UNHASHED, PAGE_INDEXED, PAGE_SKIPPED };
@@ -175,27 +168,16 @@ dp_ram_regions(DpDaemon *d)
     return g_hash_table_size(d->ram->by_path);
 }
 
-static void
-collect_store_hash(const VcPageHash *h, gpointer data)
+void
+dp_ram_collect_locked(DpDaemon *d, GArray *out)
 {
-    g_array_append_vals(data, h, 1);
-}
-
-GArray *
-dp_local_hashes(DpDaemon *d)
-{
-    GArray *out = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
     GHashTableIter it;
     gpointer key;
 
-    g_mutex_lock(&d->lock);
     g_hash_table_iter_init(&it, d->ram->table);
     while (g_hash_table_iter_next(&it, &key, NULL)) {
         g_array_append_vals(out, key, 1);
     }
-    dp_store_foreach(d->store, collect_store_hash, out);
-    g_mutex_unlock(&d->lock);
-    return out;
 }
 
 /* Under the lock: retire a region; its hashes go to @withdrawn. */
@@ -248,14 +230,12 @@ region_open(const char *path, const struct stat *st, GError **error)
     return r;
 }
 
-/* Find new RAM files and retire those that went away. */
-static void
-discover(DpDaemon *d)
+void
+dp_ram_discover(DpDaemon *d, GArray *withdrawn)
 {
     DpRam *ram = d->ram;
     g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal,
                                                        g_free, NULL);
-    g_autoptr(GArray) withdrawn = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
     g_autoptr(GPtrArray) stale = g_ptr_array_new();
     GHashTableIter it;
     Region *r;
@@ -316,16 +296,11 @@ discover(DpDaemon *d)
         region_retire(d, r, withdrawn);
     }
     g_mutex_unlock(&d->lock);
-    if (withdrawn->len > 0) {
-        dp_announce(d, DP_MSG_INDEX_DEL, (VcPageHash *)withdrawn->data,
-                    withdrawn->len);
-    }
 }
 
-/* Hash up to CHUNK_PAGES pages of one region that needs it; returns the
- * bytes hashed (0: nothing to do) and whether that was a re-pass. */
-static gsize
-hash_chunk(DpDaemon *d, gboolean *repass)
+gsize
+dp_ram_hash_chunk(DpDaemon *d, gboolean *repass, GArray *added,
+                  GArray *withdrawn)
 {
     DpRam *ram = d->ram;
     GHashTableIter it;
@@ -333,14 +308,11 @@ hash_chunk(DpDaemon *d, gboolean *repass)
     gint64 now = g_get_monotonic_time();
     VcPageHash fresh[CHUNK_PAGES];
     guint8 zero[CHUNK_PAGES];
-    g_autoptr(GArray) added = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
-    g_autoptr(GArray) withdrawn = g_array_new(FALSE, FALSE,
-                                              sizeof(VcPageHash));
     gsize start, n;
 
     g_mutex_lock(&d->lock);
     g_hash_table_iter_init(&it, ram->by_path);
-    /* First passes first: re-passes may be slowed down (REPASS_YIELD). */
+    /* First passes first: re-passes may be slowed down (holdings.c). */
     while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r)) {
         if (r->pass_done == 0) {
             pick = r;
@@ -413,101 +385,5 @@ hash_chunk(DpDaemon *d, gboolean *repass)
     region_unref_locked(ram, r);
     g_mutex_unlock(&d->lock);
     dp_stat_add(d, pages_hashed, n);
-    /* Withdrawals first: a page that changed to content already indexed
-     * elsewhere here is withdrawn and re-added, in that order. */
-    if (withdrawn->len > 0) {
-        dp_announce(d, DP_MSG_INDEX_DEL, (VcPageHash *)withdrawn->data,
-                    withdrawn->len);
-    }
-    if (added->len > 0) {
-        dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)added->data,
-                    added->len);
-    }
     return n * VC_PAGE_SIZE;
-}
-
-static gboolean
-keep_owned(const VcPageHash *h, gpointer data)
-{
-    DpDaemon *d = data;
-    const DpNodeId *owner = dp_partition_owner_id(d->partition, h);
-
-    return owner && dp_node_id_equal(owner, &d->self);
-}
-
-/* After a membership change: announce everything held here to the new
- * owners and drop index entries for buckets this node no longer owns. */
-static void
-rebalance(DpDaemon *d, guint64 epoch)
-{
-    g_autoptr(GArray) local = dp_local_hashes(d);
-    gsize dropped;
-
-    dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)local->data, local->len);
-    g_mutex_lock(&d->lock);
-    dropped = dp_index_retain(d->index, keep_owned, d);
-    d->announced_epoch = epoch;
-    g_cond_broadcast(&d->changed);
-    g_mutex_unlock(&d->lock);
-    dp_stat_add(d, rebalances, 1);
-    g_message("rebalanced for membership epoch %" G_GUINT64_FORMAT
-              ": %u hashes announced, %zu index entries handed over",
-              epoch, local->len, dropped);
-}
-
-gpointer
-dp_scanner_thread(gpointer data)
-{
-    DpDaemon *d = data;
-    gint64 next_discover = 0;
-    gint64 budget_start = g_get_monotonic_time();
-    guint64 budget_bytes = 0;
-
-    while (!g_atomic_int_get(&d->stopping)) {
-        gint64 now = g_get_monotonic_time(), t0;
-        guint64 epoch;
-        gsize done;
-        gboolean repass = FALSE;
-
-        g_mutex_lock(&d->lock);
-        epoch = d->epoch;
-        g_mutex_unlock(&d->lock);
-        if (epoch != d->announced_epoch) {
-            rebalance(d, epoch);
-            continue;
-        }
-        if (now >= next_discover) {
-            discover(d);
-            next_discover = now + DISCOVER_INTERVAL_US;
-        }
-        t0 = g_get_monotonic_time();
-        done = hash_chunk(d, &repass);
-        if (done == 0) {
-            g_mutex_lock(&d->lock);
-            if (d->epoch == d->announced_epoch) {
-                g_cond_wait_until(&d->changed, &d->lock,
-                                  g_get_monotonic_time() + 200000);
-            }
-            g_mutex_unlock(&d->lock);
-            budget_start = g_get_monotonic_time();
-            budget_bytes = 0;
-            continue;
-        }
-        now = g_get_monotonic_time();
-        if (repass && now - dp_last_lookup(d) < LOOKUP_RECENT_US) {
-            g_usleep((now - t0) * (REPASS_YIELD - 1));
-        }
-        /* CPU bound: stay under hash_rate bytes per second. */
-        budget_bytes += done;
-        if (d->hash_rate > 0) {
-            gint64 due = budget_start +
-                         (gint64)(budget_bytes * G_USEC_PER_SEC / d->hash_rate);
-
-            now = g_get_monotonic_time();
-            if (due > now) {
-                g_usleep(due - now);
-            }
-        }
-    }
-    return NULL;
 }

@@ -10,8 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Hashes a client was told are missing and has not published yet: it is
- * fetching them, so it must never wait on its own reservation. */
+/* Hashes a client was told to fetch: it must never wait on its own
+ * claim (it fetches the page only once its lookup is answered). */
 #define CLAIMED_MAX (1 << 18)
 /* A LOOKUP reply of 256 pages in one pass through the pipe, even if its
  * pages are not page-aligned in their buffers (each then takes two of
@@ -41,6 +41,15 @@ typedef struct {
     guint8 status[DP_MAX_BATCH];
     const guint8 *out[DP_MAX_BATCH];
     guint32 todo[DP_MAX_BATCH];
+    /* Asking the claims arbiter: the hashes, their states, the holders,
+     * and the hashes held elsewhere, by where. */
+    VcPageHash asked[DP_MAX_BATCH];
+    guint8 states[DP_MAX_BATCH];
+    DpNodeId holders[DP_MAX_BATCH];
+    guint32 held_peer[DP_MAX_BATCH];
+    DpNodeId held_peer_at[DP_MAX_BATCH];
+    VcPageHash held_here[DP_MAX_BATCH];
+    guint32 held_here_pos[DP_MAX_BATCH];
 } Client;
 
 /* The LOOKUP reply's pages after its head, in order, in as few iovecs
@@ -93,12 +102,81 @@ wait_read(Client *c)
 }
 
 static void
+claimed_add(Client *c, const VcPageHash *h)
+{
+    if (g_hash_table_size(c->claimed) >= CLAIMED_MAX) {
+        g_hash_table_remove_all(c->claimed);
+    }
+    g_hash_table_add(c->claimed, g_memdup2(h, sizeof(VcPageHash)));
+}
+
+/*
+ * The hashes[todo[k]] still missing: the site's claims arbiter says which
+ * node fetches each over the WAN (this client, if it is told to: a miss,
+ * and it publishes the page later), and where the others are once they
+ * arrived there (waiting for them at most the hold time): those are
+ * fetched from that node. Pages of this node's cache go to c->local from
+ * slot @slot on. Returns the slots used.
+ */
+static guint
+resolve_missing(Client *c, const VcPageHash *hashes, guint n_todo, guint slot)
+{
+    DpDaemon *d = c->d;
+    guint n_peer = 0, n_here = 0, held = 0, hits = 0, here_hits, n_ram;
+
+    for (guint k = 0; k < n_todo; k++) {
+        c->asked[k] = hashes[c->todo[k]];
+    }
+    if (!dp_arbiter_ask(d, c->asked, n_todo, c->states, c->holders)) {
+        dp_stat_add(d, misses, n_todo);
+        return 0;
+    }
+    for (guint k = 0; k < n_todo; k++) {
+        guint32 i = c->todo[k];
+
+        if (c->states[k] == DP_CLAIM_FETCH) {
+            claimed_add(c, &hashes[i]);
+            dp_stat_add(d, claims_fetch, 1);
+            continue;
+        }
+        dp_stat_add(d, coalesce_waits, 1);
+        if (c->states[k] != DP_CLAIM_HELD) {
+            continue; /* the wait ran out: a miss */
+        }
+        if (dp_node_id_equal(&c->holders[held], &d->self)) {
+            c->held_here_pos[n_here] = i;
+            c->held_here[n_here++] = hashes[i];
+        } else {
+            c->held_peer_at[n_peer] = c->holders[held];
+            c->held_peer[n_peer++] = i;
+        }
+        held++;
+    }
+    /* Another client of this node brought it. */
+    here_hits = n_here == 0 ? 0
+                            : dp_local_pages(d, c->held_here, n_here, c->status,
+                                             c->local +
+                                                 (gsize)slot * VC_PAGE_SIZE,
+                                             &n_ram);
+    for (guint k = 0, rank = 0; k < n_here; k++) {
+        if (c->status[k] == DP_PAGE_HIT) {
+            c->out[c->held_here_pos[k]] =
+                c->local + (gsize)(slot + rank++) * VC_PAGE_SIZE;
+        }
+    }
+    if (n_peer > 0) {
+        hits = dp_fetch_from(c->fetch, hashes, c->held_peer, n_peer,
+                             c->held_peer_at, c->out);
+    }
+    dp_stat_add(d, coalesced_hits, here_hits + hits);
+    dp_stat_add(d, misses, n_todo - here_hits - hits);
+    return here_hits;
+}
+
+static void
 handle_lookup(Client *c, const DpMsg *m)
 {
     DpDaemon *d = c->d;
-    /* However many reservations it meets, one batch waits at most one
-     * hold time in all. */
-    gint64 batch_deadline = g_get_monotonic_time() + d->coalesce_us;
     guint32 n = m->count;
     guint n_todo = 0, local, n_ram;
 
@@ -110,6 +188,7 @@ handle_lookup(Client *c, const DpMsg *m)
     }
     dp_stat_add(d, lookups, n);
     dp_note_lookup(d);
+    dp_fetch_begin(c->fetch);
     /* Pages held here never cost a peer hop. */
     local = dp_local_pages(d, m->hashes, n, c->status, c->local, &n_ram);
     dp_stat_add(d, hits_ram, n_ram);
@@ -123,40 +202,24 @@ handle_lookup(Client *c, const DpMsg *m)
         }
     }
     if (n_todo > 0) {
-        dp_fetch_run(c->fetch, m->hashes, c->todo, n_todo, c->out);
+        dp_stat_add(d, hits_peer,
+                    dp_fetch_run(c->fetch, m->hashes, c->todo, n_todo, c->out));
     }
-    /* Still missing: the first asker fetches it over the WAN and
-     * publishes; later askers wait (bounded) for that publish. */
+    /* Still missing: no member holds them. */
+    n_todo = 0;
     for (guint32 i = 0; i < n; i++) {
-        gint64 deadline;
-        /* Coalesced pages go after the local hits: there is room. */
-        guint8 *page = c->local + (gsize)local * VC_PAGE_SIZE;
-        gboolean found;
-
         if (c->out[i]) {
             continue;
         }
-        if (dp_coalescer_claim(d->coalescer, &m->hashes[i],
-                               g_get_monotonic_time(), &deadline)) {
-            if (g_hash_table_size(c->claimed) >= CLAIMED_MAX) {
-                g_hash_table_remove_all(c->claimed);
-            }
-            g_hash_table_add(c->claimed,
-                             g_memdup2(&m->hashes[i], sizeof(VcPageHash)));
-        } else if (!g_hash_table_contains(c->claimed, &m->hashes[i]) &&
-                   dp_coalescer_wait(d->coalescer, &m->hashes[i],
-                                     MIN(deadline, batch_deadline))) {
-            g_mutex_lock(&d->lock);
-            found = dp_store_get(d->store, &m->hashes[i], page);
-            g_mutex_unlock(&d->lock);
-            if (found) {
-                c->out[i] = page;
-                local++;
-                dp_stat_add(d, coalesced_hits, 1);
-                continue;
-            }
+        if (d->coalesce_us > 0 &&
+            !g_hash_table_contains(c->claimed, &m->hashes[i])) {
+            c->todo[n_todo++] = i;
+        } else {
+            dp_stat_add(d, misses, 1);
         }
-        dp_stat_add(d, misses, 1);
+    }
+    if (n_todo > 0) {
+        resolve_missing(c, m->hashes, n_todo, local);
     }
     for (guint32 i = 0; i < n; i++) {
         c->status[i] = c->out[i] ? DP_PAGE_HIT : DP_PAGE_MISS;
@@ -193,8 +256,6 @@ handle_publish(Client *c, const DpMsg *m)
         if (added) {
             g_array_append_val(fresh, *h);
         }
-        dp_coalescer_published(d->coalescer, h);
-        g_hash_table_remove(c->claimed, h);
         stored++;
     }
     dp_stat_add(d, published, stored);
@@ -202,6 +263,10 @@ handle_publish(Client *c, const DpMsg *m)
     if (fresh->len > 0) {
         dp_announce(d, DP_MSG_INDEX_ADD, (VcPageHash *)fresh->data,
                     fresh->len);
+        /* After the index: whoever waits for them may fetch them here. */
+        if (d->coalesce_us > 0) {
+            dp_arbiter_done(d, (VcPageHash *)fresh->data, fresh->len);
+        }
     }
     dp_encode_publish_reply(reply, m->id, stored, rejected);
 }
@@ -251,6 +316,10 @@ dp_stats_json(DpDaemon *d)
     STAT(hits_peer);
     STAT(misses);
     STAT(coalesced_hits);
+    STAT(coalesce_waits);
+    STAT(claims_fetch);
+    STAT(claims_decided);
+    STAT(claims_fulfilled);
     STAT(published);
     STAT(publish_rejected);
     STAT(bad_pages_from_peers);
@@ -264,10 +333,10 @@ dp_stats_json(DpDaemon *d)
     STAT(pages_hashed);
     STAT(ram_passes);
 #undef STAT
-    g_string_append_printf(s, ", \"coalesce_waits\": %" G_GUINT64_FORMAT
-                              ", \"coalesce_served\": %" G_GUINT64_FORMAT "}",
-                           dp_coalescer_waits(d->coalescer),
-                           dp_coalescer_served(d->coalescer));
+    g_string_append_printf(s, ", \"coalesce_served\": %" G_GUINT64_FORMAT
+                              ", \"claims_live\": %u}",
+                           dp_stat_get(d, coalesced_hits),
+                           dp_claims_size(d->claims));
     return g_string_free(s, FALSE);
 }
 

@@ -80,13 +80,23 @@ expect_fail(const GByteArray *payload, int code, const char *message)
     expect_fail_len(payload->data, payload->len, code, message);
 }
 
+/* The version a type travels with (docs/protocols.md, "Versions"). */
+static guint8
+version_of(guint8 type)
+{
+    if (type == DP_MSG_ERROR || (type & 0x7f) < DP_MSG_HELLO) {
+        return DP_RESOLVER_VERSION;
+    }
+    return DP_PEER_VERSION;
+}
+
 /* A payload built by hand, for messages the encoders refuse to make. */
 static GByteArray *
 raw_payload(guint8 type)
 {
     GByteArray *p = g_byte_array_new();
 
-    vc_put_u8(p, DP_PROTO_VERSION);
+    vc_put_u8(p, version_of(type));
     vc_put_u8(p, type);
     vc_put_u16(p, 0);
     vc_put_u32(p, 42);
@@ -109,7 +119,7 @@ test_hashes_roundtrip(void)
 {
     static const guint8 types[] = {
         DP_MSG_LOOKUP,      DP_MSG_INDEX_ADD, DP_MSG_INDEX_DEL,
-        DP_MSG_INDEX_QUERY, DP_MSG_PAGE_GET,
+        DP_MSG_INDEX_QUERY, DP_MSG_PAGE_GET,  DP_MSG_CLAIM_DONE,
     };
     static const guint32 counts[] = {1, 3, DP_MAX_BATCH};
     g_autofree VcPageHash *hashes = g_new0(VcPageHash, DP_MAX_BATCH);
@@ -124,6 +134,7 @@ test_hashes_roundtrip(void)
             dp_encode_hashes(frame, types[t], 0xdeadbeef, hashes, counts[c]);
             g_assert_cmpuint(frame->len, ==,
                              4 + 8 + 4 + counts[c] * VC_PAGE_HASH_LEN);
+            g_assert_cmpuint(frame->data[4], ==, version_of(types[t]));
             decode_frame(frame, &msg);
             g_assert_cmpuint(msg.type, ==, types[t]);
             g_assert_cmpuint(msg.id, ==, 0xdeadbeef);
@@ -372,6 +383,98 @@ test_query_reply_roundtrip(void)
 }
 
 static void
+test_claim_roundtrip(void)
+{
+    static const guint8 states[] = {DP_CLAIM_FETCH, DP_CLAIM_HELD,
+                                    DP_CLAIM_UNCLAIMED, DP_CLAIM_HELD};
+    DpNodeId holders[2];
+    VcPageHash hashes[3];
+    g_autoptr(GByteArray) frame = g_byte_array_new();
+    g_autoptr(GByteArray) again = g_byte_array_new();
+    DpMsg msg;
+
+    fill_hashes(hashes, G_N_ELEMENTS(hashes), 9);
+    dp_encode_claim(frame, 11, 2000, hashes, 3);
+    g_assert_cmpuint(frame_len(frame), ==, 8 + 4 + 4 + 3 * 32);
+    g_assert_cmpuint(frame->data[4], ==, DP_PEER_VERSION);
+    decode_frame(frame, &msg);
+    g_assert_cmpuint(msg.type, ==, DP_MSG_CLAIM);
+    g_assert_cmpuint(msg.wait_ms, ==, 2000);
+    g_assert_cmpuint(msg.count, ==, 3);
+    g_assert_cmpmem(msg.hashes, sizeof(hashes), hashes, sizeof(hashes));
+    dp_encode_claim(again, msg.id, msg.wait_ms, msg.hashes, msg.count);
+    g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
+
+    memset(holders[0].bytes, 0xa1, DP_NODE_ID_LEN);
+    memset(holders[1].bytes, 0xb2, DP_NODE_ID_LEN);
+    g_byte_array_set_size(frame, 0);
+    g_byte_array_set_size(again, 0);
+    dp_encode_claim_reply(frame, 11, states, 4, holders);
+    g_assert_cmpuint(frame_len(frame), ==, 8 + 4 + 4 + 2 * 16);
+    decode_frame(frame, &msg);
+    g_assert_cmpuint(msg.type, ==, DP_REPLY(DP_MSG_CLAIM));
+    g_assert_cmpuint(msg.count, ==, 4);
+    g_assert_cmpmem(msg.status, 4, states, 4);
+    g_assert_cmpuint(msg.n_holders, ==, 2);
+    g_assert_cmpmem(msg.holders, sizeof(holders), holders, sizeof(holders));
+    dp_encode_claim_reply(again, msg.id, msg.status, msg.count, msg.holders);
+    g_assert_cmpmem(again->data, again->len, frame->data, frame->len);
+
+    g_byte_array_set_size(frame, 0);
+    dp_encode_count_reply(frame, DP_REPLY(DP_MSG_CLAIM_DONE), 12, 3);
+    decode_frame(frame, &msg);
+    g_assert_cmpuint(msg.type, ==, DP_REPLY(DP_MSG_CLAIM_DONE));
+    g_assert_cmpuint(msg.count, ==, 3);
+}
+
+static void
+expect_ok(const GByteArray *payload)
+{
+    g_autoptr(GError) error = NULL;
+    DpMsg msg;
+
+    g_assert_true(dp_msg_decode(payload->data, payload->len, &msg, &error));
+    g_assert_no_error(error);
+}
+
+static void
+test_claim_errors(void)
+{
+    g_autoptr(GByteArray) p = raw_payload(DP_MSG_CLAIM);
+    g_autoptr(GByteArray) r = raw_payload(DP_REPLY(DP_MSG_CLAIM));
+    guint8 hash[VC_PAGE_HASH_LEN] = {0};
+    guint len;
+
+    vc_put_u32(p, 0);
+    vc_put_u32(p, 1);
+    g_byte_array_append(p, hash, sizeof(hash));
+    expect_fail(p, DP_ERROR_LIMIT,
+                "CLAIM wait of 0 ms is not within 1..10000");
+    p->data[DP_HEADER_LEN + 2] = 0x27; /* 10001 ms */
+    p->data[DP_HEADER_LEN + 3] = 0x11;
+    expect_fail(p, DP_ERROR_LIMIT,
+                "CLAIM wait of 10001 ms is not within 1..10000");
+    p->data[DP_HEADER_LEN + 3] = 0x10;
+    expect_ok(p);
+    expect_fail_len(p->data, DP_HEADER_LEN + 2, DP_ERROR_PROTOCOL,
+                    "CLAIM body of 2 bytes is too short for its wait");
+
+    /* A state over 2, and a held hash without its holder. */
+    vc_put_u32(r, 2);
+    vc_put_u8(r, DP_CLAIM_FETCH);
+    vc_put_u8(r, 3);
+    expect_fail(r, DP_ERROR_PROTOCOL,
+                "CLAIM-REPLY state 3 of hash 1 is not 0, 1 or 2");
+    r->data[r->len - 1] = DP_CLAIM_HELD;
+    len = r->len;
+    expect_fail(r, DP_ERROR_PROTOCOL,
+                "CLAIM-REPLY body of 6 bytes is too short for 1 holder ids");
+    g_byte_array_set_size(r, len + DP_NODE_ID_LEN);
+    memset(r->data + len, 0x5a, DP_NODE_ID_LEN);
+    expect_ok(r);
+}
+
+static void
 test_stats_error_roundtrip(void)
 {
     static const char json[] = "{\"site\": \"lab\", \"caf\xc3\xa9\": 1}";
@@ -587,22 +690,27 @@ test_trailing_byte(void)
 static void
 test_header_errors(void)
 {
-    static const guint8 unknown[] = {0x00, 0x04, 0x1f, 0x27, 0x7e,
-                                     0x80, 0x84, 0xa7, 0xff};
+    static const guint8 unknown[] = {0x00, 0x04, 0x1f, 0x29, 0x7e,
+                                     0x80, 0x84, 0xa9, 0xff};
     g_autoptr(GByteArray) frame = g_byte_array_new();
     g_autoptr(GByteArray) p = NULL;
 
     dp_encode_empty(frame, DP_MSG_PING, 1);
     p = payload_of(frame);
 
-    p->data[OFF_VERSION] = 2;
+    /* A peer of version 1 (before CLAIM) is refused. */
+    g_assert_cmpuint(p->data[OFF_VERSION], ==, DP_PEER_VERSION);
+    p->data[OFF_VERSION] = 1;
     expect_fail(p, DP_ERROR_VERSION,
-                "protocol version 2 is not supported (want 1)");
+                "PING of protocol version 1 is not supported (want 2)");
+    p->data[OFF_VERSION] = 3;
+    expect_fail(p, DP_ERROR_VERSION,
+                "protocol version 3 is not supported (want 1 or 2)");
     p->data[OFF_VERSION] = 0;
     expect_fail(p, DP_ERROR_VERSION, NULL);
     /* A wrong version is reported even in a short payload. */
     expect_fail_len(p->data, 1, DP_ERROR_VERSION, NULL);
-    p->data[OFF_VERSION] = DP_PROTO_VERSION;
+    p->data[OFF_VERSION] = DP_PEER_VERSION;
 
     expect_fail_len(p->data, 0, DP_ERROR_PROTOCOL,
                     "payload of 0 bytes is shorter than the 8-byte header");
@@ -1012,7 +1120,10 @@ test_type_names(void)
     g_assert_cmpstr(dp_msg_type_name(DP_MSG_ERROR), ==, "ERROR");
     g_assert_cmpstr(dp_msg_type_name(0x00), ==, "unknown");
     g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_ERROR)), ==, "unknown");
-    g_assert_cmpstr(dp_msg_type_name(0x27), ==, "unknown");
+    g_assert_cmpstr(dp_msg_type_name(DP_MSG_CLAIM), ==, "CLAIM");
+    g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_CLAIM_DONE)), ==,
+                    "CLAIM_DONE-REPLY");
+    g_assert_cmpstr(dp_msg_type_name(0x29), ==, "unknown");
 }
 
 int
@@ -1029,6 +1140,8 @@ main(int argc, char **argv)
     g_test_add_func("/proto/roundtrip/query-reply", test_query_reply_roundtrip);
     g_test_add_func("/proto/roundtrip/stats-error", test_stats_error_roundtrip);
     g_test_add_func("/proto/roundtrip/handshake", test_handshake_roundtrip);
+    g_test_add_func("/proto/roundtrip/claim", test_claim_roundtrip);
+    g_test_add_func("/proto/decode/claim", test_claim_errors);
     g_test_add_func("/proto/encode/error-message-cut", test_error_message_cut);
     g_test_add_func("/proto/decode/truncated", test_truncated);
     g_test_add_func("/proto/decode/trailing-byte", test_trailing_byte);

@@ -1,0 +1,117 @@
+/*
+ * Site-wide coalescing of missing pages (docs/protocols.md, "Missing
+ * pages: claims"): one member, the claims arbiter, decides which node
+ * fetches a page no member holds; the others wait until that node has it
+ * and fetch it there. Both sides are here: deciding (for peers' CLAIM and
+ * CLAIM_DONE, and for this node's own clients when it is the arbiter)
+ * and asking.
+ */
+#include "pagesd.h"
+
+#include <string.h>
+
+/* The asker waits for the arbiter's reply this much longer than the wait
+ * it asks for. */
+#define CLAIM_MARGIN_S 5
+
+/* The member whose id sorts first; TRUE if it is this node. */
+static gboolean
+arbiter_of_site(DpDaemon *d, DpNodeId *arbiter)
+{
+    g_mutex_lock(&d->lock);
+    *arbiter = *dp_partition_member(d->partition, 0);
+    g_mutex_unlock(&d->lock);
+    return dp_node_id_equal(arbiter, &d->self);
+}
+
+guint
+dp_arbiter_decide(DpDaemon *d, const DpNodeId *asker,
+                  const VcPageHash *hashes, guint n, guint32 wait_ms,
+                  guint8 *states, DpNodeId *holders)
+{
+    DpClaimAsk *a = dp_claims_ask(d->claims, asker, hashes, n,
+                                  (gint64)wait_ms * G_TIME_SPAN_MILLISECOND,
+                                  d->claim_us, g_get_monotonic_time());
+    guint held = 0;
+
+    dp_claims_ask_wait(d->claims, a);
+    for (guint i = 0; i < n; i++) {
+        states[i] = dp_claims_ask_state(a, i, &holders[held]);
+        held += states[i] == DP_CLAIM_HELD;
+    }
+    dp_claims_ask_free(d->claims, a);
+    dp_stat_add(d, claims_decided, n);
+    return held;
+}
+
+void
+dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
+                  const VcPageHash *hashes, guint n)
+{
+    gint64 now = g_get_monotonic_time();
+    guint64 fulfilled = 0;
+
+    for (guint i = 0; i < n; i++) {
+        fulfilled += dp_claims_done(d->claims, holder, &hashes[i], now);
+    }
+    dp_stat_add(d, claims_fulfilled, fulfilled);
+}
+
+gboolean
+dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
+               guint8 *states, DpNodeId *holders)
+{
+    guint32 wait_ms = (guint32)(d->coalesce_us / G_TIME_SPAN_MILLISECOND);
+    g_autoptr(GByteArray) req = g_byte_array_new();
+    g_autoptr(GBytes) payload = NULL;
+    g_autoptr(GError) error = NULL;
+    DpNodeId arbiter;
+    DpMsg reply;
+
+    g_return_val_if_fail(n >= 1 && n <= DP_MAX_BATCH, FALSE);
+
+    if (arbiter_of_site(d, &arbiter)) {
+        dp_arbiter_decide(d, &d->self, hashes, n, wait_ms, states, holders);
+        return TRUE;
+    }
+    dp_encode_claim(req, 0, wait_ms, hashes, n);
+    if (!dp_peer_call_timeout(d, &arbiter, req,
+                              (int)(wait_ms / 1000) + CLAIM_MARGIN_S, &reply,
+                              &payload, &error)) {
+        g_debug("claims arbiter: %s", error->message);
+        return FALSE;
+    }
+    if (reply.count != n) {
+        g_debug("claims arbiter answered %u states for %u hashes",
+                reply.count, n);
+        dp_stat_add(d, peer_errors, 1);
+        return FALSE;
+    }
+    memcpy(states, reply.status, n);
+    memcpy(holders, reply.holders, (gsize)reply.n_holders * sizeof(DpNodeId));
+    return TRUE;
+}
+
+void
+dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n)
+{
+    DpNodeId arbiter;
+
+    if (arbiter_of_site(d, &arbiter)) {
+        dp_arbiter_fulfil(d, &d->self, hashes, (guint)n);
+        return;
+    }
+    for (gsize off = 0; off < n; off += DP_MAX_BATCH) {
+        g_autoptr(GByteArray) req = g_byte_array_new();
+        g_autoptr(GBytes) payload = NULL;
+        g_autoptr(GError) error = NULL;
+        DpMsg reply;
+
+        dp_encode_hashes(req, DP_MSG_CLAIM_DONE, 0, hashes + off,
+                         (guint32)MIN(DP_MAX_BATCH, n - off));
+        if (!dp_peer_call(d, &arbiter, req, &reply, &payload, &error)) {
+            g_debug("claims arbiter: %s", error->message);
+            return;
+        }
+    }
+}
