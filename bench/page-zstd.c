@@ -15,7 +15,10 @@
  * not built; what it could save is measured: each missing page as one
  * frame at the first level with the page at the same offset of the first
  * --site guest as zstd's reference (the look-alike a destination holds),
- * against one frame without. Prints key=value lines.
+ * against one frame without, for the "other" pages (kernel and page-cache
+ * data: neither random, a frame of at least 4000 bytes, nor sparse, at
+ * least 90% zero bytes; bench/lower-bound.py sorts them alike). Prints
+ * key=value lines.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,25 +110,59 @@ static gsize stream_bytes(ZSTD_CCtx *cc, int level, const guint8 *ram,
  * One frame per page with the page at the same offset of @ref (a site
  * guest's RAM, @ref_pages long) as reference: the bytes they took.
  */
-static gsize delta_bytes(ZSTD_CCtx *cc, int level, const guint8 *ram,
-                         GArray *pages, const guint8 *ref, gsize ref_pages,
-                         guint8 *out, gsize out_size)
-{
-    gsize total = 0;
+typedef struct {
+    gsize pages;
+    gsize frame_bytes; /* one frame per page, no reference */
+    gsize delta_bytes; /* the same with the look-alike as reference */
+} Other;
 
+static gsize one_frame(ZSTD_CCtx *cc, int level, const guint8 *page,
+                       const guint8 *ref, guint8 *out, gsize out_size)
+{
+    size_t n;
+
+    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    if (ref)
+        ZSTD_CCtx_refPrefix(cc, ref, PAGE);
+    n = ZSTD_compress2(cc, out, out_size, page, PAGE);
+    g_assert(!ZSTD_isError(n));
+    return MIN(n, PAGE); /* a page that does not shrink goes raw */
+}
+
+static gsize zero_bytes(const guint8 *p)
+{
+    gsize n = 0;
+
+    for (gsize i = 0; i < PAGE; i++)
+        n += !p[i];
+    return n;
+}
+
+/*
+ * The "other" missing pages, one frame each, without and with the page
+ * at the same offset of @ref (a site guest's RAM, @ref_pages long) as
+ * reference.
+ */
+static void delta_other(ZSTD_CCtx *cc, int level, const guint8 *ram,
+                        GArray *pages, const guint8 *ref, gsize ref_pages,
+                        guint8 *out, gsize out_size, Other *o)
+{
     for (guint i = 0; i < pages->len; i++) {
         gsize page = g_array_index(pages, gsize, i);
-        size_t n;
+        const guint8 *p = ram + page * PAGE;
+        gsize alone;
 
-        ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
-        ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
-        if (page < ref_pages)
-            ZSTD_CCtx_refPrefix(cc, ref + page * PAGE, PAGE);
-        n = ZSTD_compress2(cc, out, out_size, ram + page * PAGE, PAGE);
-        g_assert(!ZSTD_isError(n));
-        total += MIN(n, PAGE);
+        if (zero_bytes(p) >= PAGE * 9 / 10)
+            continue;
+        alone = one_frame(cc, level, p, NULL, out, out_size);
+        if (alone >= PAGE - 96 || page >= ref_pages)
+            continue;
+        o->pages++;
+        o->frame_bytes += alone;
+        o->delta_bytes += one_frame(cc, level, p, ref + page * PAGE, out,
+                                    out_size);
     }
-    return total;
 }
 
 /* One frame per page: the bytes they took. */
@@ -228,7 +265,8 @@ int main(int argc, char **argv)
     n_cluster = g_strv_length(arg_cluster);
     g_autofree gsize *stream = g_new0(gsize, levels->len);
     g_autofree double *cpu = g_new0(double, levels->len);
-    gsize missing = 0, frames = 0, deltas = 0;
+    gsize missing = 0, frames = 0;
+    Other other = {0};
 
     for (guint g = 0; g < n_cluster; g++) {
         g_autoptr(GArray) pages = g_array_new(FALSE, FALSE, sizeof(gsize));
@@ -257,17 +295,17 @@ int main(int argc, char **argv)
         }
         frames += frame_bytes(cc, g_array_index(levels, int, 0), r.ram,
                               pages, out, out_size);
-        deltas += delta_bytes(cc, g_array_index(levels, int, 0), r.ram,
-                              pages, ref.ram, ref.pages, out, out_size);
+        delta_other(cc, g_array_index(levels, int, 0), r.ram, pages,
+                    ref.ram, ref.pages, out, out_size, &other);
         munmap((void *)r.ram, r.pages * PAGE);
     }
     ZSTD_freeCCtx(cc);
 
     printf("page_zstd guests=%u missing_pages=%zu raw_bytes=%zu "
            "frame_per_page_level=%d frame_per_page_bytes=%zu "
-           "delta_frame_bytes=%zu\n",
+           "other_pages=%zu other_frame_bytes=%zu other_delta_bytes=%zu\n",
            n_cluster, missing, missing * PAGE, g_array_index(levels, int, 0),
-           frames, deltas);
+           frames, other.pages, other.frame_bytes, other.delta_bytes);
     for (guint l = 0; l < levels->len; l++) {
         double mbps = cpu[l] > 0 ? missing * PAGE / cpu[l] / 1e6 : 0;
 

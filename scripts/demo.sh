@@ -41,11 +41,7 @@ for g in gb g0 g1; do vm_wait_ready "$g" 90; done
 echo "  each: 256 MiB, 32 MiB payload of Debian files, 4 MiB unique"
 
 step "site B's page index: dht-pagesd on b1 and b2 (OpenDHT membership)"
-pages_start b 1 --hash-rate 0
-pages_start b 2 --hash-rate 0
-pages_wait_members b 1 1
-pages_wait_members b 2 1
-pages_wait_indexed b 1 1
+pages_site_up b 2 1
 pages_cli b 2 status | sed 's/^/  /'
 
 step "stock live migration g0: a2 -> b1"

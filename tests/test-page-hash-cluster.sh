@@ -20,12 +20,7 @@ qemu=$(bash "$VC_SRCDIR/qemu-patches/build-qemu.sh") || fail "no patched QEMU"
 log "patched QEMU: $qemu"
 sites_create 2 "$N" --delay 20 --rate 100
 
-for ((i = 1; i <= N; i++)); do
-    pages_start b "$i" --hash-rate 0
-done
-for ((i = 1; i <= N; i++)); do
-    pages_wait_members b "$i" $((N - 1)) 60 || fail "site B did not form"
-done
+pages_site_up b "$N" || fail "site B did not form"
 log "site B: $N dht-pagesd, no guest"
 
 # One image, a unique region of its own for each guest.

@@ -36,11 +36,7 @@ vm_start g8 a 2 10.77.1.108 --qemu "$qemu_v1" --unique-mb 4 --seed 18 --page-has
 for g in gb g1 g0; do
     vm_wait_ready "$g" 90 || fail "guest $g did not boot"
 done
-for n in 1 2; do
-    pages_start b "$n" --hash-rate 0
-done
-pages_wait_members b 1 1 && pages_wait_members b 2 1 || fail "site B did not form"
-pages_wait_indexed b 1 1 || fail "b1 did not index its guest"
+pages_site_up b 2 1 || fail "site B did not form or index its guest"
 pages_wait_members b 2 1 || fail "site B did not rebalance"
 log "site B indexed: $(pages_stat b 1 ram_pages) distinct pages of gb"
 

@@ -7,6 +7,11 @@
 #   pages_kill SITE NODE                       SIGKILL (a crash)
 #   pages_wait_members SITE NODE N [TIMEOUT]   until it sees N others and
 #                                              has rebalanced
+#   pages_site_up SITE N [INDEXED...]          dht-pagesd (--hash-rate 0)
+#                                              on nodes 1..N, each seeing
+#                                              the others; then each node
+#                                              named INDEXED has indexed
+#                                              its guests once
 #
 # Every node of a site shares the site key (a file in $VC_TESTDIR); node 1
 # is the OpenDHT bootstrap. Guest RAM files of a node's VMs are indexed
@@ -108,4 +113,21 @@ pages_wait_members() {
         echo "pages: $site$node sees $(pages_stat "$site" "$node" member_count) members, not $n" >&2
         return 1
     }
+}
+
+pages_site_up() {
+    local site=$1 n=$2 i
+    shift 2
+    for ((i = 1; i <= n; i++)); do
+        pages_start "$site" "$i" --hash-rate 0 || return 1
+    done
+    for ((i = 1; i <= n; i++)); do
+        pages_wait_members "$site" "$i" $((n - 1)) 60 || return 1
+    done
+    for i; do
+        pages_wait_indexed "$site" "$i" 1 || {
+            echo "pages: $site$i did not index its guests" >&2
+            return 1
+        }
+    done
 }
