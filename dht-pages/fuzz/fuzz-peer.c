@@ -157,6 +157,7 @@ fuzz_reencode(const DpMsg *msg, GByteArray *out)
     case DP_MSG_INDEX_QUERY:
     case DP_MSG_PAGE_GET:
     case DP_MSG_CLAIM_DONE:
+    case DP_MSG_CLAIM_DROP:
         dp_encode_hashes(out, msg->type, msg->id, msg->hashes, msg->count);
         return TRUE;
     case DP_MSG_CLAIM:
@@ -173,6 +174,7 @@ fuzz_reencode(const DpMsg *msg, GByteArray *out)
     case DP_REPLY(DP_MSG_INDEX_ADD):
     case DP_REPLY(DP_MSG_INDEX_DEL):
     case DP_REPLY(DP_MSG_CLAIM_DONE):
+    case DP_REPLY(DP_MSG_CLAIM_DROP):
         dp_encode_count_reply(out, msg->type, msg->id, msg->count);
         return TRUE;
     case DP_REPLY(DP_MSG_INDEX_QUERY):

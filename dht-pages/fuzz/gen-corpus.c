@@ -222,6 +222,18 @@ enc_claim_done_reply(GByteArray *out)
 }
 
 static void
+enc_claim_drop(GByteArray *out)
+{
+    dp_encode_hashes(out, DP_MSG_CLAIM_DROP, 10, hashes, 2);
+}
+
+static void
+enc_claim_drop_reply(GByteArray *out)
+{
+    dp_encode_count_reply(out, DP_REPLY(DP_MSG_CLAIM_DROP), 10, 2);
+}
+
+static void
 enc_peer_error(GByteArray *out)
 {
     dp_encode_error(out, 0, DP_ERROR_AUTH, "wrong site");
@@ -279,6 +291,8 @@ static const struct {
       {"claim-reply", enc_claim_reply},
       {"claim-done", enc_claim_done},
       {"claim-done-reply", enc_claim_done_reply},
+      {"claim-drop", enc_claim_drop},
+      {"claim-drop-reply", enc_claim_drop_reply},
       {"ping", enc_ping},
       {"ping-reply", enc_ping_reply},
       {"error", enc_peer_error},

@@ -13,6 +13,7 @@
 typedef struct {
     VcPageHash hash;
     guint64 serial;   /* of the ask holding the claim */
+    DpNodeId claimant; /* its asker */
     gint64 deadline;  /* the claim lapses, or a fulfilled one is dropped */
     gint64 claim_us;
     gboolean held;
@@ -104,6 +105,7 @@ static void
 entry_claim(ClaimEntry *e, const DpClaimAsk *a, gint64 now_us)
 {
     e->serial = a->serial;
+    e->claimant = a->asker;
     e->deadline = now_us + a->claim_us;
     e->claim_us = a->claim_us;
 }
@@ -319,6 +321,23 @@ dp_claims_done(DpClaims *c, const DpNodeId *node, const VcPageHash *h,
         item_finish(it, DP_CLAIM_HELD, node);
     }
     g_cond_broadcast(&c->changed);
+    return TRUE;
+}
+
+gboolean
+dp_claims_drop(DpClaims *c, const DpNodeId *node, const VcPageHash *h,
+               gint64 now_us)
+{
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&c->lock);
+    ClaimEntry *e = g_hash_table_lookup(c->entries, h);
+
+    if (!e || e->held || e->deadline <= now_us ||
+        memcmp(&e->claimant, node, sizeof(*node)) != 0) {
+        return FALSE;
+    }
+    /* Lapsed now: the oldest waiter fetches it, or the next asker. */
+    e->deadline = now_us;
+    entry_hand_over(c, e, now_us);
     return TRUE;
 }
 

@@ -50,6 +50,11 @@ void dp_claims_ask_free(DpClaims *c, DpClaimAsk *a);
  * FALSE if @h had no claim (nothing changes). */
 gboolean dp_claims_done(DpClaims *c, const DpNodeId *node,
                         const VcPageHash *h, gint64 now_us);
+/* @node, which holds the claim on @h, will not fetch it (the page it got
+ * from its source had changed): the claim lapses now and passes to the
+ * oldest waiter. FALSE if @node did not hold an open claim on @h. */
+gboolean dp_claims_drop(DpClaims *c, const DpNodeId *node,
+                        const VcPageHash *h, gint64 now_us);
 /* Forget the claims that lapsed, or were fulfilled more than their claim
  * time ago, and have no waiter; returns how many. */
 guint dp_claims_expire(DpClaims *c, gint64 now_us);

@@ -44,6 +44,8 @@ static const struct {
     {DP_REPLY(DP_MSG_CLAIM), "CLAIM-REPLY"},
     {DP_MSG_CLAIM_DONE, "CLAIM_DONE"},
     {DP_REPLY(DP_MSG_CLAIM_DONE), "CLAIM_DONE-REPLY"},
+    {DP_MSG_CLAIM_DROP, "CLAIM_DROP"},
+    {DP_REPLY(DP_MSG_CLAIM_DROP), "CLAIM_DROP-REPLY"},
     {DP_MSG_ERROR, "ERROR"},
 };
 
@@ -83,7 +85,8 @@ is_hashes_request(guint8 type)
 {
     return type == DP_MSG_LOOKUP || type == DP_MSG_INDEX_ADD ||
            type == DP_MSG_INDEX_DEL || type == DP_MSG_INDEX_QUERY ||
-           type == DP_MSG_PAGE_GET || type == DP_MSG_CLAIM_DONE;
+           type == DP_MSG_PAGE_GET || type == DP_MSG_CLAIM_DONE ||
+           type == DP_MSG_CLAIM_DROP;
 }
 
 static gboolean
@@ -97,7 +100,8 @@ is_count_reply(guint8 type)
 {
     return type == DP_REPLY(DP_MSG_INDEX_ADD) ||
            type == DP_REPLY(DP_MSG_INDEX_DEL) ||
-           type == DP_REPLY(DP_MSG_CLAIM_DONE);
+           type == DP_REPLY(DP_MSG_CLAIM_DONE) ||
+           type == DP_REPLY(DP_MSG_CLAIM_DROP);
 }
 
 static gboolean

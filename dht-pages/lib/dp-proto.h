@@ -63,6 +63,7 @@ typedef enum {
     DP_MSG_PING = 0x26,
     DP_MSG_CLAIM = 0x27,
     DP_MSG_CLAIM_DONE = 0x28,
+    DP_MSG_CLAIM_DROP = 0x29,
     /* either side, in reply to anything */
     DP_MSG_ERROR = 0x7f,
 } DpMsgType;
@@ -91,8 +92,8 @@ typedef struct {
     guint32 id;
 
     /* Requests with hashes: LOOKUP, INDEX_ADD, INDEX_DEL, INDEX_QUERY,
-     * PAGE_GET, CLAIM, CLAIM_DONE; replies INDEX_ADD, INDEX_DEL and
-     * CLAIM_DONE carry only count. */
+     * PAGE_GET, CLAIM, CLAIM_DONE, CLAIM_DROP; replies INDEX_ADD,
+     * INDEX_DEL, CLAIM_DONE and CLAIM_DROP carry only count. */
     guint32 count;
     const VcPageHash *hashes;
 
@@ -163,7 +164,7 @@ void dp_encode_publish(GByteArray *out, guint32 id, const VcPageHash *hashes,
                        const guint8 *const *pages, guint32 count);
 void dp_encode_publish_reply(GByteArray *out, guint32 id, guint32 stored,
                              guint32 rejected);
-/* INDEX_ADD, INDEX_DEL or CLAIM_DONE reply: a count. */
+/* INDEX_ADD, INDEX_DEL, CLAIM_DONE or CLAIM_DROP reply: a count. */
 void dp_encode_count_reply(GByteArray *out, guint8 type, guint32 id,
                            guint32 count);
 /* INDEX_QUERY reply: n_holders[i] holders of hash i, packed in @holders. */

@@ -57,6 +57,19 @@ dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
     dp_stat_add(d, claims_fulfilled, fulfilled);
 }
 
+void
+dp_arbiter_release(DpDaemon *d, const DpNodeId *claimant,
+                   const VcPageHash *hashes, guint n)
+{
+    gint64 now = g_get_monotonic_time();
+    guint64 dropped = 0;
+
+    for (guint i = 0; i < n; i++) {
+        dropped += dp_claims_drop(d->claims, claimant, &hashes[i], now);
+    }
+    dp_stat_add(d, claims_dropped, dropped);
+}
+
 gboolean
 dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
                guint8 *states, DpNodeId *holders)
@@ -92,13 +105,17 @@ dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
     return TRUE;
 }
 
-void
-dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n)
+/* Tell the site's arbiter about this node's claims on @hashes: @type is
+ * CLAIM_DONE or CLAIM_DROP; @local does it when this node is the arbiter. */
+static void
+tell_arbiter(DpDaemon *d, guint8 type, const VcPageHash *hashes, gsize n,
+             void (*local)(DpDaemon *, const DpNodeId *, const VcPageHash *,
+                           guint))
 {
     DpNodeId arbiter;
 
     if (arbiter_of_site(d, &arbiter)) {
-        dp_arbiter_fulfil(d, &d->self, hashes, (guint)n);
+        local(d, &d->self, hashes, (guint)n);
         return;
     }
     for (gsize off = 0; off < n; off += DP_MAX_BATCH) {
@@ -107,11 +124,23 @@ dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n)
         g_autoptr(GError) error = NULL;
         DpMsg reply;
 
-        dp_encode_hashes(req, DP_MSG_CLAIM_DONE, 0, hashes + off,
+        dp_encode_hashes(req, type, 0, hashes + off,
                          (guint32)MIN(DP_MAX_BATCH, n - off));
         if (!dp_peer_call(d, &arbiter, req, &reply, &payload, &error)) {
             g_debug("claims arbiter: %s", error->message);
             return;
         }
     }
+}
+
+void
+dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n)
+{
+    tell_arbiter(d, DP_MSG_CLAIM_DONE, hashes, n, dp_arbiter_fulfil);
+}
+
+void
+dp_arbiter_drop(DpDaemon *d, const VcPageHash *hashes, gsize n)
+{
+    tell_arbiter(d, DP_MSG_CLAIM_DROP, hashes, n, dp_arbiter_release);
 }

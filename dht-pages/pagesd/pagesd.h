@@ -43,6 +43,7 @@ typedef struct {
     guint64 claims_fetch;    /* missing: this node's client fetches it */
     guint64 claims_decided;  /* as the site's claims arbiter */
     guint64 claims_fulfilled;
+    guint64 claims_dropped;
     guint64 published;
     guint64 publish_rejected;
     guint64 bad_pages_from_peers;
@@ -195,8 +196,14 @@ void dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
  * FALSE if the arbiter could not be asked: all are missing. */
 gboolean dp_arbiter_ask(DpDaemon *d, const VcPageHash *hashes, guint n,
                         guint8 *states, DpNodeId *holders);
+/* As the arbiter: @claimant will not fetch these pages (CLAIM_DROP). */
+void dp_arbiter_release(DpDaemon *d, const DpNodeId *claimant,
+                        const VcPageHash *hashes, guint n);
 /* This node holds these pages now (its clients published them). */
 void dp_arbiter_done(DpDaemon *d, const VcPageHash *hashes, gsize n);
+/* This node will not fetch these pages after all: a client published
+ * other content for them (the source's page had changed). */
+void dp_arbiter_drop(DpDaemon *d, const VcPageHash *hashes, gsize n);
 
 /* resolver.c */
 gboolean dp_resolver_listen(DpDaemon *d, GError **error);

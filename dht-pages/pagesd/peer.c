@@ -101,6 +101,10 @@ serve_request(ServerConn *sc, const DpNodeId *peer, const DpMsg *m,
         dp_arbiter_fulfil(d, peer, m->hashes, m->count);
         dp_encode_count_reply(out, DP_REPLY(m->type), m->id, m->count);
         return TRUE;
+    case DP_MSG_CLAIM_DROP:
+        dp_arbiter_release(d, peer, m->hashes, m->count);
+        dp_encode_count_reply(out, DP_REPLY(m->type), m->id, m->count);
+        return TRUE;
     case DP_MSG_PING:
         dp_encode_empty(out, DP_REPLY(DP_MSG_PING), m->id);
         return TRUE;

@@ -235,6 +235,7 @@ handle_publish(Client *c, const DpMsg *m)
     GByteArray *reply = c->head;
     DpDaemon *d = c->d;
     g_autoptr(GArray) fresh = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
+    g_autoptr(GArray) stale = g_array_new(FALSE, FALSE, sizeof(VcPageHash));
     guint32 stored = 0, rejected = 0;
 
     for (guint32 i = 0; i < m->count; i++) {
@@ -247,6 +248,9 @@ handle_publish(Client *c, const DpMsg *m)
 
         vc_page_hash(page, &check);
         if (!vc_page_hash_equal(&check, h)) {
+            /* The page changed at its source since its hash was sent:
+             * if this node had the claim on it, it will not come. */
+            g_array_append_val(stale, *h);
             rejected++;
             continue;
         }
@@ -267,6 +271,9 @@ handle_publish(Client *c, const DpMsg *m)
         if (d->coalesce_us > 0) {
             dp_arbiter_done(d, (VcPageHash *)fresh->data, fresh->len);
         }
+    }
+    if (stale->len > 0 && d->coalesce_us > 0) {
+        dp_arbiter_drop(d, (VcPageHash *)stale->data, stale->len);
     }
     dp_encode_publish_reply(reply, m->id, stored, rejected);
 }
@@ -320,6 +327,7 @@ dp_stats_json(DpDaemon *d)
     STAT(claims_fetch);
     STAT(claims_decided);
     STAT(claims_fulfilled);
+    STAT(claims_dropped);
     STAT(published);
     STAT(publish_rejected);
     STAT(bad_pages_from_peers);

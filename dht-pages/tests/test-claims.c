@@ -124,6 +124,54 @@ test_lapsed_claim_goes_to_oldest_waiter(void)
     dp_claims_ask_free(c, z);
 }
 
+/* The claimant got other content from its source: its claim passes at
+ * once to the oldest waiter, not when it would lapse. Only the claimant
+ * may drop it, and not once it is held. */
+static void
+test_dropped_claim_goes_to_oldest_waiter(void)
+{
+    g_autoptr(DpClaims) c = dp_claims_new();
+    DpClaimAsk *x = ask1(c, 1, 7, T0);
+    DpClaimAsk *y = ask1(c, 2, 7, T0 + 100);
+    DpClaimAsk *z = ask1(c, 3, 7, T0 + 200);
+    DpNodeId n1 = node(1), n2 = node(2);
+    VcPageHash h;
+
+    make_hash(7, &h);
+    g_assert_false(dp_claims_drop(c, &n2, &h, T0 + 300));
+    g_assert_false(dp_claims_ask_settle(c, y, T0 + 300, NULL));
+    g_assert_true(dp_claims_drop(c, &n1, &h, T0 + 300));
+    g_assert_true(dp_claims_ask_settle(c, y, T0 + 300, NULL));
+    g_assert_cmpuint(dp_claims_ask_state(y, 0, NULL), ==, DP_CLAIM_FETCH);
+    g_assert_false(dp_claims_ask_settle(c, z, T0 + 300, NULL));
+    done1(c, 2, 7, T0 + 400);
+    g_assert_false(dp_claims_drop(c, &n2, &h, T0 + 500));
+    g_assert_true(dp_claims_ask_settle(c, z, T0 + 500, NULL));
+    assert_held_at(z, 0, 2);
+    dp_claims_ask_free(c, x);
+    dp_claims_ask_free(c, y);
+    dp_claims_ask_free(c, z);
+}
+
+/* Dropped with nobody waiting: the next asker fetches it. */
+static void
+test_dropped_claim_without_waiter(void)
+{
+    g_autoptr(DpClaims) c = dp_claims_new();
+    DpClaimAsk *x = ask1(c, 1, 7, T0);
+    DpClaimAsk *y;
+    DpNodeId n1 = node(1);
+    VcPageHash h;
+
+    make_hash(7, &h);
+    g_assert_true(dp_claims_drop(c, &n1, &h, T0 + 100));
+    y = ask1(c, 2, 7, T0 + 200);
+    g_assert_true(dp_claims_ask_settle(c, y, T0 + 200, NULL));
+    g_assert_cmpuint(dp_claims_ask_state(y, 0, NULL), ==, DP_CLAIM_FETCH);
+    dp_claims_ask_free(c, x);
+    dp_claims_ask_free(c, y);
+}
+
 static void
 test_wait_runs_out(void)
 {
@@ -289,6 +337,10 @@ main(int argc, char **argv)
     g_test_add_func("/claims/lapsed-claim-goes-to-oldest-waiter",
                     test_lapsed_claim_goes_to_oldest_waiter);
     g_test_add_func("/claims/wait-runs-out", test_wait_runs_out);
+    g_test_add_func("/claims/dropped-claim-goes-to-oldest-waiter",
+                    test_dropped_claim_goes_to_oldest_waiter);
+    g_test_add_func("/claims/dropped-claim-without-waiter",
+                    test_dropped_claim_without_waiter);
     g_test_add_func("/claims/batch-decided-at-once",
                     test_batch_decided_at_once);
     g_test_add_func("/claims/same-hash-twice-in-one-ask",

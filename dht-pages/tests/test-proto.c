@@ -120,6 +120,7 @@ test_hashes_roundtrip(void)
     static const guint8 types[] = {
         DP_MSG_LOOKUP,      DP_MSG_INDEX_ADD, DP_MSG_INDEX_DEL,
         DP_MSG_INDEX_QUERY, DP_MSG_PAGE_GET,  DP_MSG_CLAIM_DONE,
+        DP_MSG_CLAIM_DROP,
     };
     static const guint32 counts[] = {1, 3, DP_MAX_BATCH};
     g_autofree VcPageHash *hashes = g_new0(VcPageHash, DP_MAX_BATCH);
@@ -690,8 +691,8 @@ test_trailing_byte(void)
 static void
 test_header_errors(void)
 {
-    static const guint8 unknown[] = {0x00, 0x04, 0x1f, 0x29, 0x7e,
-                                     0x80, 0x84, 0xa9, 0xff};
+    static const guint8 unknown[] = {0x00, 0x04, 0x1f, 0x2a, 0x7e,
+                                     0x80, 0x84, 0xaa, 0xff};
     g_autoptr(GByteArray) frame = g_byte_array_new();
     g_autoptr(GByteArray) p = NULL;
 
@@ -1123,7 +1124,8 @@ test_type_names(void)
     g_assert_cmpstr(dp_msg_type_name(DP_MSG_CLAIM), ==, "CLAIM");
     g_assert_cmpstr(dp_msg_type_name(DP_REPLY(DP_MSG_CLAIM_DONE)), ==,
                     "CLAIM_DONE-REPLY");
-    g_assert_cmpstr(dp_msg_type_name(0x29), ==, "unknown");
+    g_assert_cmpstr(dp_msg_type_name(DP_MSG_CLAIM_DROP), ==, "CLAIM_DROP");
+    g_assert_cmpstr(dp_msg_type_name(0x2a), ==, "unknown");
 }
 
 int
