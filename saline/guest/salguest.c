@@ -894,7 +894,23 @@ main(int argc, char **argv)
     size_t len = 0;
     int status, fd;
 
-    (void)argv;
+    if (argc == 2 &&
+        (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        fputs("Usage: salguest\n"
+              "Runs a Saline job's command inside its VM, as a child of the\n"
+              "guest's init: reads the job spec (fw_cfg opt/org.saline/job),\n"
+              "mounts " JOB_DISK " on " JOB_DIR ", runs the command there, "
+              "writes its output\n"
+              "and exit status to " OUTPUT_DRIVE " and powers the VM off.\n"
+              "\n"
+              "  -h, --help   Show this help\n"
+              "\n"
+              "Exit status: 2 usage error; a command that cannot start gets "
+              "127\n"
+              "on the output drive.\n",
+              stdout);
+        return 0;
+    }
     if (argc > 1) {
         fprintf(stderr, "salguest: takes no arguments\n");
         return 2;

@@ -43,7 +43,7 @@ static const char description[] =
     "It serves the REST API on a unix socket; use the `saline` command.\n"
     "SIGINT or SIGTERM stop salined and leave the jobs' VMs running.\n"
     "\n"
-    "Configuration: see saline/salined/sald-config.h or the README.\n"
+    "Configuration: salined.conf(5).\n"
     "Exit status: 0 stopped by a signal (or --check passed), 1 error,\n"
     "2 usage error.\n";
 
