@@ -12,13 +12,14 @@ build_pkgs=(
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
 # and debugfs for Saline disks), plots of the benchmarks (gnuplot), scp
-# for the Kget+ benchmark's baseline (bench/kget-bench.sh).
+# for the Kget+ benchmark's baseline (bench/kget-bench.sh), groff for the
+# man pages' test (man/check-man-pages.py).
 run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox openssh-client criu openssl
+    gnuplot-nox openssh-client criu openssl groff-base
 )
 # Daemons the tests run their own instances of, so their packages must not
 # start them: the OAR batch scheduler (tests/lib/oar.sh; salined submits
