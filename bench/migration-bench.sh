@@ -93,7 +93,8 @@ NGUESTS=4
 PORT=4444
 # dht-pagesd counters the report quotes.
 PAGESD_KEYS="lookups hits_cache hits_ram hits_peer misses coalesced_hits published
-    stale_ram_pages peer_errors pages_hashed ram_pages coalesce_waits coalesce_served"
+    stale_ram_pages peer_errors pages_hashed ram_pages coalesce_waits coalesce_served
+    publish_rejected claims_fetch claims_decided claims_fulfilled claims_dropped claims_live"
 suffix=
 [[ $arg_wan == 100/20 ]] || suffix=-$RATE-$RTT
 
