@@ -63,7 +63,7 @@ static const GOptionEntry entries[] = {
      "Pages kept in the published-page cache (default 65536)", "N"},
     {"coalesce-ms", 0, 0, G_OPTION_ARG_INT, &arg_coalesce_ms,
      "How long a lookup waits for a missing page another client of the "
-     "site is fetching (default 2000, at most 10000, 0: no waiting)", "MS"},
+     "site is fetching (default 500, at most 10000, 0: no waiting)", "MS"},
     {"claim-ms", 0, 0, G_OPTION_ARG_INT, &arg_claim_ms,
      "As the site's claims arbiter: how long a node told to fetch a missing "
      "page has to bring it before another is told (default 10000)", "MS"},
@@ -87,7 +87,7 @@ static const VcConfigKey config_keys[] = {
      "/var/lib/libvirt/qemu/ram/*/pc.ram", 0, 0},
     {"dht-pagesd", "hash_rate_mb", VC_CONFIG_INT, "512", 0, 1 << 20},
     {"dht-pagesd", "cache_pages", VC_CONFIG_INT, "65536", 16, 1 << 28},
-    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "2000", 0, DP_MAX_WAIT_MS},
+    {"dht-pagesd", "coalesce_ms", VC_CONFIG_INT, "500", 0, DP_MAX_WAIT_MS},
     {"dht-pagesd", "claim_ms", VC_CONFIG_INT, "10000", 1, 60000},
 };
 
