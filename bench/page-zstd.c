@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "vc-pagehash.h"
@@ -49,8 +50,9 @@ static gboolean map_ram(Ram *r, const char *path, GError **error)
     if (fd < 0 || fstat(fd, &st) < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "%s: %s", path, g_strerror(errno));
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+        }
         return FALSE;
     }
     r->path = path;
@@ -123,8 +125,9 @@ static gsize one_frame(ZSTD_CCtx *cc, int level, const guint8 *page,
 
     ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
-    if (ref)
+    if (ref) {
         ZSTD_CCtx_refPrefix(cc, ref, PAGE);
+    }
     n = ZSTD_compress2(cc, out, out_size, page, PAGE);
     g_assert(!ZSTD_isError(n));
     return MIN(n, PAGE); /* a page that does not shrink goes raw */
@@ -134,8 +137,9 @@ static gsize zero_bytes(const guint8 *p)
 {
     gsize n = 0;
 
-    for (gsize i = 0; i < PAGE; i++)
+    for (gsize i = 0; i < PAGE; i++) {
         n += !p[i];
+    }
     return n;
 }
 
@@ -153,11 +157,13 @@ static void delta_other(ZSTD_CCtx *cc, int level, const guint8 *ram,
         const guint8 *p = ram + page * PAGE;
         gsize alone;
 
-        if (zero_bytes(p) >= PAGE * 9 / 10)
+        if (zero_bytes(p) >= PAGE * 9 / 10) {
             continue;
+        }
         alone = one_frame(cc, level, p, NULL, out, out_size);
-        if (alone >= PAGE - 96 || page >= ref_pages)
+        if (alone >= PAGE - 96 || page >= ref_pages) {
             continue;
+        }
         o->pages++;
         o->frame_bytes += alone;
         o->delta_bytes += one_frame(cc, level, p, ref + page * PAGE, out,
@@ -190,8 +196,9 @@ static gboolean parse_levels(const char *s, GArray *levels, GError **error)
         gint64 v;
 
         if (!g_ascii_string_to_signed(*p, 10, 1, ZSTD_maxCLevel(), &v,
-                                      error))
+                                      error)) {
             return FALSE;
+        }
         g_array_append_val(levels, (int){v});
     }
     return levels->len > 0;
@@ -256,8 +263,9 @@ int main(int argc, char **argv)
             vc_page_hash(r.ram + i * PAGE, h);
             g_hash_table_add(site, h);
         }
-        if (!ref.ram)
+        if (!ref.ram) {
             ref = r;
+        }
     }
 
     out = g_malloc(out_size);
@@ -279,11 +287,13 @@ int main(int argc, char **argv)
         for (gsize i = 0; i < r.pages; i++) {
             VcPageHash h;
 
-            if (is_zero(r.ram + i * PAGE))
+            if (is_zero(r.ram + i * PAGE)) {
                 continue;
+            }
             vc_page_hash(r.ram + i * PAGE, &h);
-            if (!g_hash_table_contains(site, &h))
+            if (!g_hash_table_contains(site, &h)) {
                 g_array_append_val(pages, i);
+            }
         }
         missing += pages->len;
         for (guint l = 0; l < levels->len; l++) {
