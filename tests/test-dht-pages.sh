@@ -17,7 +17,9 @@ sites_create 1 4
 for n in 1 2 3 4; do
     extra=()
     ((n == 4)) && extra=(--test-corrupt-pages)
-    pages_start a "$n" --hash-rate 0 "${extra[@]}"
+    # A lookup waits 3 s for a page another client fetches (the default
+    # is 0.5 s): the coalescing check below publishes 0.5 s after.
+    pages_start a "$n" --hash-rate 0 --coalesce-ms 3000 "${extra[@]}"
 done
 for n in 1 2 3 4; do
     pages_wait_members a "$n" 3 60 || fail "site did not form"

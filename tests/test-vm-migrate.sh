@@ -145,8 +145,10 @@ unchanged() {
 # arrived NAME SITE NODE: the destination QEMU of NAME runs there.
 arrived() { test -s "$(lv_root "$2" "$3")/run/libvirt/qemu/$1.pid"; }
 
-# WAN cut mid-migration: vm-migrate gives up after its timeout.
-vmm a 1 --to "$(lv_uri b 1)" --timeout 20 --quiet c1 >"$VC_TESTDIR/cut.txt" 2>&1 &
+# WAN cut mid-migration: vm-migrate gives up after its timeout. The
+# faults below come a second after the destination started: capped at
+# 2 MiB/s, the migrations last longer than that.
+vmm a 1 --to "$(lv_uri b 1)" --timeout 20 --bandwidth 2 --quiet c1 >"$VC_TESTDIR/cut.txt" 2>&1 &
 vmm_pid=$!
 wait_for 30 arrived c1 b 1 || fail "migration of c1 did not start"
 sleep 1
@@ -164,7 +166,7 @@ lv_vm_moved c1 b 1 && [[ $(vm_sums c1) == "${before[c1]}" ]] || fail "c1 after r
 log "ok: WAN cut left c1 running on a1, nothing on b1; the retry migrated it"
 
 # The destination QEMU killed mid-migration.
-vmm b 2 --to "$(lv_uri a 2)" --quiet c2 >/dev/null 2>&1 &
+vmm b 2 --to "$(lv_uri a 2)" --bandwidth 2 --quiet c2 >/dev/null 2>&1 &
 vmm_pid=$!
 wait_for 30 arrived c2 a 2 || fail "migration of c2 did not start"
 sleep 1
