@@ -272,6 +272,9 @@ handle_publish(Client *c, const DpMsg *m)
             dp_arbiter_done(d, (VcPageHash *)fresh->data, fresh->len);
         }
     }
+    /* All of them: QEMU publishes on another connection than the one
+     * that claimed, so this one cannot tell which were claimed here; the
+     * arbiter ignores the hashes this node holds no claim on. */
     if (stale->len > 0 && d->coalesce_us > 0) {
         dp_arbiter_drop(d, (VcPageHash *)stale->data, stale->len);
     }
