@@ -38,7 +38,7 @@ for ((i = 1; i <= N; i++)); do
 done
 
 migration_over() {
-    vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/$1/migrate.json"
+    vm_migration_query "$1"
     [[ $(vm_migration_info "$1" status) == @(completed|failed|cancelled) ]]
 }
 w0=$(wan_bytes a)

@@ -47,7 +47,7 @@ vm_migrate g0 g0b || fail "stock migration failed"
 stock=$(($(wan_bytes a) - w0))
 log "stock: WAN $stock bytes, $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms"
 assert_eq "stock migration reports no page-hash" "" "$(vm_migration_info g0 page-hash)"
-vm_qmp g0b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g0b/migrate.json"
+vm_migration_query g0b
 assert_eq "stock destination reports no page-hash" "" "$(vm_migration_info g0b page-hash)"
 
 # Page-hash migration a1 -> b2, destination resolving through b2.
@@ -96,7 +96,7 @@ log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on s
 # Once the source is gone (as after virsh migrate), the destination still
 # reports the counters, equal to the source's: it counts what it reported.
 vm_kill g1
-vm_qmp g1b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g1b/migrate.json"
+vm_migration_query g1b
 assert_eq "destination: status" completed "$(vm_migration_info g1b status)"
 assert_eq "destination: hash records received" "$sent" "$(vm_migration_info g1b page-hash hashes-sent)"
 assert_eq "destination: resolved" "$resolved" "$(vm_migration_info g1b page-hash resolved)"
@@ -160,12 +160,11 @@ assert_eq "no resolver: lookups on site B" "$lookups" "$(pages_stat b 2 lookups)
 log "ok: no resolver: $(vm_migration_info g5 page-hash misses) pages asked for, $(vm_migration_info g5 page-hash resolved) copied from equal pages, RAM identical"
 vm_kill g5b
 
-migration_is() {
-    [[ $(vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1) == *"\"status\": \"$2\""* ]]
-}
 migration_status() {
-    vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/$1/migrate.json"
-    vm_migration_info "$1" status
+    vm_migration_query "$1" && vm_migration_info "$1" status
+}
+migration_is() {
+    [[ $(migration_status "$1") == "$2" ]]
 }
 # max_bandwidth NAME BYTES_PER_S: cap a source's migration, so that a
 # fault injected after a fixed delay hits it mid-migration (page-hash
@@ -230,7 +229,7 @@ sleep 0.5
 assert_eq "migration before dht-pagesd dies" active "$(migration_status g7)"
 pages_kill b 2
 wait_for 120 migration_is g7 completed || fail "migration did not complete after dht-pagesd died"
-vm_qmp g7 '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g7/migrate.json"
+vm_migration_query g7
 cmp -s "$(vm_ram_file g7)" "$(vm_ram_file g7b)" || fail "dht-pagesd killed: RAM differs"
 log "ok: dht-pagesd killed mid-migration: completed, $(vm_migration_info g7 page-hash resolved) resolved before, $(vm_migration_info g7 page-hash misses) misses"
 vm_kill g7b
