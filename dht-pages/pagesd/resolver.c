@@ -128,6 +128,7 @@ resolve_missing(Client *c, const VcPageHash *hashes, guint n_todo, guint slot)
         c->asked[k] = hashes[c->todo[k]];
     }
     if (!dp_arbiter_ask(d, c->asked, n_todo, c->states, c->holders)) {
+        dp_stat_add(d, claims_unasked, n_todo);
         dp_stat_add(d, misses, n_todo);
         return 0;
     }
@@ -328,6 +329,7 @@ dp_stats_json(DpDaemon *d)
     STAT(coalesced_hits);
     STAT(coalesce_waits);
     STAT(claims_fetch);
+    STAT(claims_unasked);
     STAT(claims_decided);
     STAT(claims_fulfilled);
     STAT(claims_dropped);
