@@ -97,7 +97,7 @@ log "cluster: $misses misses in all ($asked pages sent on request); site B: $(st
 for ((i = 1; i <= N; i++)); do
     line=
     for k in lookups hits_ram hits_peer misses claims_fetch coalesce_waits \
-        coalesced_hits published claims_decided claims_fulfilled; do
+        coalesced_hits published claims_decided claims_fulfilled claims_dropped; do
         line+=" $k=$(pages_stat b "$i" "$k")"
     done
     log "b$i:$line"
