@@ -12,8 +12,11 @@
 # page), per level; plus one frame per page (no history) at the first
 # level; and for the "other" missing pages (kernel data: neither random
 # nor mostly zero) one frame each without and with the page at the same
-# offset of the first site-B guest as zstd's reference: what delta
-# encoding against a look-alike page could save (it is not built).
+# offset of the first site-B guest as zstd's reference (what delta
+# encoding against a look-alike page could save), with the guest's own
+# page before it as reference (a page both ends hold), and as rsync-style
+# block sums would send them (the source lacks the look-alike): delta
+# encoding is not built, these say why.
 # Prints per level the bytes, the ratio to raw, the compressor's speed,
 # and the time to send those pages at 100 Mbit/s and at 1 Gbit/s if
 # compressing and sending do not overlap (CPU + bytes / rate: the
