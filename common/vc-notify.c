@@ -45,6 +45,16 @@ notify_send(const char *state, const char *fmt, va_list ap, gboolean skip_same)
 }
 
 gboolean
+vc_notify_enabled(void)
+{
+#ifdef HAVE_LIBSYSTEMD
+    return g_getenv("NOTIFY_SOCKET") != NULL;
+#else
+    return FALSE;
+#endif
+}
+
+gboolean
 vc_notify_ready(const char *fmt, ...)
 {
     va_list ap;

@@ -11,6 +11,10 @@
 
 #include <glib.h>
 
+/* Whether notifications go anywhere: a daemon need not compute a status
+ * nobody reads. */
+gboolean vc_notify_enabled(void);
+
 /* Sends READY=1 and, with @fmt, a STATUS= line. */
 gboolean vc_notify_ready(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

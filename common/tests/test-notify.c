@@ -73,6 +73,7 @@ test_ready(Manager *m, gconstpointer data)
     if (!supported()) {
         return;
     }
+    g_assert_true(vc_notify_enabled());
     g_assert_true(vc_notify_ready("serving %d guests", 3));
     got = manager_recv(m);
     g_assert_cmpstr(got, ==, "READY=1\nSTATUS=serving 3 guests");
@@ -129,6 +130,7 @@ static void
 test_no_socket(Manager *m, gconstpointer data)
 {
     g_unsetenv("NOTIFY_SOCKET");
+    g_assert_false(vc_notify_enabled());
     g_assert_false(vc_notify_ready("ready"));
     g_assert_false(vc_notify_status("status"));
     g_assert_false(vc_notify_stopping(NULL));

@@ -293,7 +293,9 @@ main(int argc, char **argv)
     loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, loop);
     g_unix_signal_add(SIGINT, on_signal, loop);
-    g_timeout_add_seconds(STATUS_INTERVAL_S, on_status, d);
+    if (vc_notify_enabled()) {
+        g_timeout_add_seconds(STATUS_INTERVAL_S, on_status, d);
+    }
     g_main_loop_run(loop);
 
     g_message("stopping");
