@@ -10,6 +10,7 @@
 
 #include "sald-api.h"
 #include "sald-core-private.h"
+#include "vc-log.h"
 #include "vc-notify.h"
 
 #define DEFAULT_CONFIG "/etc/saline/salined.conf"
@@ -103,9 +104,8 @@ main(int argc, char **argv)
         fprintf(stderr, "salined: unexpected argument '%s'\n", argv[1]);
         return 2;
     }
-    if (arg_debug) {
-        g_log_set_debug_enabled(TRUE);
-    }
+    /* As the other daemons: records to journald under systemd. */
+    vc_log_init("salined", arg_debug);
     path = arg_config;
     if (!path && g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS)) {
         path = DEFAULT_CONFIG;
