@@ -7,20 +7,18 @@ G_LOCK_DEFINE_STATIC(last_status);
 static char *last_status;
 #endif
 
-/* @state ("" for none) and a STATUS= line from @fmt (NULL: none). */
+/* @state ("" for none) and a STATUS= line (NULL: none). */
 static gboolean
-notify_send(const char *state, const char *fmt, va_list ap, gboolean skip_same)
+notify_send(const char *state, char *status, gboolean skip_same)
 {
 #ifdef HAVE_LIBSYSTEMD
     g_autoptr(GString) msg = g_string_new(state);
-    g_autofree char *status = NULL;
     int r;
 
     if (!g_getenv("NOTIFY_SOCKET")) {
         return FALSE;
     }
-    if (fmt) {
-        status = g_strdup_vprintf(fmt, ap);
+    if (status) {
         /* One line: the protocol is newline-separated assignments. */
         g_strdelimit(status, "\n", ' ');
         G_LOCK(last_status);
@@ -57,54 +55,45 @@ vc_notify_enabled(void)
 gboolean
 vc_notify_ready(const char *fmt, ...)
 {
+    g_autofree char *status = NULL;
     va_list ap;
-    gboolean sent;
 
-    va_start(ap, fmt);
-    sent = notify_send("READY=1", fmt, ap, FALSE);
-    va_end(ap);
-    return sent;
+    if (fmt) {
+        va_start(ap, fmt);
+        status = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+    }
+    return notify_send("READY=1", status, FALSE);
 }
 
 gboolean
 vc_notify_status(const char *fmt, ...)
 {
+    g_autofree char *status = NULL;
     va_list ap;
-    gboolean sent;
 
     va_start(ap, fmt);
-    sent = notify_send("", fmt, ap, TRUE);
+    status = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    return sent;
+    return notify_send("", status, TRUE);
 }
 
 gboolean
 vc_notify_stopping(const char *fmt, ...)
 {
+    g_autofree char *status = NULL;
     va_list ap;
-    gboolean sent;
 
-    va_start(ap, fmt);
-    sent = notify_send("STOPPING=1", fmt, ap, FALSE);
-    va_end(ap);
-    return sent;
-}
-
-/* A helper with a va_list to hand on, for the call without a format. */
-static gboolean
-notify_state(const char *state, ...)
-{
-    va_list ap;
-    gboolean sent;
-
-    va_start(ap, state);
-    sent = notify_send(state, NULL, ap, FALSE);
-    va_end(ap);
-    return sent;
+    if (fmt) {
+        va_start(ap, fmt);
+        status = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+    }
+    return notify_send("STOPPING=1", status, FALSE);
 }
 
 gboolean
 vc_notify_reloading(void)
 {
-    return notify_state("RELOADING=1");
+    return notify_send("RELOADING=1", NULL, FALSE);
 }
