@@ -52,44 +52,49 @@ vc_notify_enabled(void)
 #endif
 }
 
+/* @state with the status @fmt formats (no STATUS= line if @fmt is NULL). */
+static gboolean
+notify_vsend(const char *state, gboolean skip_same, const char *fmt, va_list ap)
+{
+    g_autofree char *status = fmt ? g_strdup_vprintf(fmt, ap) : NULL;
+
+    return notify_send(state, status, skip_same);
+}
+
 gboolean
 vc_notify_ready(const char *fmt, ...)
 {
-    g_autofree char *status = NULL;
     va_list ap;
+    gboolean sent;
 
-    if (fmt) {
-        va_start(ap, fmt);
-        status = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-    }
-    return notify_send("READY=1", status, FALSE);
+    va_start(ap, fmt);
+    sent = notify_vsend("READY=1", FALSE, fmt, ap);
+    va_end(ap);
+    return sent;
 }
 
 gboolean
 vc_notify_status(const char *fmt, ...)
 {
-    g_autofree char *status = NULL;
     va_list ap;
+    gboolean sent;
 
     va_start(ap, fmt);
-    status = g_strdup_vprintf(fmt, ap);
+    sent = notify_vsend("", TRUE, fmt, ap);
     va_end(ap);
-    return notify_send("", status, TRUE);
+    return sent;
 }
 
 gboolean
 vc_notify_stopping(const char *fmt, ...)
 {
-    g_autofree char *status = NULL;
     va_list ap;
+    gboolean sent;
 
-    if (fmt) {
-        va_start(ap, fmt);
-        status = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-    }
-    return notify_send("STOPPING=1", status, FALSE);
+    va_start(ap, fmt);
+    sent = notify_vsend("STOPPING=1", FALSE, fmt, ap);
+    va_end(ap);
+    return sent;
 }
 
 gboolean
