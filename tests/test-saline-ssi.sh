@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Saline's SSI jobs end to end (saline/README.md, "SSI jobs"): salined
-# with real libvirtd on two nodes of a site, guests under TCG booted from
-# the Saline SSI image, the saline CLI run as two users. Checked:
+# with real libvirtd on nodes a1, a2 and b1 of two sites, guests under
+# TCG booted from the Saline SSI image, the saline CLI run as two users.
+# Checked:
 #   - an SSI job on an image without the SSI parts, or best-effort, is
 #     refused with one line;
 #   - two users' SSI jobs of 2 VMs run at once on the same two nodes; in
@@ -9,7 +10,9 @@
 #     (`ssi nodes` there lists exactly the job's addresses) and can
 #     `ssi run` a child on the member that is VM 1;
 #   - output and exit status (3 and 0) come back through `saline log`
-#     and `saline stat`; the VMs are torn down after.
+#     and `saline stat`; the VMs are torn down after;
+#   - a 3-VM SSI job too large for site a spans both sites: one cluster
+#     of 3 members across the WAN.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -28,8 +31,8 @@ qemu=/usr/bin/qemu-system-x86_64
 user1=4211
 user2=4212
 
-sites_create 1 2
-lv_start_nodes "$qemu" a1 a2 || fail "libvirtd did not start on every node"
+sites_create 2 2 --delay 5 --rate 100
+lv_start_nodes "$qemu" a1 a2 b1 || fail "libvirtd did not start on every node"
 
 chmod 0711 "$VC_TESTDIR"
 mkdir -m 0755 "$VC_TESTDIR/run"
@@ -42,16 +45,20 @@ SALINE_NS_NODE="a 1"
     saline_conf_salined "$qemu"
     printf '[site a]\nnetwork=10.77.1.0/24\nrange=10.77.1.100-10.77.1.149\n'
     printf 'gateway=10.77.1.254\n\n'
+    printf '[site b]\nnetwork=10.77.2.0/24\nrange=10.77.2.100-10.77.2.149\n'
+    printf 'gateway=10.77.2.254\n\n'
     saline_node_conf a 1 3
     saline_node_conf a 2 3
+    saline_node_conf b 1 3
     printf '[image saline]\ndir=%s\n\n[image saline-ssi]\ndir=%s\n' "$plain" "$image"
 } >"$SALINE_CONF"
 
-no_domains() { [[ -z $(lv_domains a 1; lv_domains a 2) ]]; }
+all_domains() { lv_domains a 1; lv_domains a 2; lv_domains b 1; }
+no_domains() { [[ -z $(all_domains) ]]; }
 ips_of() { field "$(job_json "$1")" '" ".join(v["ip"] for v in sorted(j["vm_list"], key=lambda v: v["index"]))'; }
 
 saline_start
-wait_for 30 bash -c "'$saline_bin' --socket '$SALINE_SOCK' nodes | grep -c ' up ' | grep -qx 2" ||
+wait_for 30 bash -c "'$saline_bin' --socket '$SALINE_SOCK' nodes | grep -c ' up ' | grep -qx 3" ||
     { as_root nodes >&2; fail "the nodes did not come up in salined"; }
 
 # ---- refused: an image without the SSI parts, a best-effort SSI job ----
@@ -118,5 +125,23 @@ as_root log "$ja" --vm 1 | grep -q "cluster 'saline-$ja'" || {
     fail "job $ja: VM 1's output is not ssid's log"
 }
 as_user $user2 stat "$ja" >/dev/null 2>&1 && fail "user $user2 sees user $user1's job"
-wait_for 60 no_domains || fail "domains left after the SSI jobs: $(lv_domains a 1; lv_domains a 2)"
+wait_for 60 no_domains || fail "domains left after the SSI jobs: $(all_domains)"
 log "SSI jobs $ja and $jb ran in clusters of their own and were torn down"
+
+# ---- one cluster over two sites ----
+jc=$(submit as_user $user1 submit --ssi --name ssi-wide -n 3 -c 2 -m 256M \
+    --image saline-ssi --walltime 10m -- sh -c 'ssi nodes; exit 5') ||
+    fail "cannot submit SSI job C"
+wait_for 120 state_is "$jc" running || fail "job $jc did not start: $(job_json "$jc")"
+assert_eq "nodes of job $jc" "a1 a2 b1" "$(vm_nodes "$jc")"
+ipc=$(ips_of "$jc")
+wait_for 300 state_in "$jc" done failed || fail "job $jc did not end: $(job_json "$jc")"
+out=$(as_root log "$jc" --vm 0) || fail "saline log $jc failed"
+echo "$out" >&2
+assert_eq "state of job $jc" done "$(field "$(job_json "$jc")" 'j["state"]')"
+assert_eq "exit status of job $jc" 5 "$(field "$(job_json "$jc")" 'j["exit_status"]')"
+view=$(awk 'NR > 2 && $3 == "up" {print $2}' <<<"$out" | sort | tr '\n' ' ')
+assert_eq "addresses in job $jc's view" "$(tr ' ' '\n' <<<"$ipc" | sort | tr '\n' ' ')" "$view"
+[[ $view == *10.77.2.* ]] || fail "job $jc has no member on site b: $view"
+wait_for 60 no_domains || fail "domains left after job $jc: $(all_domains)"
+log "SSI job $jc formed one cluster over sites a and b"
