@@ -676,13 +676,8 @@ ssi_write_conf(const Spec *spec)
 static pid_t
 ssi_start_ssid(void)
 {
-    pid_t pid;
+    pid_t pid = fork();
 
-    if (access(SSID, X_OK) < 0) {
-        fail("this image has no '%s': not an SSI image", SSID);
-        return -1;
-    }
-    pid = fork();
     if (pid < 0) {
         fail("cannot fork: %s", strerror(errno));
         return -1;
@@ -798,6 +793,9 @@ ssi_setup(Spec *spec)
 {
     pid_t ssid;
 
+    if (access(SSID, X_OK) < 0) {
+        return fail("this image has no '%s': not an SSI image", SSID);
+    }
     if (ssi_write_conf(spec) < 0) {
         return -1;
     }
@@ -810,8 +808,6 @@ ssi_setup(Spec *spec)
         }
         log_step("SSI cluster %s formed: %u members", spec->ssi_cluster,
                  spec->vms);
-    } else if (access(SSID, X_OK) < 0) {
-        return fail("this image has no '%s': not an SSI image", SSID);
     }
     return ssi_wrap_command(spec);
 }
