@@ -6,7 +6,8 @@
 # contract"): the salguest agent and a base disk for /job. With --ssi, an
 # SSI image (ssi-guest/README.md): ssid, ssi, ssi-init and the SSI
 # modules, CRIU and GNU tar with their libraries, and the modules CRIU
-# needs.
+# needs. Both --saline-agent and --ssi: a Saline SSI image, for SSI jobs
+# (saline/README.md, "SSI jobs").
 #
 # Output directory:
 #   vmlinuz         the kernel
@@ -31,7 +32,8 @@ Build a guest image (kernel + initramfs) from Debian packages.
   --agent FILE       the statically linked vcguest binary
   --saline-agent FILE
                      the statically linked salguest binary, run instead of
-                     vcguest when QEMU passes a Saline job
+                     vcguest when QEMU passes a Saline job; with --ssi
+                     too, an image for Saline's SSI jobs
   --ssi DIR          build the SSI image from DIR, which holds ssid, ssi,
                      ssi-init and the modules *.ko (ssi.ko, ssi_pol_*.ko);
                      adds /usr/sbin/criu, /bin/tar, their libraries and the

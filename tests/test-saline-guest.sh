@@ -4,7 +4,8 @@
 # spec in fw_cfg, an overlay of the image's disk on vda, an output drive
 # on vdb. Each VM runs its command, writes output and exit status in the
 # drive's format and powers itself off; what the command writes to /job
-# stays in its overlay.
+# stays in its overlay. An SSI job spec with a bad key, or on an image
+# without ssid, ends with 127 and why.
 source "$(dirname "$0")/lib/functions.sh"
 needs qemu-system-x86_64 qemu-img debugfs dumpe2fs base64
 
@@ -159,3 +160,14 @@ spec nofs true
 qemu-img create -q -f qcow2 "$dir/nofs.qcow2" 16M
 boot nofs
 expect_not_started nofs "cannot mount '/dev/vda'"
+
+# (g) An SSI job (saline/README.md, "SSI jobs"): a key that is not 64
+# hex digits, and an image without ssid: 127 and why.
+spec badkey true
+printf 'ssi=1\nssi_cluster=saline-7\nssi_key=%s\n' "$(printf '%063d' 0)" >>"$dir/badkey.spec"
+boot badkey
+expect_not_started badkey "job spec: 'ssi_key' is not 64 hex digits"
+spec nossid true
+printf 'ssi=1\nssi_cluster=saline-7\nssi_key=%s\n' "$(printf '%064d' 0)" >>"$dir/nossid.spec"
+boot nossid
+expect_not_started nossid "this image has no '/sbin/ssid': not an SSI image"

@@ -328,6 +328,7 @@ usage_error(GError *error)
 
 static gboolean arg_besteffort;
 static gboolean arg_idempotent;
+static gboolean arg_ssi;
 static char *arg_priority;
 static char *arg_name;
 static char *arg_vms;
@@ -361,7 +362,10 @@ static const GOptionEntry submit_entries[] = {
     {"besteffort", 0, 0, G_OPTION_ARG_NONE, &arg_besteffort,
      "Run on idle capacity only; the job may be preempted", NULL},
     {"idempotent", 0, 0, G_OPTION_ARG_NONE, &arg_idempotent,
-     "The command may run again from the start if the job is requeued",
+     "The command may run again from the start if the job is requeued", NULL},
+    {"ssi", 0, 0, G_OPTION_ARG_NONE, &arg_ssi,
+     "Run COMMAND in an SSI cluster of the job's VMs (at most 63), "
+     "through 'ssi run'; IMG must have the SSI parts",
      NULL},
     {"snapshot-interval", 0, 0, G_OPTION_ARG_STRING, &arg_snapshot_interval,
      "With --besteffort: time between snapshots of the VMs, 5s to 24h: "
@@ -393,6 +397,13 @@ static const char submit_help[] =
     "  salined also snapshots them every D while they run (0: its\n"
     "  default), so a job whose node fails loses at most D of work.\n"
     "\n"
+    "  With --ssi, the job's VMs form one virtual SSI cluster (an image\n"
+    "  built with the SSI parts): COMMAND runs once, through 'ssi run' on\n"
+    "  the member the cluster's policy picks, with cwd / and SALINE_JOB_ID,\n"
+    "  SALINE_VMS and SALINE_NODEFILE; it may 'ssi run' more anywhere in\n"
+    "  the cluster. Its output and exit status are VM 0's; the job ends\n"
+    "  when it does. Each job is a cluster of its own, with its own key.\n"
+    "\n"
     "  Options stop at COMMAND; put '--' before a COMMAND that starts with\n"
     "  '-'. Every value is checked before anything is sent. On success,\n"
     "  prints the job's id as oarsub does:\n"
@@ -416,7 +427,9 @@ static const char submit_help[] =
     "  saline submit --besteffort --idempotent -n 1 -c 1 -m 512M \\\n"
     "      --image alpine --walltime 15m -- sh -c 'make test'\n"
     "  saline submit --besteffort --snapshot-interval 10m -n 2 -c 4 -m 8G \\\n"
-    "      --image debian-12 --walltime 12h -- ./simulate\n";
+    "      --image debian-12 --walltime 12h -- ./simulate\n"
+    "  saline submit --ssi -n 3 -c 1 -m 256M --image saline-ssi \\\n"
+    "      --walltime 10m -- sh -c 'ssi nodes; ssi run -n 2 hostname'\n";
 
 static gboolean
 build_job(SalJob *job, GError **error)
@@ -471,6 +484,7 @@ build_job(SalJob *job, GError **error)
     }
     job->besteffort = arg_besteffort;
     job->idempotent = arg_idempotent;
+    job->ssi = arg_ssi;
     job->image = g_strdup(arg_image);
     job->site = g_strdup(arg_site);
     job->command = g_strdupv(arg_command);
@@ -900,6 +914,7 @@ stat_job(const char *id_text)
     printf("    state = %s\n", sal_job_state_to_string(job->state));
     printf("    besteffort = %s\n", job->besteffort ? "yes" : "no");
     printf("    idempotent = %s\n", job->idempotent ? "yes" : "no");
+    printf("    ssi = %s\n", job->ssi ? "yes" : "no");
     printf("    priority = %d\n", job->priority);
     printf("    vms = %u\n", job->n_vms);
     printf("    cpus = %u\n", job->cpus);

@@ -10,6 +10,11 @@
  * off. Anything that keeps the command from starting ends with exit
  * status 127 and the reason as the output.
  *
+ * An SSI job (saline/README.md, "SSI jobs") runs in a virtual SSI
+ * cluster of the job's VMs: salguest writes ssid's configuration, VM 0
+ * starts ssid, waits for every member and runs the command through
+ * `ssi run`; the other VMs run ssid as their command.
+ *
  * Each step is one line on the console, so the serial log tells what
  * happened. Statically linked and libc only: the guest has only busybox.
  */
@@ -52,6 +57,19 @@
 #define IFACE "eth0"
 #define IP_TOOL "/bin/ip"
 #define COMMAND_PATH "/bin:/sbin:/usr/bin:/usr/sbin"
+/* SSI jobs: the parts of a Saline SSI image (ssi-guest/README.md). */
+#define SSID "/sbin/ssid"
+#define SSI_CLI "/bin/ssi"
+#define SSI_ENV "/bin/env"
+#define SSID_CONF_DIR "/etc/ssi"
+#define SSID_CONF SSID_CONF_DIR "/ssid.conf"
+#define SSI_VIEW "/proc/ssi/nodes"
+#define SSI_KEY_LEN 64
+#define SSI_CLUSTER_MAX 32
+/* Under TCG the VMs of a job boot one after another on busy nodes. */
+#define SSI_FORM_S 180
+/* Arguments the SSI wrapper adds before the command's own. */
+#define SSI_WRAP_ARGS 8
 
 /* Bounds of the spec; the last two are salcore's SAL_MAX_ARGS and
  * SAL_MAX_VMS (sal-job.h): salined never sends more. */
@@ -82,8 +100,11 @@ typedef struct {
     char *gateway; /* "" for none */
     char *peers[MAX_VMS];
     unsigned n_peers;
-    char *argv[MAX_ARGS + 1];
+    char *argv[MAX_ARGS + SSI_WRAP_ARGS + 1];
     unsigned argc;
+    bool ssi;
+    char *ssi_cluster;
+    char *ssi_key;
 } Spec;
 
 typedef struct {
@@ -389,18 +410,42 @@ valid_name(const char *s, size_t max, const char *extra)
     return true;
 }
 
+/* The keys of an SSI job: ssid's cluster name ([a-z0-9-]{1,32}) and
+ * key (64 hex digits). */
+static int
+ssi_spec_check(const Spec *spec)
+{
+    const char *c = spec->ssi_cluster, *k = spec->ssi_key;
+
+    if (!c || !*c || strlen(c) > SSI_CLUSTER_MAX ||
+        strspn(c, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(c)) {
+        return fail("job spec: missing or invalid 'ssi_cluster'");
+    }
+    if (!k || strlen(k) != SSI_KEY_LEN ||
+        strspn(k, "0123456789abcdefABCDEF") != SSI_KEY_LEN) {
+        return fail("job spec: 'ssi_key' is not %d hex digits", SSI_KEY_LEN);
+    }
+    return 0;
+}
+
 /* Parses @text (modified in place: the spec's strings point into it). */
 static int
 spec_parse(char *text, size_t len, Spec *spec)
 {
-    char *vm = NULL, *vms = NULL;
+    char *vm = NULL, *vms = NULL, *ssi = NULL;
     const struct {
         const char *key;
         char **value;
     } single[] = {
-        {"job", &spec->job}, {"vm", &vm},
-        {"vms", &vms},       {"hostname", &spec->hostname},
-        {"ip", &spec->ip},   {"gateway", &spec->gateway},
+        {"job", &spec->job},
+        {"vm", &vm},
+        {"vms", &vms},
+        {"hostname", &spec->hostname},
+        {"ip", &spec->ip},
+        {"gateway", &spec->gateway},
+        {"ssi", &ssi},
+        {"ssi_cluster", &spec->ssi_cluster},
+        {"ssi_key", &spec->ssi_key},
     };
     char *line, *next;
     unsigned n = 0;
@@ -492,6 +537,13 @@ spec_parse(char *text, size_t len, Spec *spec)
         return fail("job spec has no command");
     }
     spec->argv[spec->argc] = NULL;
+    if (ssi && strcmp(ssi, "0") != 0 && strcmp(ssi, "1") != 0) {
+        return fail("job spec: 'ssi' is not 0 or 1");
+    }
+    spec->ssi = ssi && strcmp(ssi, "1") == 0;
+    if (spec->ssi) {
+        return ssi_spec_check(spec);
+    }
     return 0;
 }
 
@@ -587,6 +639,177 @@ mount_job_disk(void)
                     JOB_DIR, strerror(errno));
     }
     return 0;
+}
+
+/* SSI jobs ------------------------------------------------------------ */
+
+/* /etc/ssi/ssid.conf, root only: it holds the cluster's key. VM 0
+ * founds the cluster, the others join through it. */
+static int
+ssi_write_conf(const Spec *spec)
+{
+    char addr[INET_ADDRSTRLEN] = "";
+    size_t alen = strcspn(spec->ip, "/");
+    char text[512];
+    int fd, n;
+
+    memcpy(addr, spec->ip, alen < sizeof(addr) ? alen : sizeof(addr) - 1);
+    n = snprintf(text, sizeof(text),
+                 "cluster=%s\nkey=%s\naddress=%s\njoin=%s\n", spec->ssi_cluster,
+                 spec->ssi_key, addr, spec->vm == 0 ? "found" : spec->peers[0]);
+    if (mkdir(SSID_CONF_DIR, 0755) < 0 && errno != EEXIST) {
+        return fail("cannot create '%s': %s", SSID_CONF_DIR, strerror(errno));
+    }
+    fd = open(SSID_CONF, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return fail("cannot create '%s': %s", SSID_CONF, strerror(errno));
+    }
+    if (fchmod(fd, 0600) < 0 || pwrite_all(fd, text, (size_t)n, 0) < 0) {
+        close(fd);
+        return fail("cannot write '%s': %s", SSID_CONF, strerror(errno));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Starts ssid in the background, its output on the console. */
+static pid_t
+ssi_start_ssid(void)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        fail("cannot fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDONLY);
+
+        setsid();
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 ||
+            dup2(console_fd, STDOUT_FILENO) < 0 ||
+            dup2(console_fd, STDERR_FILENO) < 0 || clearenv() != 0 ||
+            setenv("PATH", COMMAND_PATH, 1) < 0) {
+            _exit(EXIT_NOT_STARTED);
+        }
+        execl(SSID, "ssid", "--config", SSID_CONF, (char *)NULL);
+        _exit(EXIT_NOT_STARTED);
+    }
+    return pid;
+}
+
+/* Members `up` in the kernel's view (ssi.ko), -1 without one. */
+static int
+ssi_members_up(void)
+{
+    FILE *f = fopen(SSI_VIEW, "re");
+    char line[256];
+    int up = 0;
+
+    if (!f) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        unsigned id;
+        char addr[64], state[16];
+
+        if (sscanf(line, "%u %63s %15s", &id, addr, state) == 3 &&
+            strcmp(state, "up") == 0) {
+            up++;
+        }
+    }
+    fclose(f);
+    return up;
+}
+
+/* VM 0: until every VM of the job is a member, bounded. */
+static int
+ssi_wait_formed(const Spec *spec, pid_t ssid)
+{
+    int64_t end = now_ms() + SSI_FORM_S * 1000;
+    int up = 0, status;
+
+    for (;;) {
+        if (waitpid(ssid, &status, WNOHANG) == ssid) {
+            return fail("ssid exited with status %d before the SSI cluster "
+                        "'%s' was formed",
+                        WIFEXITED(status) ? WEXITSTATUS(status)
+                                          : 128 + WTERMSIG(status),
+                        spec->ssi_cluster);
+        }
+        up = ssi_members_up();
+        if (up >= (int)spec->vms) {
+            return 0;
+        }
+        if (now_ms() >= end) {
+            break;
+        }
+        sleep_ms(500);
+    }
+    if (up < 0) {
+        return fail("SSI cluster '%s' not formed: no '%s' (ssi.ko not "
+                    "loaded)",
+                    spec->ssi_cluster, SSI_VIEW);
+    }
+    return fail("SSI cluster '%s' not formed: %d of %u members up after %d s",
+                spec->ssi_cluster, up, spec->vms, SSI_FORM_S);
+}
+
+/* The command VM 0 runs: `ssi run -- env SALINE_...=... COMMAND`; the
+ * other VMs run ssid. */
+static int
+ssi_wrap_command(Spec *spec)
+{
+    static char job[MAX_ID_LEN + 32], vms[32];
+    char *wrap[SSI_WRAP_ARGS];
+    unsigned n = 0;
+
+    if (spec->vm != 0) {
+        spec->argv[0] = (char *)SSID;
+        spec->argv[1] = (char *)"--config";
+        spec->argv[2] = (char *)SSID_CONF;
+        spec->argv[3] = NULL;
+        spec->argc = 3;
+        return 0;
+    }
+    snprintf(job, sizeof(job), "SALINE_JOB_ID=%s", spec->job);
+    snprintf(vms, sizeof(vms), "SALINE_VMS=%u", spec->vms);
+    wrap[n++] = (char *)SSI_CLI;
+    wrap[n++] = (char *)"run";
+    wrap[n++] = (char *)"--";
+    wrap[n++] = (char *)SSI_ENV;
+    wrap[n++] = job;
+    wrap[n++] = vms;
+    wrap[n++] = (char *)"SALINE_NODEFILE=" NODEFILE;
+    memmove(spec->argv + n, spec->argv, (spec->argc + 1) * sizeof(char *));
+    memcpy(spec->argv, wrap, n * sizeof(char *));
+    spec->argc += n;
+    return 0;
+}
+
+/* Configures the VM's part of the cluster; on VM 0, waits for it. */
+static int
+ssi_setup(Spec *spec)
+{
+    pid_t ssid;
+
+    if (access(SSID, X_OK) < 0) {
+        return fail("this image has no '%s': not an SSI image", SSID);
+    }
+    if (ssi_write_conf(spec) < 0) {
+        return -1;
+    }
+    log_step("%s: cluster %s, %s", SSID_CONF, spec->ssi_cluster,
+             spec->vm == 0 ? "founding it" : "joining it");
+    if (spec->vm == 0) {
+        ssid = ssi_start_ssid();
+        if (ssid < 0 || ssi_wait_formed(spec, ssid) < 0) {
+            return -1;
+        }
+        log_step("SSI cluster %s formed: %u members", spec->ssi_cluster,
+                 spec->vms);
+    }
+    return ssi_wrap_command(spec);
 }
 
 /* The output drive ------------------------------------------------------ */
@@ -971,6 +1194,11 @@ main(int argc, char **argv)
     }
     mounted = true;
     log_step("mounted %s on %s", JOB_DISK, JOB_DIR);
+    if (spec.ssi && ssi_setup(&spec) < 0) {
+        report_not_started(&out);
+        end_leftovers();
+        power_off(mounted);
+    }
 
     status = run_command(&spec, &out);
     if (status < 0) {

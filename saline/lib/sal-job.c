@@ -140,6 +140,7 @@ sal_job_copy(const SalJob *job)
     copy->command = g_strdupv(job->command);
     copy->failure = g_strdup(job->failure);
     copy->idempotency_key = g_strdup(job->idempotency_key);
+    copy->ssi_key = g_strdup(job->ssi_key);
     return copy;
 }
 
@@ -155,6 +156,7 @@ sal_job_free(SalJob *job)
     g_strfreev(job->command);
     g_free(job->failure);
     g_free(job->idempotency_key);
+    g_free(job->ssi_key);
     g_free(job);
 }
 
@@ -202,6 +204,23 @@ snapshot_interval_validate(const SalJob *job, GError **error)
                               SAL_MAX_SNAPSHOT_INTERVAL_S, error);
 }
 
+/* An SSI cluster has at most 63 members, and no snapshot of one as a
+ * set is taken yet. */
+static gboolean
+ssi_validate(const SalJob *job, GError **error)
+{
+    if (!job->ssi) {
+        return TRUE;
+    }
+    if (job->besteffort) {
+        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
+                    "an SSI job cannot be best-effort");
+        return FALSE;
+    }
+    return sal_range_validate("VM count of an SSI job", job->n_vms, 1,
+                              SAL_MAX_SSI_VMS, error);
+}
+
 /* Printable ASCII only: the key is quoted in logs and compared byte for
  * byte, so no encoding or control character can make two look alike. */
 static gboolean
@@ -247,7 +266,7 @@ sal_job_validate(const SalJob *job, GError **error)
            command_validate(job->command, error) &&
            sal_range_validate("priority", job->priority, SAL_PRIORITY_MIN,
                               SAL_PRIORITY_MAX, error) &&
-           snapshot_interval_validate(job, error) &&
+           snapshot_interval_validate(job, error) && ssi_validate(job, error) &&
            (!job->idempotency_key ||
             idempotency_key_validate(job->idempotency_key, error));
 }
@@ -261,8 +280,8 @@ sal_job_same_submission(const SalJob *a, const SalJob *b)
            a->n_vms == b->n_vms && a->cpus == b->cpus &&
            a->mem_mib == b->mem_mib && g_strcmp0(a->image, b->image) == 0 &&
            a->walltime_s == b->walltime_s && g_strcmp0(a->site, b->site) == 0 &&
-           a->snapshot_interval_s == b->snapshot_interval_s && a->command &&
-           b->command &&
+           a->snapshot_interval_s == b->snapshot_interval_s &&
+           !a->ssi == !b->ssi && a->command && b->command &&
            g_strv_equal((const char *const *)a->command,
                         (const char *const *)b->command);
 }

@@ -52,6 +52,7 @@
 #define SAL_MIN_SNAPSHOT_INTERVAL_S 5
 #define SAL_MAX_SNAPSHOT_INTERVAL_S (24 * 3600)
 #define SAL_MAX_IDEMPOTENCY_KEY_LEN 128
+#define SAL_MAX_SSI_VMS 63 /* an SSI cluster's members */
 
 typedef enum {
     SAL_JOB_PENDING,
@@ -100,6 +101,11 @@ typedef struct {
     /* OAR mode: the OAR job that holds, or was asked for, the job's
      * nodes (0: none yet). */
     gint64 oar_job_id;
+    /* An SSI job (saline/README.md, "SSI jobs"): its VMs form one SSI
+     * cluster with this key (64 hex digits, made by salined; NULL until
+     * then), never shown to clients. */
+    gboolean ssi;
+    char *ssi_key;
 } SalJob;
 
 typedef enum {
@@ -147,7 +153,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SalJob, sal_job_free)
  * n_vms, cpus, mem_mib, image, walltime_s, site, command, priority,
  * snapshot_interval_s (0, or SAL_MIN_ to SAL_MAX_SNAPSHOT_INTERVAL_S for
  * a best-effort job only), idempotency_key (NULL, or 1 to
- * SAL_MAX_IDEMPOTENCY_KEY_LEN printable ASCII characters). */
+ * SAL_MAX_IDEMPOTENCY_KEY_LEN printable ASCII characters), ssi (at most
+ * SAL_MAX_SSI_VMS VMs, not best-effort). */
 gboolean sal_job_validate(const SalJob *job, GError **error);
 /* @a and @b were submitted alike: every field a user submits but the
  * idempotency key is equal. */

@@ -77,6 +77,7 @@ static const Field job_fields[] = {
     {"snapshot_seq", FIELD_UINT, 0, JOB(snapshot_seq), 0, G_MAXUINT32},
     {"held", FIELD_BOOL, 0, JOB(held)},
     {"oar_job_id", FIELD_INT64, 0, JOB(oar_job_id), 0, G_MAXINT64},
+    {"ssi", FIELD_BOOL, FIELD_SUBMIT, JOB(ssi)},
 };
 
 static const Field vm_fields[] = {

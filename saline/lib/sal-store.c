@@ -111,6 +111,9 @@ static const char *const migrations[] = {
 
     /* 6: OAR owns the nodes: the OAR job of each Saline job. */
     "ALTER TABLE jobs ADD COLUMN oar_job_id INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: SSI jobs: the key of the job's SSI cluster, NULL for others. */
+    "ALTER TABLE jobs ADD COLUMN ssi_key TEXT;",
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(migrations) == SAL_STORE_SCHEMA_VERSION);
@@ -494,7 +497,8 @@ column_text(sqlite3_stmt *stmt, int col)
     "id, owner_uid, name, state, besteffort, idempotent, priority, n_vms, "    \
     "cpus, mem_mib, image, walltime_s, site, command, submit_time, "           \
     "start_time, end_time, elapsed_s, exit_status, failure, "                  \
-    "snapshot_interval_s, snapshot_seq, held, idempotency_key, oar_job_id"
+    "snapshot_interval_s, snapshot_seq, held, idempotency_key, oar_job_id, "   \
+    "ssi_key"
 
 static GBytes *
 command_pack(char **argv)
@@ -564,6 +568,8 @@ job_from_row(sqlite3_stmt *stmt, GError **error)
     job->held = sqlite3_column_int(stmt, 22) != 0;
     job->idempotency_key = column_text(stmt, 23);
     job->oar_job_id = sqlite3_column_int64(stmt, 24);
+    job->ssi_key = column_text(stmt, 25);
+    job->ssi = job->ssi_key != NULL;
     return g_steal_pointer(&job);
 }
 
@@ -573,7 +579,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
     static const char insert_sql[] =
         "INSERT INTO jobs (" JOB_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
         "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-        "?21, ?22, ?23, ?24, ?25)";
+        "?21, ?22, ?23, ?24, ?25, ?26)";
     static const char update_sql[] =
         "UPDATE jobs SET owner_uid = ?2, name = ?3, state = ?4, "
         "besteffort = ?5, idempotent = ?6, priority = ?7, n_vms = ?8, "
@@ -581,7 +587,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
         "site = ?13, command = ?14, submit_time = ?15, start_time = ?16, "
         "end_time = ?17, elapsed_s = ?18, exit_status = ?19, failure = ?20, "
         "snapshot_interval_s = ?21, snapshot_seq = ?22, held = ?23, "
-        "idempotency_key = ?24, oar_job_id = ?25 WHERE id = ?1";
+        "idempotency_key = ?24, oar_job_id = ?25, ssi_key = ?26 WHERE id = ?1";
     gboolean is_new = job->id == 0;
     g_autoptr(sqlite3_stmt) stmt =
         prepare(store, is_new ? insert_sql : update_sql, "save a job", error);
@@ -622,6 +628,7 @@ job_write(SalStore *store, SalJob *job, GError **error)
     sqlite3_bind_int(stmt, 23, job->held ? 1 : 0);
     sqlite3_bind_text(stmt, 24, job->idempotency_key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 25, job->oar_job_id);
+    sqlite3_bind_text(stmt, 26, job->ssi_key, -1, SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE) {
         /* The only UNIQUE constraint of jobs besides the id. */
         if (is_new && job->idempotency_key &&

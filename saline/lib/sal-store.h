@@ -22,7 +22,7 @@
 #include "sal-job.h"
 #include "sal-node.h"
 
-#define SAL_STORE_SCHEMA_VERSION 6
+#define SAL_STORE_SCHEMA_VERSION 7
 
 typedef struct SalStore SalStore;
 

@@ -205,3 +205,14 @@ void sald_job_resume_on(SaldCore *core, SalJob *job, GPtrArray *vms,
 void sald_snapshots_forget(SaldCore *core, gint64 job_id);
 /* The body of SALD_OP_RESTORE, in its worker thread. */
 gboolean sald_op_restore(SaldOp *op, GError **error);
+
+/* sald-ssi.c: SSI jobs (saline/README.md, "SSI jobs") */
+/* @image holds the SSI parts: its image.env says SSI=1. */
+gboolean sald_ssi_check_image(const SaldImageConf *image, GError **error);
+/* A new cluster key: 32 random bytes, 64 hex digits. */
+char *sald_ssi_new_key(GError **error);
+/* The job spec lines of an SSI job (none for another job). */
+void sald_ssi_spec(GString *spec, const SalJob *job);
+/* An SSI job ends when its VM 0 has stopped: TRUE then, with its exit
+ * status. */
+gboolean sald_ssi_ended(const SalJob *job, GPtrArray *vms, gint *exit_status);

@@ -258,6 +258,7 @@ gboolean
 sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
 {
     g_autofree char *why = NULL;
+    const SaldImageConf *image;
 
     job->id = 0;
     job->owner_uid = uid;
@@ -266,9 +267,15 @@ sald_core_submit(SaldCore *core, guint32 uid, SalJob *job, GError **error)
     if (!sal_job_validate(job, error)) {
         return FALSE;
     }
-    if (!sald_config_image(core->config, job->image)) {
+    image = sald_config_image(core->config, job->image);
+    if (!image) {
         g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID, "unknown image '%s'",
                     job->image);
+        return FALSE;
+    }
+    g_clear_pointer(&job->ssi_key, g_free);
+    if (job->ssi && (!sald_ssi_check_image(image, error) ||
+                     !(job->ssi_key = sald_ssi_new_key(error)))) {
         return FALSE;
     }
     why = sal_sched_unschedulable(core->all_nodes, job);

@@ -196,7 +196,7 @@ job_reconcile_running(SaldCore *core, SalJob *job, GPtrArray *vms)
         sald_job_reconcile(core, job->id);
         return;
     }
-    if (all_stopped) {
+    if (sald_ssi_ended(job, vms, &exit_status) || all_stopped) {
         job->exit_status = exit_status;
         sald_job_end(core, job, vms, SAL_JOB_DONE, NULL);
         sald_job_reconcile(core, job->id);

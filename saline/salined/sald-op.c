@@ -368,6 +368,7 @@ guest_spec(SaldCore *core, const SalJob *job, GPtrArray *vms, const SalVm *vm)
 
         g_string_append_printf(spec, "arg=%s\n", b64);
     }
+    sald_ssi_spec(spec, job);
     return g_string_free(g_steal_pointer(&spec), FALSE);
 }
 

@@ -179,6 +179,8 @@ test_submit(Fixture *f, gconstpointer data)
                     "hello");
     g_assert_true(json_object_get_null_member(obj(&a), "exit_status"));
     g_assert_true(json_object_get_null_member(obj(&a), "failure"));
+    g_assert_false(json_object_get_boolean_member(obj(&a), "ssi"));
+    g_assert_false(json_object_has_member(obj(&a), "ssi_key"));
     cmd = json_object_get_array_member(obj(&a), "command");
     g_assert_cmpuint(json_array_get_length(cmd), ==, 3);
     g_assert_cmpstr(json_array_get_string_element(cmd, 2), ==, "echo hi");
@@ -281,6 +283,13 @@ test_submit_bad(Fixture *f, gconstpointer data)
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"besteffort\": true, "
                   "\"snapshot_interval_s\": 86401"),
          "snapshot_interval_s 86401 is out of range"},
+        {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"ssi\": 1"),
+         "'ssi' must be true or false"},
+        {JOB_WITH("\"vms\": 2, \"walltime_s\": 60, \"ssi\": true, "
+                  "\"besteffort\": true"),
+         "an SSI job cannot be best-effort"},
+        {JOB_WITH("\"vms\": 64, \"walltime_s\": 60, \"ssi\": true"),
+         "VM count of an SSI job 64 is out of range 1..63"},
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"held\": true"),
          "unknown field 'held'"},
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"snapshot_seq\": 1"),

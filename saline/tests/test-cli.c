@@ -123,12 +123,15 @@ test_usage(void)
         {{SUBMIT, "d", "--walltime", "1", "--snapshot-interval", "90s", "true",
           NULL},
          "--snapshot-interval is for best-effort jobs: add --besteffort"},
-        {{SUBMIT, "d", "--walltime", "1", "--besteffort",
-          "--snapshot-interval", "4s", "true", NULL},
+        {{SUBMIT, "d", "--walltime", "1", "--besteffort", "--snapshot-interval",
+          "4s", "true", NULL},
          "snapshot interval (s) 4 is out of range 5..86400"},
-        {{SUBMIT, "d", "--walltime", "1", "--besteffort",
-          "--snapshot-interval", "1:30", "true", NULL},
+        {{SUBMIT, "d", "--walltime", "1", "--besteffort", "--snapshot-interval",
+          "1:30", "true", NULL},
          "invalid snapshot interval '1:30'"},
+        {{SUBMIT, "d", "--walltime", "1", "--ssi", "--besteffort", "true",
+          NULL},
+         "an SSI job cannot be best-effort"},
         {{"suspend", NULL}, "missing JOB; see 'saline suspend --help'"},
         {{"suspend", "1", "x", NULL}, "invalid job id 'x'"},
         {{"resume", NULL}, "missing JOB; see 'saline resume --help'"},
@@ -270,6 +273,8 @@ test_submit(Fixture *f, gconstpointer data)
     g_auto(Result) r = {0};
     g_auto(Result) bad = {0};
     g_auto(Result) st = {0};
+    g_auto(Result) ssi = {0};
+    g_auto(Result) ssi_st = {0};
 
     run(&r, f->path, SUBMIT, "debian-12", "--walltime", "1:30",
         "--besteffort", "-p", "-7", "ls", "-l", "/job", NULL);
@@ -283,6 +288,7 @@ test_submit(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(st.out, "\n    name = ls\n"));
     g_assert_nonnull(strstr(st.out, "\n    command = ls -l /job\n"));
     g_assert_nonnull(strstr(st.out, "\n    besteffort = yes\n"));
+    g_assert_nonnull(strstr(st.out, "\n    ssi = no\n"));
     g_assert_nonnull(strstr(st.out, "\n    priority = -7\n"));
     g_assert_nonnull(strstr(st.out, "\n    memory = 1G\n"));
     g_assert_nonnull(strstr(st.out, "\n    walltime = 1:30:00\n"));
@@ -296,6 +302,13 @@ test_submit(Fixture *f, gconstpointer data)
     /* Refused by salined: its reason, exit 1. */
     run(&bad, f->path, SUBMIT, "fedora", "--walltime", "1", "true", NULL);
     assert_fails(&bad, 1, "saline: unknown image 'fedora'");
+
+    /* An SSI job. */
+    run(&ssi, f->path, SUBMIT, "debian-12", "--walltime", "1", "--ssi", "true",
+        NULL);
+    g_assert_cmpstr(ssi.out, ==, "SALINE_JOB_ID=2\n");
+    run(&ssi_st, f->path, "stat", "2", NULL);
+    g_assert_nonnull(strstr(ssi_st.out, "\n    ssi = yes\n"));
 }
 
 /* The jobs the fake core holds, all users'. */

@@ -541,6 +541,41 @@ test_validate_snapshot_interval(void)
     }
 }
 
+/* An SSI cluster has at most 63 members; no snapshot of one is taken,
+ * so an SSI job is never best-effort. */
+static void
+test_validate_ssi(void)
+{
+    static const struct {
+        gboolean besteffort;
+        guint vms;
+        const char *error; /* NULL: valid */
+    } cases[] = {
+        {FALSE, 1, NULL},
+        {FALSE, SAL_MAX_SSI_VMS, NULL},
+        {FALSE, SAL_MAX_SSI_VMS + 1,
+         "VM count of an SSI job 64 is out of range 1..63"},
+        {TRUE, 2, "an SSI job cannot be best-effort"},
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(SalJob) job = make_job();
+        g_autoptr(GError) error = NULL;
+
+        job->ssi = TRUE;
+        job->besteffort = cases[i].besteffort;
+        job->n_vms = cases[i].vms;
+        if (!cases[i].error) {
+            g_assert_true(sal_job_validate(job, &error));
+            g_assert_no_error(error);
+            continue;
+        }
+        g_assert_false(sal_job_validate(job, &error));
+        g_assert_error(error, SAL_ERROR, SAL_ERROR_INVALID);
+        g_assert_cmpstr(error->message, ==, cases[i].error);
+    }
+}
+
 /* The client's own string: 1..128 printable ASCII characters, so it
  * shows as typed in logs and compares byte for byte. */
 static void
@@ -776,6 +811,7 @@ main(int argc, char **argv)
     g_test_add_func("/job/validate", test_validate);
     g_test_add_func("/job/validate-snapshot-interval",
                     test_validate_snapshot_interval);
+    g_test_add_func("/job/validate-ssi", test_validate_ssi);
     g_test_add_func("/job/validate-idempotency-key",
                     test_validate_idempotency_key);
     g_test_add_func("/job/same-submission", test_same_submission);

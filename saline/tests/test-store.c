@@ -94,6 +94,8 @@ assert_jobs_equal(const SalJob *a, const SalJob *b)
     g_assert_cmpint(a->held, ==, b->held);
     g_assert_cmpstr(a->idempotency_key, ==, b->idempotency_key);
     g_assert_cmpint(a->oar_job_id, ==, b->oar_job_id);
+    g_assert_cmpint(a->ssi, ==, b->ssi);
+    g_assert_cmpstr(a->ssi_key, ==, b->ssi_key);
 }
 
 static void
@@ -119,7 +121,12 @@ test_round_trip(Fixture *f, gconstpointer data)
     job->idempotency_key = g_strdup("6f1c2a9e-1f0b-4c1e-9a53-3f4f0c1d2b7a");
     job->oar_job_id = 4242;
     save_job(f->store, job, NULL);
+    other->ssi = TRUE;
+    other->ssi_key = g_strnfill(64, 'e');
     g_assert_cmpint(save_job(f->store, other, NULL), >, job->id);
+    loaded = sal_store_load_job(f->store, other->id, NULL, NULL);
+    assert_jobs_equal(loaded, other);
+    g_clear_pointer(&loaded, sal_job_free);
 
     /* The job starts: state, times and VMs change together. */
     vms = sal_test_vms(job, "a");
@@ -746,6 +753,7 @@ test_migrate_v4(Fixture *f, gconstpointer data)
     write_db(f->path, "DROP INDEX jobs_by_key;"
                       "ALTER TABLE jobs DROP COLUMN idempotency_key;"
                       "ALTER TABLE jobs DROP COLUMN oar_job_id;"
+                      "ALTER TABLE jobs DROP COLUMN ssi_key;"
                       "PRAGMA user_version = 4;");
     g_assert_cmpuint(column_count(f->path, "jobs", "idempotency_key"), ==, 0);
 
@@ -758,6 +766,7 @@ test_migrate_v4(Fixture *f, gconstpointer data)
     assert_jobs_equal(loaded, old2);
     g_assert_null(loaded->idempotency_key);
     g_assert_cmpint(loaded->oar_job_id, ==, 0);
+    g_assert_false(loaded->ssi);
 
     keyed->idempotency_key = g_strdup("k");
     save_job(f->store, keyed, NULL);
