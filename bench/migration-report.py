@@ -604,8 +604,9 @@ def main():
           f"- **{TITLES['page-hash-delta']} is not built**: page-hash's zstd "
           f"stream compresses each page sent in full against the pages "
           f"sent before it, not against the like pages site B holds "
-          f"(delta encoding), which is how to go below the bound. Not "
-          f"measured.",
+          f"(delta encoding). Not built: `bench/zstd-levels.sh` measures "
+          f"it apart, at most 2% of what crosses with a reference the "
+          f"source holds (bench/results/zstd-levels.md).",
           f"- Lower bound (bench/lower-bound.py, from the RAM files right "
           f"before the migration): the distinct non-zero pages of the 4 "
           f"guests that neither site-B guest holds, concatenated and "

@@ -17,8 +17,16 @@
  * --site guest as zstd's reference (the look-alike a destination holds),
  * against one frame without, for the "other" pages (kernel and page-cache
  * data: neither random, a frame of at least 4000 bytes, nor sparse, at
- * least 90% zero bytes; bench/lower-bound.py sorts them alike). Prints
- * key=value lines.
+ * least 90% zero bytes; bench/lower-bound.py sorts them alike). The
+ * source does not hold that reference, so also what a delta costs that
+ * does not need it (rsync's way): the destination sends a 16-bit sum of
+ * each block of its look-alike (blocks of 32 to 256 bytes), the source sends
+ * a bitmap of the blocks whose sums match its own and one frame of its
+ * page with those blocks zeroed; a block whose sum matched but whose
+ * bytes differ fails the rebuilt page's hash and costs the page again.
+ * And a reference both ends hold: the migrating guest's own page before
+ * it (sent or resolved before it, in offset order).
+ * Prints key=value lines.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,10 +120,18 @@ static gsize stream_bytes(ZSTD_CCtx *cc, int level, const guint8 *ram,
  * One frame per page with the page at the same offset of @ref (a site
  * guest's RAM, @ref_pages long) as reference: the bytes they took.
  */
+#define SIG_SIZES 4
+static const gsize sig_block[SIG_SIZES] = {32, 64, 128, 256};
+
 typedef struct {
     gsize pages;
     gsize frame_bytes; /* one frame per page, no reference */
     gsize delta_bytes; /* the same with the look-alike as reference */
+    gsize prev_bytes;  /* with the guest's page before it as reference */
+    /* Block sums (sig_block[k]): */
+    gsize sig_up[SIG_SIZES];    /* sums sent by the destination */
+    gsize sig_down[SIG_SIZES];  /* bitmap + frame, pages again on failure */
+    gsize sig_failed[SIG_SIZES]; /* pages whose rebuilt hash would differ */
 } Other;
 
 static gsize one_frame(ZSTD_CCtx *cc, int level, const guint8 *page,
@@ -131,6 +147,44 @@ static gsize one_frame(ZSTD_CCtx *cc, int level, const guint8 *page,
     n = ZSTD_compress2(cc, out, out_size, page, PAGE);
     g_assert(!ZSTD_isError(n));
     return MIN(n, PAGE); /* a page that does not shrink goes raw */
+}
+
+/* A 16-bit sum of @n bytes (FNV-1a folded). */
+static guint16 block_sum(const guint8 *p, gsize n)
+{
+    guint32 h = 2166136261u;
+
+    for (gsize i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 16777619u;
+    }
+    return (guint16)(h ^ (h >> 16));
+}
+
+/* What the delta by block sums of @page against @ref costs (see above). */
+static void sig_delta(ZSTD_CCtx *cc, int level, const guint8 *page,
+                      const guint8 *ref, gsize alone, guint8 *out,
+                      gsize out_size, Other *o)
+{
+    for (guint k = 0; k < SIG_SIZES; k++) {
+        gsize bs = sig_block[k], n = PAGE / bs;
+        guint8 masked[PAGE];
+        gboolean wrong = FALSE;
+
+        memcpy(masked, page, PAGE);
+        for (gsize b = 0; b < n; b++) {
+            if (block_sum(page + b * bs, bs) == block_sum(ref + b * bs, bs)) {
+                wrong |= memcmp(page + b * bs, ref + b * bs, bs) != 0;
+                memset(masked + b * bs, 0, bs);
+            }
+        }
+        o->sig_up[k] += n * 2;
+        o->sig_down[k] +=
+            n / 8 + one_frame(cc, level, masked, NULL, out, out_size);
+        if (wrong) {
+            o->sig_down[k] += alone;
+            o->sig_failed[k]++;
+        }
+    }
 }
 
 static gsize zero_bytes(const guint8 *p)
@@ -168,6 +222,9 @@ static void delta_other(ZSTD_CCtx *cc, int level, const guint8 *ram,
         o->frame_bytes += alone;
         o->delta_bytes += one_frame(cc, level, p, ref + page * PAGE, out,
                                     out_size);
+        sig_delta(cc, level, p, ref + page * PAGE, alone, out, out_size, o);
+        o->prev_bytes += page ? one_frame(cc, level, p, p - PAGE, out, out_size)
+                              : alone;
     }
 }
 
@@ -313,9 +370,17 @@ int main(int argc, char **argv)
 
     printf("page_zstd guests=%u missing_pages=%zu raw_bytes=%zu "
            "frame_per_page_level=%d frame_per_page_bytes=%zu "
-           "other_pages=%zu other_frame_bytes=%zu other_delta_bytes=%zu\n",
+           "other_pages=%zu other_frame_bytes=%zu other_delta_bytes=%zu "
+           "other_prev_bytes=%zu\n",
            n_cluster, missing, missing * PAGE, g_array_index(levels, int, 0),
-           frames, other.pages, other.frame_bytes, other.delta_bytes);
+           frames, other.pages, other.frame_bytes, other.delta_bytes,
+           other.prev_bytes);
+    for (guint k = 0; k < SIG_SIZES; k++) {
+        printf("page_zstd_sig block=%zu up_bytes=%zu down_bytes=%zu "
+               "failed_pages=%zu\n",
+               sig_block[k], other.sig_up[k], other.sig_down[k],
+               other.sig_failed[k]);
+    }
     for (guint l = 0; l < levels->len; l++) {
         double mbps = cpu[l] > 0 ? missing * PAGE / cpu[l] / 1e6 : 0;
 

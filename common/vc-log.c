@@ -1,10 +1,13 @@
 #include "vc-log.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *log_ident;
 static gboolean log_verbose;
+static gboolean log_journal;
 
 static const char *
 level_name(GLogLevelFlags level)
@@ -34,6 +37,51 @@ vc_log_format(const char *ident, GLogLevelFlags level, const char *domain,
                            domain ? ": " : "", message);
 }
 
+gboolean
+vc_log_is_journal(int fd)
+{
+    const char *stream = g_getenv("JOURNAL_STREAM");
+    struct stat st;
+
+    if (stream && fstat(fd, &st) == 0) {
+        char *end;
+        guint64 dev = g_ascii_strtoull(stream, &end, 10);
+        guint64 ino;
+
+        if (end != stream && *end == ':') {
+            const char *p = end + 1;
+
+            ino = g_ascii_strtoull(p, &end, 10);
+            if (end != p && *end == '\0' && dev == (guint64)st.st_dev &&
+                ino == (guint64)st.st_ino) {
+                return TRUE;
+            }
+        }
+    }
+    return g_log_writer_is_journald(fd);
+}
+
+/* The record with SYSLOG_IDENTIFIER (journalctl shows it, -t selects
+ * it) to journald. */
+static GLogWriterOutput
+journal_write(GLogLevelFlags level, const GLogField *fields, gsize n_fields)
+{
+    GLogField *all = g_newa(GLogField, n_fields + 1);
+    gboolean has_ident = FALSE;
+    gsize n = n_fields;
+
+    memcpy(all, fields, n_fields * sizeof(*fields));
+    for (gsize i = 0; i < n_fields; i++) {
+        has_ident =
+            has_ident || g_str_equal(fields[i].key, "SYSLOG_IDENTIFIER");
+    }
+    if (!has_ident) {
+        all[n++] = (GLogField){"SYSLOG_IDENTIFIER",
+                               log_ident ? log_ident : g_get_prgname(), -1};
+    }
+    return g_log_writer_journald(level, all, n, NULL);
+}
+
 static GLogWriterOutput
 vc_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
               gpointer user_data)
@@ -53,6 +101,10 @@ vc_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
         g_log_writer_default_would_drop(level, domain)) {
         return G_LOG_WRITER_HANDLED;
     }
+    if (log_journal &&
+        journal_write(level, fields, n_fields) == G_LOG_WRITER_HANDLED) {
+        return G_LOG_WRITER_HANDLED;
+    }
     line = vc_log_format(log_ident ? log_ident : g_get_prgname(), level,
                          domain, message ? message : "(no message)");
     fprintf(stderr, "%s\n", line);
@@ -65,5 +117,6 @@ vc_log_init(const char *ident, gboolean verbose)
     g_free(log_ident);
     log_ident = g_strdup(ident);
     log_verbose = verbose;
+    log_journal = vc_log_is_journal(fileno(stderr));
     g_log_set_writer_func(vc_log_writer, NULL, NULL);
 }

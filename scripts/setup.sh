@@ -9,17 +9,20 @@ build_pkgs=(
     libglib2.0-dev libxml2-dev libvirt-dev nettle-dev libsqlite3-dev
     libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
     libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev libgnutls28-dev flex bison
+    libsystemd-dev
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
 # and debugfs for Saline disks), plots of the benchmarks (gnuplot), scp
 # for the Kget+ benchmark's baseline (bench/kget-bench.sh), groff for the
-# man pages' test (man/check-man-pages.py).
+# man pages' test (man/check-man-pages.py), PyYAML for the Grid'5000
+# environment's check (images/g5k/check-env.py), systemd-analyze for the
+# units' test (systemd/).
 run_pkgs=(
     qemu-system-x86 qemu-utils seabios ipxe-qemu e2fsprogs
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
     dhtnode sqlite3 busybox-static cpio zstd kmod redis-server redis-tools
     iproute2 iputils-ping iperf3 socat util-linux procps psmisc python3
-    gnuplot-nox openssh-client criu openssl groff-base
+    gnuplot-nox openssh-client criu openssl groff-base python3-yaml systemd
 )
 # Daemons the tests run their own instances of, so their packages must not
 # start them: the OAR batch scheduler (tests/lib/oar.sh; salined submits

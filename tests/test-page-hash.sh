@@ -47,7 +47,7 @@ vm_migrate g0 g0b || fail "stock migration failed"
 stock=$(($(wan_bytes a) - w0))
 log "stock: WAN $stock bytes, $(vm_migration_info g0 total-time) ms, downtime $(vm_migration_info g0 downtime) ms"
 assert_eq "stock migration reports no page-hash" "" "$(vm_migration_info g0 page-hash)"
-vm_qmp g0b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g0b/migrate.json"
+vm_migration_query g0b
 assert_eq "stock destination reports no page-hash" "" "$(vm_migration_info g0b page-hash)"
 
 # Page-hash migration a1 -> b2, destination resolving through b2.
@@ -96,7 +96,7 @@ log "ok: $((resolved * 100 / nonzero))% of $nonzero non-zero pages resolved on s
 # Once the source is gone (as after virsh migrate), the destination still
 # reports the counters, equal to the source's: it counts what it reported.
 vm_kill g1
-vm_qmp g1b '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g1b/migrate.json"
+vm_migration_query g1b
 assert_eq "destination: status" completed "$(vm_migration_info g1b status)"
 assert_eq "destination: hash records received" "$sent" "$(vm_migration_info g1b page-hash hashes-sent)"
 assert_eq "destination: resolved" "$resolved" "$(vm_migration_info g1b page-hash resolved)"
@@ -161,18 +161,10 @@ log "ok: no resolver: $(vm_migration_info g5 page-hash misses) pages asked for, 
 vm_kill g5b
 
 migration_is() {
-    [[ $(vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1) == *"\"status\": \"$2\""* ]]
+    [[ $(vm_migration_status "$1") == "$2" ]]
 }
-migration_status() {
-    vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/$1/migrate.json"
-    vm_migration_info "$1" status
-}
-# max_bandwidth NAME BYTES_PER_S: cap a source's migration, so that a
-# fault injected after a fixed delay hits it mid-migration (page-hash
-# migrations of these guests take about a second uncapped).
-max_bandwidth() {
-    vm_qmp "$1" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":$2}}" >/dev/null
-}
+# Page-hash migrations of these guests take about a second uncapped: the
+# faults below hit migrations capped with vm_max_bandwidth.
 
 # Faults: the WAN is cut mid-migration (the operator cancels), then the
 # destination QEMU dies mid-migration. Each time the source keeps running
@@ -182,15 +174,15 @@ vm_wait_ready g6 90 || fail "guest g6 did not boot"
 expect_unique=$("$VC_BUILDDIR/images/vcguest" --no-cmdline --seed 16 --unique-mb 4 --unique-sum)
 vm_start g6x b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
     --page-hash on --resolver "$(pages_sock b 2)" --incoming 4450
-max_bandwidth g6 $((2 << 20))
+vm_max_bandwidth g6 $((2 << 20))
 vm_migrate_start g6 g6x
 sleep 0.7
-assert_eq "migration before the WAN cut" active "$(migration_status g6)"
+assert_eq "migration before the WAN cut" active "$(vm_migration_status g6)"
 wan_cut
 sleep 2
 vm_qmp g6 '{"execute":"migrate_cancel"}' >/dev/null
 wait_for 30 migration_is g6 cancelled ||
-    fail "migration did not cancel after the WAN cut: $(migration_status g6)"
+    fail "migration did not cancel after the WAN cut: $(vm_migration_status g6)"
 wan_restore
 vm_kill g6x
 assert_eq "source after WAN cut" running "$(vm_status g6)"
@@ -201,10 +193,10 @@ vm_start g6y b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
     --page-hash on --resolver "$(pages_sock b 2)" --incoming 4451
 vm_migrate_start g6 g6y
 sleep 0.7
-assert_eq "migration before the destination dies" active "$(migration_status g6)"
+assert_eq "migration before the destination dies" active "$(vm_migration_status g6)"
 kill -9 "$(vm_pid g6y)"
 wait_for 60 migration_is g6 failed ||
-    fail "migration did not fail when the destination died: $(migration_status g6)"
+    fail "migration did not fail when the destination died: $(vm_migration_status g6)"
 vm_kill g6y
 assert_eq "source after destination died" running "$(vm_status g6)"
 assert_eq "source unique region after destination died" "$expect_unique" \
@@ -212,7 +204,7 @@ assert_eq "source unique region after destination died" "$expect_unique" \
 
 vm_start g6z b 2 10.77.1.107 --qemu "$qemu" --unique-mb 4 --seed 16 \
     --page-hash on --resolver "$(pages_sock b 2)" --incoming 4452
-max_bandwidth g6 $((128 << 20))
+vm_max_bandwidth g6 $((128 << 20))
 vm_migrate g6 g6z || fail "retry after the faults failed"
 cmp -s "$(vm_ram_file g6)" "$(vm_ram_file g6z)" || fail "retry: RAM differs"
 log "ok: WAN cut and destination crash left the source running; the retry migrated ($(vm_migration_info g6 page-hash resolved) resolved)"
@@ -224,13 +216,13 @@ vm_start g7 a 1 10.77.1.108 --qemu "$qemu" --unique-mb 4 --seed 17 --page-hash o
 vm_wait_ready g7 90 || fail "guest g7 did not boot"
 vm_start g7b b 2 10.77.1.108 --qemu "$qemu" --unique-mb 4 --seed 17 \
     --page-hash on --resolver "$(pages_sock b 2)" --incoming 4453
-max_bandwidth g7 $((2 << 20))
+vm_max_bandwidth g7 $((2 << 20))
 vm_migrate_start g7 g7b
 sleep 0.5
-assert_eq "migration before dht-pagesd dies" active "$(migration_status g7)"
+assert_eq "migration before dht-pagesd dies" active "$(vm_migration_status g7)"
 pages_kill b 2
 wait_for 120 migration_is g7 completed || fail "migration did not complete after dht-pagesd died"
-vm_qmp g7 '{"execute":"query-migrate"}' | tail -n 1 >"$VC_TESTDIR/vms/g7/migrate.json"
+vm_migration_query g7
 cmp -s "$(vm_ram_file g7)" "$(vm_ram_file g7b)" || fail "dht-pagesd killed: RAM differs"
 log "ok: dht-pagesd killed mid-migration: completed, $(vm_migration_info g7 page-hash resolved) resolved before, $(vm_migration_info g7 page-hash misses) misses"
 vm_kill g7b

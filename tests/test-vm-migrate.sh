@@ -92,7 +92,7 @@ for path in sys.argv[2:]:
     print("" if v is None else v)
 PY
 }
-log "cluster: WAN $wan bytes, $(report total.wall_ms) ms, report: $(report total.bytes_sent) bytes sent, $(report total.hashes_sent) hashes, $(report total.resolved) resolved, $(report total.misses) misses, $(report total.miss_pages_sent) pages asked, max downtime $(report total.downtime_max_ms) ms; b2: $coalesced lookups coalesced or from its cache"
+log "cluster: WAN $wan bytes, $(report total.wall_ms) ms, report: $(report total.bytes_sent) bytes sent, $(report total.hashes_sent) hashes, $(report total.resolved) resolved, $(report total.misses) misses, $(report total.miss_pages_sent) pages asked, $(report total.compressed_bytes) bytes in the zstd stream, $(report total.hot_pages) hot pages, max downtime $(report total.downtime_max_ms) ms; b2: $coalesced lookups coalesced or from its cache"
 assert_eq "VMs migrated" 3 "$(report total.migrated)"
 for i in 0 1 2; do
     g=$(report "vms.$i.domain")
@@ -101,6 +101,10 @@ for i in 0 1 2; do
     sums=$(vm_sums "$g") || fail "$g does not answer after migration"
     [[ $sums == "${before[$g]}" ]] || fail "$g: checksums differ after migration"
     [[ -n $(report "vms.$i.page_hash.resolved") ]] || fail "$g: no page-hash counters in the report"
+    # The pages sent in full travel in the zstd stream (qemu-patches/0008).
+    [[ $(report "vms.$i.page_hash.compressed_bytes") =~ ^[1-9][0-9]*$ ]] ||
+        fail "$g: no zstd stream bytes in the report: '$(report "vms.$i.page_hash.compressed_bytes")'"
+    [[ $(report "vms.$i.page_hash.hot_pages") =~ ^[0-9]+$ ]] || fail "$g: no hot-page count in the report"
     [[ $(report "vms.$i.probe.status") == ok ]] ||
         fail "$g: probe $(report "vms.$i.probe.status"): $(report "vms.$i.probe.error")"
     assert_eq "$g: probed address" "$(vm_ip "$g")" "$(report "vms.$i.probe.address")"

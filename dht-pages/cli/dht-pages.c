@@ -190,11 +190,12 @@ cmd_stats(gboolean human)
            I("lookups"), I("hits_ram"), I("hits_cache"), I("hits_peer"),
            I("coalesced_hits"), I("misses"));
     printf("missing pages: %" G_GINT64_FORMAT " to fetch, %" G_GINT64_FORMAT
-           " fetched by another node; as the site's claims arbiter: %"
-           G_GINT64_FORMAT " decided, %" G_GINT64_FORMAT " fulfilled, %"
-           G_GINT64_FORMAT " live\n",
-           I("claims_fetch"), I("coalesce_waits"), I("claims_decided"),
-           I("claims_fulfilled"), I("claims_live"));
+           " fetched by another node, %" G_GINT64_FORMAT
+           " fetched with the arbiter unreachable; as the site's claims "
+           "arbiter: %" G_GINT64_FORMAT " decided, %" G_GINT64_FORMAT
+           " fulfilled, %" G_GINT64_FORMAT " live\n",
+           I("claims_fetch"), I("coalesce_waits"), I("claims_unasked"),
+           I("claims_decided"), I("claims_fulfilled"), I("claims_live"));
     printf("rejected: %" G_GINT64_FORMAT " bad pages from peers, %"
            G_GINT64_FORMAT " bad frames, %" G_GINT64_FORMAT
            " failed authentications\n",

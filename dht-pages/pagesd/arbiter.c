@@ -44,30 +44,37 @@ dp_arbiter_decide(DpDaemon *d, const DpNodeId *asker,
     return held;
 }
 
+typedef gboolean (*ClaimEnd)(DpClaims *c, const DpNodeId *node,
+                             const VcPageHash *h, gint64 now_us);
+
+/* End @node's claims on @hashes with @end; how many it ended. */
+static guint64
+end_claims(DpDaemon *d, ClaimEnd end, const DpNodeId *node,
+           const VcPageHash *hashes, guint n)
+{
+    gint64 now = g_get_monotonic_time();
+    guint64 ended = 0;
+
+    for (guint i = 0; i < n; i++) {
+        ended += end(d->claims, node, &hashes[i], now);
+    }
+    return ended;
+}
+
 void
 dp_arbiter_fulfil(DpDaemon *d, const DpNodeId *holder,
                   const VcPageHash *hashes, guint n)
 {
-    gint64 now = g_get_monotonic_time();
-    guint64 fulfilled = 0;
-
-    for (guint i = 0; i < n; i++) {
-        fulfilled += dp_claims_done(d->claims, holder, &hashes[i], now);
-    }
-    dp_stat_add(d, claims_fulfilled, fulfilled);
+    dp_stat_add(d, claims_fulfilled,
+                end_claims(d, dp_claims_done, holder, hashes, n));
 }
 
 void
 dp_arbiter_release(DpDaemon *d, const DpNodeId *claimant,
                    const VcPageHash *hashes, guint n)
 {
-    gint64 now = g_get_monotonic_time();
-    guint64 dropped = 0;
-
-    for (guint i = 0; i < n; i++) {
-        dropped += dp_claims_drop(d->claims, claimant, &hashes[i], now);
-    }
-    dp_stat_add(d, claims_dropped, dropped);
+    dp_stat_add(d, claims_dropped,
+                end_claims(d, dp_claims_drop, claimant, hashes, n));
 }
 
 gboolean

@@ -17,8 +17,10 @@
 
 #include "vc-config.h"
 #include "vc-log.h"
+#include "vc-notify.h"
 
 #define DEFAULT_CONFIG "/etc/dht-pages/dht-pagesd.conf"
+#define STATUS_INTERVAL_S 5
 
 static char *arg_config;
 static char *arg_site;
@@ -206,6 +208,25 @@ on_signal(gpointer loop)
     return G_SOURCE_REMOVE;
 }
 
+/* The service manager's status line (systemctl status). */
+static gboolean
+on_status(gpointer data)
+{
+    DpDaemon *d = data;
+    guint members;
+    gsize regions, pages;
+
+    g_mutex_lock(&d->lock);
+    members = g_hash_table_size(d->members);
+    regions = dp_ram_regions(d);
+    pages = dp_ram_pages(d);
+    g_mutex_unlock(&d->lock);
+    vc_notify_status("site '%s': %u other members, %zu guest RAM files, "
+                     "%zu pages indexed, %" G_GUINT64_FORMAT " lookups",
+                     d->site, members, regions, pages, dp_stat_get(d, lookups));
+    return G_SOURCE_CONTINUE;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -265,13 +286,20 @@ main(int argc, char **argv)
     dp_node_id_to_hex(&d->self, self);
     g_message("node %s of site '%s' serving peers on %s:%u, resolver on '%s'",
               self, d->site, d->address, d->peer_port, d->resolver_path);
+    /* Both sockets listen: clients connecting now are served. */
+    vc_notify_ready("site '%s': serving peers on %s:%u, resolver on '%s'",
+                    d->site, d->address, d->peer_port, d->resolver_path);
 
     loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, loop);
     g_unix_signal_add(SIGINT, on_signal, loop);
+    if (vc_notify_enabled()) {
+        g_timeout_add_seconds(STATUS_INTERVAL_S, on_status, d);
+    }
     g_main_loop_run(loop);
 
     g_message("stopping");
+    vc_notify_stopping("stopping");
     g_atomic_int_set(&d->stopping, 1);
     unlink(d->resolver_path);
     dp_members_stop(d);

@@ -41,6 +41,7 @@ typedef struct {
     guint64 coalesced_hits;  /* fetched from the node that brought it */
     guint64 coalesce_waits;  /* missing, and another node fetches it */
     guint64 claims_fetch;    /* missing: this node's client fetches it */
+    guint64 claims_unasked;  /* missing, the arbiter unreachable: fetched */
     guint64 claims_decided;  /* as the site's claims arbiter */
     guint64 claims_fulfilled;
     guint64 claims_dropped;

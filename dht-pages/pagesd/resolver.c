@@ -13,6 +13,10 @@
 /* Hashes a client was told to fetch: it must never wait on its own
  * claim (it fetches the page only once its lookup is answered). */
 #define CLAIMED_MAX (1 << 18)
+/* QEMU publishes on a connection of its own for up to 1 s after its
+ * migration ended (qemu-patches/0006): a client's claims still open this
+ * long after it closed will not be fulfilled. */
+#define RELEASE_GRACE_US (2 * G_USEC_PER_SEC)
 /* A LOOKUP reply of 256 pages in one pass through the pipe, even if its
  * pages are not page-aligned in their buffers (each then takes two of
  * its slots). Without CAP_SYS_RESOURCE, fs.pipe-max-size (1 MiB by
@@ -128,6 +132,7 @@ resolve_missing(Client *c, const VcPageHash *hashes, guint n_todo, guint slot)
         c->asked[k] = hashes[c->todo[k]];
     }
     if (!dp_arbiter_ask(d, c->asked, n_todo, c->states, c->holders)) {
+        dp_stat_add(d, claims_unasked, n_todo);
         dp_stat_add(d, misses, n_todo);
         return 0;
     }
@@ -272,6 +277,9 @@ handle_publish(Client *c, const DpMsg *m)
             dp_arbiter_done(d, (VcPageHash *)fresh->data, fresh->len);
         }
     }
+    /* All of them: QEMU publishes on another connection than the one
+     * that claimed, so this one cannot tell which were claimed here; the
+     * arbiter ignores the hashes this node holds no claim on. */
     if (stale->len > 0 && d->coalesce_us > 0) {
         dp_arbiter_drop(d, (VcPageHash *)stale->data, stale->len);
     }
@@ -325,6 +333,7 @@ dp_stats_json(DpDaemon *d)
     STAT(coalesced_hits);
     STAT(coalesce_waits);
     STAT(claims_fetch);
+    STAT(claims_unasked);
     STAT(claims_decided);
     STAT(claims_fulfilled);
     STAT(claims_dropped);
@@ -389,6 +398,29 @@ send_reply(Client *c, guint32 n)
     }
     return dp_writev_all(c->fd, (struct iovec *)c->iov->data, c->iov->len,
                          NULL);
+}
+
+/* After @c closed: its claims still open after the grace time pass to
+ * their waiters now rather than when they lapse (the arbiter ignores the
+ * ones that were fulfilled). */
+static void
+release_claims(Client *c)
+{
+    g_autoptr(GArray) hashes = NULL;
+    GHashTableIter it;
+    gpointer h;
+
+    if (c->d->coalesce_us <= 0 || g_hash_table_size(c->claimed) == 0) {
+        return;
+    }
+    hashes = g_array_sized_new(FALSE, FALSE, sizeof(VcPageHash),
+                               g_hash_table_size(c->claimed));
+    g_hash_table_iter_init(&it, c->claimed);
+    while (g_hash_table_iter_next(&it, &h, NULL)) {
+        g_array_append_vals(hashes, h, 1);
+    }
+    g_usleep(RELEASE_GRACE_US);
+    dp_arbiter_drop(c->d, (VcPageHash *)hashes->data, hashes->len);
 }
 
 static void
@@ -465,6 +497,7 @@ bad:
         return NULL;
     }
     close(c->fd);
+    release_claims(c);
     client_free(c);
     return NULL;
 }

@@ -10,8 +10,11 @@
 
 #include "sald-api.h"
 #include "sald-core-private.h"
+#include "vc-log.h"
+#include "vc-notify.h"
 
 #define DEFAULT_CONFIG "/etc/saline/salined.conf"
+#define STATUS_INTERVAL_S 10
 
 static char *arg_config;
 static char *arg_socket;
@@ -51,7 +54,25 @@ static gboolean
 on_signal(gpointer data)
 {
     g_message("stopping on signal; the jobs' VMs keep running");
+    vc_notify_stopping("stopping; the jobs' VMs keep running");
     g_main_loop_quit(data);
+    return G_SOURCE_CONTINUE;
+}
+
+/* The service manager's status line (systemctl status). */
+static gboolean
+on_status(gpointer data)
+{
+    SaldCore *core = data;
+    g_autoptr(GPtrArray) jobs = sald_core_list_jobs(core, 0, FALSE, NULL, NULL);
+    g_autoptr(GPtrArray) nodes = sald_core_list_nodes(core);
+    guint up = 0;
+
+    for (guint i = 0; i < nodes->len; i++) {
+        up += ((SaldNodeInfo *)nodes->pdata[i])->up ? 1 : 0;
+    }
+    vc_notify_status("%u jobs not finished, %u of %u nodes up",
+                     jobs ? jobs->len : 0, up, nodes->len);
     return G_SOURCE_CONTINUE;
 }
 
@@ -83,9 +104,8 @@ main(int argc, char **argv)
         fprintf(stderr, "salined: unexpected argument '%s'\n", argv[1]);
         return 2;
     }
-    if (arg_debug) {
-        g_log_set_debug_enabled(TRUE);
-    }
+    /* As the other daemons: records to journald under systemd. */
+    vc_log_init("salined", arg_debug);
     path = arg_config;
     if (!path && g_file_test(DEFAULT_CONFIG, G_FILE_TEST_EXISTS)) {
         path = DEFAULT_CONFIG;
@@ -130,6 +150,11 @@ main(int argc, char **argv)
     g_unix_signal_add(SIGTERM, on_signal, loop);
     sald_core_start(core);
     g_message("salined ready on '%s'", sald_core_socket_path(core));
+    /* The API socket listens and the core runs: `saline` is served. */
+    vc_notify_ready("serving the API on '%s'", sald_core_socket_path(core));
+    if (vc_notify_enabled()) {
+        g_timeout_add_seconds(STATUS_INTERVAL_S, on_status, core);
+    }
     g_main_loop_run(loop);
     sald_api_free(api);
     return 0;

@@ -18,6 +18,10 @@
 #                                      started with --incoming PORT
 #   vm_autostart NAME                  a guest started with --incoming
 #                                      runs as soon as its migration ends
+#   vm_migration_query NAME            run query-migrate in NAME, keep
+#                                      the reply for vm_migration_info
+#   vm_migration_status NAME           query-migrate's status now
+#   vm_max_bandwidth NAME BYTES_PER_S  cap NAME's outgoing migrations
 #   vm_migration_info NAME KEY...      a value of SRC's last query-migrate
 #                                      (keys as a JSON path: ram transferred)
 #   vm_adopt NAME                      route a VM that migrated in from
@@ -272,7 +276,7 @@ vm_migrate() {
     vm_qmp "$src" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$uri\"}}" >/dev/null
     local deadline=$((SECONDS + timeout))
     while ((SECONDS < deadline)); do
-        vm_qmp "$src" '{"execute":"query-migrate"}' | tail -n 1 >"$(_vm_dir "$src")/migrate.json"
+        vm_migration_query "$src"
         status=$(vm_migration_info "$src" status)
         case "$status" in
         completed) return 0 ;;
@@ -308,6 +312,24 @@ vm_migrate_start() {
 vm_status() {
     vm_qmp "$1" '{"execute":"query-status"}' | tail -n 1 |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["return"]["status"])'
+}
+
+# vm_migration_query NAME: run query-migrate in NAME's QEMU and keep the
+# reply for vm_migration_info.
+vm_migration_query() {
+    vm_qmp "$1" '{"execute":"query-migrate"}' | tail -n 1 >"$(_vm_dir "$1")/migrate.json"
+}
+
+# vm_migration_status NAME: the status of NAME's migration now (active,
+# completed, failed, ...); the reply is kept for vm_migration_info.
+vm_migration_status() {
+    vm_migration_query "$1" && vm_migration_info "$1" status
+}
+
+# vm_max_bandwidth NAME BYTES_PER_S: cap NAME's outgoing migrations, so
+# that a fault injected after a fixed delay finds one in flight.
+vm_max_bandwidth() {
+    vm_qmp "$1" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":$2}}" >/dev/null
 }
 
 # vm_migration_info NAME KEY...: a field of the last query-migrate reply.

@@ -182,6 +182,24 @@ read_counter(JsonObject *o, const char *name, guint64 *out, GError **error)
     return TRUE;
 }
 
+/* A counter that older QEMUs lack: VMM_UNKNOWN when absent. */
+static gboolean
+read_optional_counter(JsonObject *o, const char *name, gint64 *out,
+                      GError **error)
+{
+    guint64 v;
+
+    if (!json_object_has_member(o, name)) {
+        *out = VMM_UNKNOWN;
+        return TRUE;
+    }
+    if (!read_counter(o, name, &v, error)) {
+        return FALSE;
+    }
+    *out = (gint64)v;
+    return TRUE;
+}
+
 gboolean
 vmm_page_hash_parse(const char *reply, VmmPageHash *ph, GError **error)
 {
@@ -240,7 +258,12 @@ vmm_page_hash_parse(const char *reply, VmmPageHash *ph, GError **error)
         !read_counter(o, "misses", &out.misses, error) ||
         !read_counter(o, "miss-pages-sent", &out.miss_pages_sent, error) ||
         !read_counter(o, "outstanding", &out.outstanding, error) ||
-        !read_counter(o, "bytes-saved", &out.bytes_saved, error)) {
+        !read_counter(o, "bytes-saved", &out.bytes_saved, error) ||
+        !read_optional_counter(o, "compressed-pages", &out.compressed_pages,
+                               error) ||
+        !read_optional_counter(o, "compressed-bytes", &out.compressed_bytes,
+                               error) ||
+        !read_optional_counter(o, "hot-pages", &out.hot_pages, error)) {
         return FALSE;
     }
     *ph = out;
@@ -251,7 +274,13 @@ VmmPageHash
 vmm_page_hash_merge(const VmmPageHash *dest, const VmmPageHash *sample)
 {
     if (dest->state == VMM_PAGE_HASH_PRESENT) {
-        return *dest;
+        VmmPageHash out = *dest;
+
+        /* Only the source counts hot pages. */
+        if (out.hot_pages < 0 && sample->state == VMM_PAGE_HASH_PRESENT) {
+            out.hot_pages = sample->hot_pages;
+        }
+        return out;
     }
     if (sample->state == VMM_PAGE_HASH_PRESENT) {
         return *sample;

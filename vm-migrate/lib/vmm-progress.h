@@ -67,7 +67,9 @@ gboolean vmm_page_hash_parse(const char *reply, VmmPageHash *ph,
 /*
  * The page-hash counters to report: the destination's if it has them
  * (final), else the last sample taken at the source during the migration,
- * else ABSENT if either side answered without any, else UNKNOWN.
+ * else ABSENT if either side answered without any, else UNKNOWN. Hot
+ * pages, which only the source counts, come from its last sample: pages
+ * that turned hot after it are not in the count.
  */
 VmmPageHash vmm_page_hash_merge(const VmmPageHash *dest,
                                 const VmmPageHash *sample);

@@ -125,6 +125,8 @@ vmm_report_totals(const VmmReport *report, VmmTotals *t)
         .misses = VMM_UNKNOWN,
         .miss_pages_sent = VMM_UNKNOWN,
         .bytes_saved = VMM_UNKNOWN,
+        .compressed_bytes = VMM_UNKNOWN,
+        .hot_pages = VMM_UNKNOWN,
     };
     for (guint i = 0; i < report->vms->len; i++) {
         const VmmVmReport *vm = g_ptr_array_index(report->vms, i);
@@ -155,6 +157,8 @@ vmm_report_totals(const VmmReport *report, VmmTotals *t)
             sum_known(&t->misses, ph->misses);
             sum_known(&t->miss_pages_sent, ph->miss_pages_sent);
             sum_known(&t->bytes_saved, ph->bytes_saved);
+            sum_known(&t->compressed_bytes, ph->compressed_bytes);
+            sum_known(&t->hot_pages, ph->hot_pages);
         }
     }
     if (first && last >= first) {
@@ -217,6 +221,9 @@ json_page_hash(JsonBuilder *b, const VmmPageHash *ph)
     json_int_or_null(b, "miss_pages_sent", (gint64)ph->miss_pages_sent);
     json_int_or_null(b, "outstanding", (gint64)ph->outstanding);
     json_int_or_null(b, "bytes_saved", (gint64)ph->bytes_saved);
+    json_int_or_null(b, "compressed_pages", ph->compressed_pages);
+    json_int_or_null(b, "compressed_bytes", ph->compressed_bytes);
+    json_int_or_null(b, "hot_pages", ph->hot_pages);
     json_builder_set_member_name(b, "sampled");
     json_builder_add_boolean_value(b, ph->sampled);
     json_builder_end_object(b);
@@ -285,6 +292,8 @@ json_totals(JsonBuilder *b, const VmmTotals *t)
     json_int_or_null(b, "misses", t->misses);
     json_int_or_null(b, "miss_pages_sent", t->miss_pages_sent);
     json_int_or_null(b, "bytes_saved", t->bytes_saved);
+    json_int_or_null(b, "compressed_bytes", t->compressed_bytes);
+    json_int_or_null(b, "hot_pages", t->hot_pages);
     json_builder_end_object(b);
 }
 
@@ -332,13 +341,15 @@ enum {
     COL_MISSES,
     COL_FULL,
     COL_SAVED,
+    COL_ZSTD,
+    COL_HOT,
     N_COLS,
 };
 
 static const char *const col_titles[N_COLS] = {
-    "DOMAIN",   "FROM",   "TO",        "STATUS", "TIME s",
-    "DOWNTIME ms", "STALL ms", "MiB SENT", "HASHES", "SITE HITS",
-    "MISSES",   "FULL PAGES", "SAVED MiB",
+    "DOMAIN",      "FROM",       "TO",        "STATUS",   "TIME s",
+    "DOWNTIME ms", "STALL ms",   "MiB SENT",  "HASHES",   "SITE HITS",
+    "MISSES",      "FULL PAGES", "SAVED MiB", "ZSTD MiB", "HOT",
 };
 
 /* Columns up to COL_STATUS are text, left-aligned; the rest numbers. */
@@ -359,18 +370,19 @@ cell_scaled(gint64 value, double unit)
                      : g_strdup_printf("%.1f", (double)value / unit);
 }
 
+/* @value < 0: this QEMU does not count it. */
 static char *
-cell_page_hash(const VmmPageHash *ph, guint64 value, double unit)
+cell_page_hash(const VmmPageHash *ph, gint64 value, double unit)
 {
     g_autofree char *v = NULL;
 
-    if (ph->state == VMM_PAGE_HASH_UNKNOWN) {
+    if (ph->state == VMM_PAGE_HASH_UNKNOWN || value < 0) {
         return g_strdup("-");
     }
     if (ph->state == VMM_PAGE_HASH_ABSENT) {
         return g_strdup("n/a");
     }
-    v = unit > 1 ? cell_scaled((gint64)value, unit) : cell_int((gint64)value);
+    v = unit > 1 ? cell_scaled(value, unit) : cell_int(value);
     return ph->sampled ? g_strconcat("~", v, NULL) : g_steal_pointer(&v);
 }
 
@@ -404,11 +416,13 @@ vm_row(const VmmVmReport *vm, char **row)
     row[COL_DOWNTIME] = cell_int(vm->downtime_ms);
     row[COL_STALL] = cell_stall(&vm->stall);
     row[COL_SENT] = cell_scaled(vmm_vm_report_bytes_sent(vm), VMM_MIB);
-    row[COL_HASHES] = cell_page_hash(ph, ph->hashes_sent, 1);
-    row[COL_HITS] = cell_page_hash(ph, ph->resolved, 1);
-    row[COL_MISSES] = cell_page_hash(ph, ph->misses, 1);
+    row[COL_HASHES] = cell_page_hash(ph, (gint64)ph->hashes_sent, 1);
+    row[COL_HITS] = cell_page_hash(ph, (gint64)ph->resolved, 1);
+    row[COL_MISSES] = cell_page_hash(ph, (gint64)ph->misses, 1);
     row[COL_FULL] = cell_int(vm->normal_pages);
-    row[COL_SAVED] = cell_page_hash(ph, ph->bytes_saved, VMM_MIB);
+    row[COL_SAVED] = cell_page_hash(ph, (gint64)ph->bytes_saved, VMM_MIB);
+    row[COL_ZSTD] = cell_page_hash(ph, ph->compressed_bytes, VMM_MIB);
+    row[COL_HOT] = cell_page_hash(ph, ph->hot_pages, 1);
 }
 
 static void
@@ -427,6 +441,8 @@ totals_row(const VmmTotals *t, char **row)
     row[COL_MISSES] = cell_int(t->misses);
     row[COL_FULL] = cell_int(t->normal_pages);
     row[COL_SAVED] = cell_scaled(t->bytes_saved, VMM_MIB);
+    row[COL_ZSTD] = cell_scaled(t->compressed_bytes, VMM_MIB);
+    row[COL_HOT] = cell_int(t->hot_pages);
 }
 
 /* A column of width 0 is left out. */
@@ -565,6 +581,10 @@ vmm_report_to_text(const VmmReport *report)
     }
     if (!probed) {
         width[COL_STALL] = 0;
+    }
+    if (t.compressed_bytes < 0 && t.hot_pages < 0) {
+        width[COL_ZSTD] = 0; /* no QEMU counts them */
+        width[COL_HOT] = 0;
     }
     for (guint r = 0; r < n_rows; r++) {
         append_row(out, cells + r * N_COLS, width);

@@ -41,6 +41,10 @@ typedef struct {
     guint64 miss_pages_sent;
     guint64 outstanding;
     guint64 bytes_saved;
+    /* VMM_UNKNOWN from a QEMU without the counters (before 0008, 0009). */
+    gint64 compressed_pages; /* pages sent in full, in the zstd stream */
+    gint64 compressed_bytes; /* what they cost in the stream */
+    gint64 hot_pages;        /* dirtied again after their hash went */
 } VmmPageHash;
 
 typedef struct {
@@ -75,6 +79,8 @@ typedef struct {
     gint64 misses;
     gint64 miss_pages_sent;
     gint64 bytes_saved;
+    gint64 compressed_bytes;
+    gint64 hot_pages;
 } VmmTotals;
 
 typedef struct {

@@ -160,6 +160,37 @@ test_page_hash_present(void)
     g_assert_cmpuint(ph.miss_pages_sent, ==, 1000);
     g_assert_cmpuint(ph.outstanding, ==, 0);
     g_assert_cmpuint(ph.bytes_saved, ==, 77184000);
+    /* A QEMU before 0008 and 0009 has no such counters. */
+    g_assert_cmpint(ph.compressed_pages, ==, VMM_UNKNOWN);
+    g_assert_cmpint(ph.compressed_bytes, ==, VMM_UNKNOWN);
+    g_assert_cmpint(ph.hot_pages, ==, VMM_UNKNOWN);
+}
+
+static void
+test_page_hash_compressed(void)
+{
+    g_autoptr(GError) error = NULL;
+    VmmPageHash ph = {0};
+
+    g_assert_true(vmm_page_hash_parse(
+        "{\"return\": {\"page-hash\": {\"hashes-sent\": 20000, "
+        "\"resolved\": 19000, \"misses\": 1000, \"miss-pages-sent\": 1000, "
+        "\"outstanding\": 0, \"bytes-saved\": 77184000, "
+        "\"compressed-pages\": 1300, \"compressed-bytes\": 2100000, "
+        "\"hot-pages\": 300}}}",
+        &ph, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(ph.compressed_pages, ==, 1300);
+    g_assert_cmpint(ph.compressed_bytes, ==, 2100000);
+    g_assert_cmpint(ph.hot_pages, ==, 300);
+
+    /* Present but not a count: refused like the older counters. */
+    g_assert_false(vmm_page_hash_parse(
+        "{\"return\": {\"page-hash\": {\"hashes-sent\": 1, "
+        "\"resolved\": 1, \"misses\": 0, \"miss-pages-sent\": 0, "
+        "\"outstanding\": 0, \"bytes-saved\": 0, \"hot-pages\": -4}}}",
+        &ph, &error));
+    g_assert_error(error, VMM_ERROR, VMM_ERROR_INVALID);
 }
 
 static void
@@ -245,16 +276,23 @@ test_page_hash_merge(void)
     const VmmPageHash unknown = {.state = VMM_PAGE_HASH_UNKNOWN};
     const VmmPageHash absent = {.state = VMM_PAGE_HASH_ABSENT};
     const VmmPageHash dest = {.state = VMM_PAGE_HASH_PRESENT,
-                              .hashes_sent = 10};
+                              .hashes_sent = 10,
+                              .compressed_bytes = 900,
+                              .hot_pages = VMM_UNKNOWN};
     const VmmPageHash sample = {.state = VMM_PAGE_HASH_PRESENT,
                                 .sampled = TRUE,
-                                .hashes_sent = 7};
+                                .hashes_sent = 7,
+                                .compressed_bytes = 600,
+                                .hot_pages = 5};
     VmmPageHash m;
 
     /* Final counters beat a sample; a sample beats none. */
     m = vmm_page_hash_merge(&dest, &sample);
     g_assert_false(m.sampled);
     g_assert_cmpuint(m.hashes_sent, ==, 10);
+    g_assert_cmpint(m.compressed_bytes, ==, 900);
+    /* Only the source counts hot pages: its sample fills them in. */
+    g_assert_cmpint(m.hot_pages, ==, 5);
     m = vmm_page_hash_merge(&absent, &sample);
     g_assert_true(m.sampled);
     g_assert_cmpuint(m.hashes_sent, ==, 7);
@@ -279,6 +317,8 @@ main(int argc, char **argv)
     g_test_add_func("/progress/rate-and-percent", test_rate_and_percent);
     g_test_add_func("/progress/format", test_format);
     g_test_add_func("/progress/page-hash/present", test_page_hash_present);
+    g_test_add_func("/progress/page-hash/compressed",
+                    test_page_hash_compressed);
     g_test_add_func("/progress/page-hash/absent", test_page_hash_absent);
     g_test_add_func("/progress/page-hash/bad", test_page_hash_bad);
     g_test_add_func("/progress/page-hash/not-json", test_page_hash_not_json);

@@ -33,6 +33,9 @@ build_report(void)
         .miss_pages_sent = 1000,
         .outstanding = 0,
         .bytes_saved = 77184000,
+        .compressed_pages = 1200,
+        .compressed_bytes = 3 * MIB,
+        .hot_pages = 200,
     };
 
     vm = vmm_report_add(r, "web2", "qemu+tcp://10.77.1.1/system",
@@ -63,6 +66,10 @@ build_report(void)
         .miss_pages_sent = 100,
         .outstanding = 3,
         .bytes_saved = 1622016,
+        /* A QEMU before the zstd stream and hot pages. */
+        .compressed_pages = VMM_UNKNOWN,
+        .compressed_bytes = VMM_UNKNOWN,
+        .hot_pages = VMM_UNKNOWN,
     };
 
     vm = vmm_report_add(r, "idle", "qemu+tcp://10.77.1.1/system",
@@ -92,6 +99,8 @@ test_totals(void)
     g_assert_cmpint(t.misses, ==, 1100);
     g_assert_cmpint(t.miss_pages_sent, ==, 1100);
     g_assert_cmpint(t.bytes_saved, ==, 78806016);
+    g_assert_cmpint(t.compressed_bytes, ==, 3 * MIB);
+    g_assert_cmpint(t.hot_pages, ==, 200);
 }
 
 static void
@@ -171,6 +180,11 @@ test_json(void)
     g_assert_cmpint(json_object_get_int_member(ph, "bytes_saved"), ==,
                     77184000);
     g_assert_false(json_object_get_boolean_member(ph, "sampled"));
+    g_assert_cmpint(json_object_get_int_member(ph, "compressed_pages"), ==,
+                    1200);
+    g_assert_cmpint(json_object_get_int_member(ph, "compressed_bytes"), ==,
+                    3 * MIB);
+    g_assert_cmpint(json_object_get_int_member(ph, "hot_pages"), ==, 200);
 
     /* A stock QEMU: page-hash absent is null, not zeros. */
     o = vm_object(vms, 1);
@@ -192,6 +206,9 @@ test_json(void)
     ph = json_object_get_object_member(o, "page_hash");
     g_assert_true(json_object_get_boolean_member(ph, "sampled"));
     g_assert_cmpint(json_object_get_int_member(ph, "outstanding"), ==, 3);
+    /* Counters this QEMU does not have are null. */
+    assert_null_member(ph, "compressed_bytes");
+    assert_null_member(ph, "hot_pages");
 
     o = vm_object(vms, 3);
     g_assert_cmpstr(json_object_get_string_member(o, "status"), ==,
@@ -214,6 +231,9 @@ test_json(void)
                     20500);
     g_assert_cmpint(json_object_get_int_member(total, "bytes_saved"), ==,
                     78806016);
+    g_assert_cmpint(json_object_get_int_member(total, "compressed_bytes"), ==,
+                    3 * MIB);
+    g_assert_cmpint(json_object_get_int_member(total, "hot_pages"), ==, 200);
 }
 
 static void
@@ -224,17 +244,22 @@ test_text(void)
     static const char expected[] =
         "DOMAIN  FROM            TO               STATUS    TIME s  "
         "DOWNTIME ms  MiB SENT  HASHES  SITE HITS  MISSES  FULL PAGES  "
-        "SAVED MiB\n"
+        "SAVED MiB  ZSTD MiB  HOT\n"
         "web1    10.77.1.1       10.77.2.1        migrated    12.3           "
-        "45     130.0   20000      19000    1000        3000       73.6\n"
+        "45     130.0   20000      19000    1000        3000       73.6       "
+        "3.0  200\n"
         "web2    10.77.1.1       10.77.2.1        failed         -            "
-        "-      50.0     n/a        n/a     n/a           -        n/a\n"
+        "-      50.0     n/a        n/a     n/a           -        n/a       "
+        "n/a  n/a\n"
         "db1     qemu:///system  [fd00::2]:16509  migrated     2.0          "
-        "120      10.0    ~500       ~400    ~100         256       ~1.5\n"
+        "120      10.0    ~500       ~400    ~100         256       ~1.5         "
+        "-    -\n"
         "idle    10.77.1.1       10.77.3.1        skipped        -            "
-        "-         -       -          -       -           -          -\n"
+        "-         -       -          -       -           -          -         "
+        "-    -\n"
         "total                                    2/4 ok      12.5          "
-        "120     190.0   20500      19400    1100        3256       75.2\n"
+        "120     190.0   20500      19400    1100        3256       75.2       "
+        "3.0  200\n"
         "~ page-hash counters sampled at the source during the migration, "
         "not final values\n"
         "web2: failed: operation aborted: migration out job: canceled by "

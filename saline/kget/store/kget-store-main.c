@@ -22,6 +22,7 @@
 #include "vc-config.h"
 #include "vc-frame.h"
 #include "vc-log.h"
+#include "vc-notify.h"
 
 #define DEFAULT_CONFIG "/etc/kget/kget-store.conf"
 #define GROUP "kget-store"
@@ -30,6 +31,7 @@
 #define OUT_HIGH (8 * 1024 * 1024)
 #define READ_SIZE (256 * 1024)
 #define STOP_TIMEOUT_S 10
+#define STATUS_INTERVAL_S 5
 
 static char *arg_config;
 static char *arg_dir;
@@ -861,6 +863,7 @@ on_signal(gpointer data)
         return G_SOURCE_CONTINUE;
     }
     g_message("stopping after the requests in flight");
+    vc_notify_stopping("stopping after the requests in flight");
     d->stopping = TRUE;
     g_source_remove(d->listen_src);
     close(d->listen_fd);
@@ -885,6 +888,20 @@ on_signal(gpointer data)
     } else {
         g_timeout_add_seconds(STOP_TIMEOUT_S, on_stop_timeout, d);
     }
+    return G_SOURCE_CONTINUE;
+}
+
+/* The service manager's status line (systemctl status). */
+static gboolean
+on_status(gpointer data)
+{
+    Daemon *d = data;
+    guint64 chunks, bytes;
+
+    kget_store_stats(d->store, &chunks, &bytes);
+    vc_notify_status("serving '%s' on %s: %u connections, %" G_GUINT64_FORMAT
+                     " chunks, %" G_GUINT64_FORMAT " bytes stored",
+                     d->dir, d->listen, g_list_length(d->conns), chunks, bytes);
     return G_SOURCE_CONTINUE;
 }
 
@@ -965,6 +982,11 @@ main(int argc, char **argv)
     g_unix_signal_add(SIGINT, on_signal, d);
     g_message("serving '%s' on %s (window %" G_GUINT64_FORMAT " bytes)",
               d->dir, d->listen, d->window);
+    /* The socket listens and the store is open: clients are served. */
+    vc_notify_ready("serving '%s' on %s", d->dir, d->listen);
+    if (vc_notify_enabled()) {
+        g_timeout_add_seconds(STATUS_INTERVAL_S, on_status, d);
+    }
     g_main_loop_run(d->loop);
 
     while (d->conns) {
