@@ -104,7 +104,7 @@ for p in "${packages[@]}"; do
 done
 
 log "lintian"
-lintian --fail-on error,warning "$work/v1/vcluster_${version}_amd64.changes" \
+lintian --info --fail-on error,warning,info "$work/v1/vcluster_${version}_amd64.changes" \
     >"$work/lintian.log" 2>&1 || { cat "$work/lintian.log" >&2; fail "lintian"; }
 sed 's/^/  /' "$work/lintian.log" >&2
 
@@ -188,8 +188,19 @@ log "systemd runs as PID 1 of the root ($(in_root systemctl is-system-running ||
 
 # ---- install ----
 installed_version() { in_root dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null || true; }
-in_root sh -c 'dpkg -i /srv/vct/debs1/*.deb' >"$work/dpkg-install.log" 2>&1 ||
-    { cat "$work/dpkg-install.log" >&2; fail "dpkg -i failed"; }
+# One host role at a time: each role's packages install with no other of
+# ours (dpkg -i fails on a missing dependency).
+for role in "storage:vcluster-storage" \
+    "server:saline-server saline-client vcluster-images" \
+    "compute:vcluster-compute qemu-system-x86-pagehash kget"; do
+    debs=()
+    for p in ${role#*:}; do
+        debs+=("/srv/vct/debs1/${p}_${version}_amd64.deb")
+    done
+    in_root dpkg -i "${debs[@]}" >>"$work/dpkg-install.log" 2>&1 ||
+        { cat "$work/dpkg-install.log" >&2; fail "dpkg -i of the ${role%%:*} role failed"; }
+    log "${role%%:*} role installed alone: ${role#*:}"
+done
 for p in "${packages[@]}"; do
     assert_eq "$p" "install ok installed $version" "$(installed_version "$p")"
 done
@@ -199,25 +210,14 @@ for u in dht-pages saline kget; do
 done
 
 # ---- the daemons, as systemd services ----
-# start_service NAME USER ARGS...: its unit when the packages ship one
-# (Type=notify: systemctl returns once it said READY=1), else a transient
-# unit with the same user and /var/lib, /run directories.
+# start_service NAME: as the operator does (README, "Install on hosts"):
+# the packages enable and start nothing. Type=notify: systemctl returns
+# once the daemon said READY=1.
 start_service() {
-    local name=$1 user=$2
-    shift 2
-    if in_root test -f "/usr/lib/systemd/system/$name.service"; then
-        in_root systemctl start "$name.service" ||
-            { in_root journalctl -u "$name" -n 30 --no-pager >&2; return 1; }
-        log "$name: started by its unit ($(in_root systemctl show -P Type "$name"))"
-    else
-        in_root systemd-run --quiet --unit="$name" -p Type=exec \
-            -p User="$user" -p Group="$user" -p StateDirectory="$user" \
-            -p RuntimeDirectory="$user" -p RuntimeDirectoryPreserve=yes "$@" ||
-            return 1
-        log "$name: no unit installed, a transient unit as $user (systemd-run)"
-    fi
+    in_root systemctl enable --quiet --now "$1.service" ||
+        { show_journal "$1" 30; return 1; }
+    log "$1: started by its unit ($(in_root systemctl show -P Type "$1"), user $(service_user "$1"))"
 }
-stop_service() { in_root systemctl stop "$1.service"; }
 service_user() {
     local pid
     pid=$(in_root systemctl show -P MainPID "$1.service")
@@ -226,22 +226,22 @@ service_user() {
 }
 show_journal() { in_root journalctl -u "$1" -n "${2:-20}" --no-pager >&2 || true; }
 
-# What an operator writes: a site key, and each daemon's configuration
-# (loopback: the container has no other network).
+# What an operator writes: the site keys, and each daemon's settings in
+# the packages' /etc/vcluster/*.conf (loopback: the container has no
+# other network).
 in_root sh -ec '
-    mkdir -p /etc/dht-pages /etc/kget /etc/saline
+    mkdir -p /etc/kget /dev/shm/vct/a /dev/shm/vct/b
     umask 027
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >/etc/dht-pages/site.key
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >/etc/vcluster/dht-pages.key
     head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" >/etc/kget/site.key
-    chgrp dht-pages /etc/dht-pages/site.key
+    chgrp dht-pages /etc/vcluster/dht-pages.key
     chgrp kget /etc/kget/site.key
     umask 022
-    mkdir -p /dev/shm/vct/a /dev/shm/vct/b
-    printf "[dht-pagesd]\nsite=test\nsite_key_file=/etc/dht-pages/site.key\naddress=127.0.0.1\nram_glob=/dev/shm/vct/a/*.ram\n" \
-        >/etc/dht-pages/dht-pagesd.conf
-    printf "[kget-store]\nlisten=127.0.0.1\n" >/etc/kget/kget-store.conf
+    printf "[dht-pagesd]\nsite=test\nsite_key_file=/etc/vcluster/dht-pages.key\naddress=127.0.0.1\nram_glob=/dev/shm/vct/a/*.ram\n" \
+        >/etc/vcluster/dht-pagesd.conf
+    printf "[kget-store]\nlisten=127.0.0.1\n" >/etc/vcluster/kget-store.conf
     printf "[site a]\nnetwork=10.77.1.0/24\nrange=10.77.1.100-10.77.1.149\ngateway=10.77.1.254\n\n[node a1]\nsite=a\nuri=qemu+tcp://127.0.0.1/system\ncpus=2\nmemory=1G\n\n[image saline]\ndir=/usr/lib/vcluster/images/saline\n" \
-        >/etc/saline/salined.conf'
+        >/etc/vcluster/salined.conf'
 
 # A database an older salined left (schema version 1, frozen as
 # saline/tests/test-store.c holds it) with one finished job: salined must
@@ -279,9 +279,10 @@ in_root chown saline:saline /var/lib/saline/saline.db
 schema_version() { sqlite3 "$root/var/lib/saline/saline.db" 'PRAGMA user_version'; }
 saline_json() { in_root saline stat "$1" --json; }
 
-start_service dht-pagesd dht-pages /usr/sbin/dht-pagesd || fail "dht-pagesd"
-start_service kget-store kget /usr/sbin/kget-store || fail "kget-store"
-start_service salined saline /usr/sbin/salined || fail "salined"
+for s in dht-pagesd kget-store salined; do
+    start_service "$s" || fail "$s did not start"
+    assert_eq "type of $s.service" notify "$(in_root systemctl show -P Type "$s")"
+done
 wait_for 20 in_root dht-pages status || { show_journal dht-pagesd; fail "dht-pagesd does not answer"; }
 wait_for 20 in_root saline nodes || { show_journal salined; fail "salined does not answer"; }
 schema=$(schema_version)
@@ -399,16 +400,14 @@ in_root sh -c 'dpkg -i /srv/vct/debs2/*.deb' >"$work/dpkg-upgrade.log" 2>&1 ||
 for p in "${packages[@]}"; do
     assert_eq "$p" "install ok installed $version+test1" "$(installed_version "$p")"
 done
-if in_root test -f /usr/lib/systemd/system/salined.service; then
-    # dh_installsystemd's postinst restarts the services after an upgrade.
-    [[ $(in_root systemctl show -P MainPID salined.service) != "$salined_pid" ]] ||
-        fail "salined was not restarted by the upgrade"
-else
-    for s in dht-pagesd:dht-pages kget-store:kget salined:saline; do
-        stop_service "${s%%:*}"
-        start_service "${s%%:*}" "${s#*:}" "/usr/sbin/${s%%:*}" || fail "${s%%:*}"
-    done
-fi
+# The postinst restarts the running services: salined opens the database
+# again with the new binary.
+new_pid=$(in_root systemctl show -P MainPID salined.service)
+[[ $new_pid != "$salined_pid" ]] || fail "the upgrade did not restart salined"
+log "the upgrade restarted salined (PID $salined_pid -> $new_pid in the root)"
+for s in dht-pagesd kget-store salined; do
+    assert_eq "$s after the upgrade" active "$(in_root systemctl is-active "$s")"
+done
 wait_for 20 in_root saline nodes || { show_journal salined; fail "salined does not answer after the upgrade"; }
 assert_eq "schema version after the upgrade" "$schema" "$(schema_version)"
 assert_eq "job 5 after the upgrade" "old done" "$(saline_json 5 | field 'j["name"] + " " + j["state"]')"
@@ -421,10 +420,6 @@ done
 # ---- purge ----
 log "purge"
 in_root dpkg -L "${packages[@]}" | sort -u >"$work/files"
-for s in dht-pagesd kget-store salined; do
-    # Their units' prerm stops them; transient units are the test's.
-    in_root test -f "/usr/lib/systemd/system/$s.service" || stop_service "$s"
-done
 in_root dpkg --purge "${packages[@]}" >"$work/dpkg-purge.log" 2>&1 ||
     { cat "$work/dpkg-purge.log" >&2; fail "dpkg --purge failed"; }
 for p in "${packages[@]}"; do
