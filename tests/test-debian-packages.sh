@@ -7,13 +7,12 @@
 # package list) boots systemd as its PID 1 in systemd-nspawn (its own PID,
 # mount, UTS and network namespaces; loopback only). Inside it, with real
 # dpkg, real systemd and the installed binaries:
-#   - the seven packages install; the users dht-pages, saline and kget
-#     own their /var/lib directories;
-#   - dht-pagesd, kget-store and salined run as systemd services as those
-#     users: by their units when the packages ship them (Type=notify:
-#     `systemctl start` returns once they said READY=1), else as transient
-#     units with the same User=, StateDirectory= and RuntimeDirectory=
-#     (systemd-run; then readiness is their socket answering);
+#   - each host role's packages install alone; the users dht-pages,
+#     saline and kget own their /var/lib directories, libvirt-qemu is in
+#     group dht-pages and saline in group libvirt;
+#   - dht-pagesd, kget-store and salined run through their units as
+#     those users (`systemctl enable --now`; Type=notify: it returns once
+#     they said READY=1);
 #   - salined migrates a database an older salined left (schema version 1)
 #     and keeps its job;
 #   - a Saline job VM (the installed image, started by hand as salined
@@ -21,15 +20,20 @@
 #     qemu-system-x86_64-pagehash and migrates live with x-page-hash to a
 #     second one; the destination resolves pages through the installed
 #     dht-pagesd, and the job's command runs on there;
-#   - the saline CLI submits a job to salined; it is stored;
+#   - a Saline job submitted with the saline CLI runs: salined starts its
+#     VM through Debian's libvirtd (the root is its node a1) in the
+#     installed QEMU from the installed image; output and exit status
+#     come back;
 #   - the +test1 packages upgrade the first ones; salined opens the same
-#     database again: schema version and both jobs kept;
+#     database again (the postinst restarted it): schema version and both
+#     jobs kept;
 #   - dpkg --purge leaves no package, user, group, state directory, unit
 #     link or file of theirs behind.
-# Not here: salined running a job through libvirtd (no libvirtd in the
-# root; tests/test-saline.sh does it with the tree's binaries), and a
-# migration between two nodes of a site (one node: the destination's
-# dht-pagesd finds the pages in the source's RAM on the same node).
+# Not here: a migration between two nodes of a site (one node: the
+# destination's dht-pagesd finds the pages in the source's RAM on the
+# same node; tests/test-page-hash.sh runs sites of nodes), through
+# libvirt or vm-migrate, and snapshots to kget-store (it runs, but no job
+# is best-effort here).
 source "$(dirname "$0")/lib/functions.sh"
 requires_root
 needs dpkg-buildpackage mmdebstrap systemd-nspawn nsenter lintian python3 \
@@ -39,12 +43,14 @@ packages=(qemu-system-x86-pagehash vcluster-compute kget vcluster-storage
           saline-server saline-client vcluster-images)
 # The fresh root: Debian's packages that ours depend on (dpkg -i, unlike
 # apt, installs nothing more, so a dependency missing here fails the
-# test), systemd to run the services, and no package of ours.
+# test), systemd to run the services, Debian's libvirtd for salined's
+# node, and no package of ours.
 root_pkgs=(systemd adduser iproute2 procps
            libglib2.0-0 libnettle8 libhogweed6 libgmp10 libvirt0 libxml2
            libjson-glib-1.0-0 libsqlite3-0 libopendht-c2 libsoup-3.0-0
            libzstd1 libpixman-1-0 libfdt1 libgnutls30 libslirp0 zlib1g
-           libsystemd0 seabios ipxe-qemu qemu-system-data)
+           libsystemd0 seabios ipxe-qemu qemu-system-data
+           libvirt-daemon-system libvirt-daemon-driver-qemu qemu-utils)
 mirrors=("deb http://deb.debian.org/debian bookworm main"
          "deb http://deb.debian.org/debian bookworm-updates main"
          "deb http://deb.debian.org/debian-security bookworm-security main")
@@ -208,6 +214,9 @@ for u in dht-pages saline kget; do
     in_root getent passwd "$u" >/dev/null || fail "no user $u"
     assert_eq "owner of /var/lib/$u" "$u" "$(in_root stat -c %U "/var/lib/$u")"
 done
+# QEMU reaches dht-pagesd's socket, salined the local libvirtd.
+assert_eq "members of group dht-pages" libvirt-qemu "$(in_root getent group dht-pages | cut -d: -f4)"
+in_root id -nG saline | grep -qw libvirt || fail "saline is not in group libvirt"
 
 # ---- the daemons, as systemd services ----
 # start_service NAME: as the operator does (README, "Install on hosts"):
@@ -228,7 +237,11 @@ show_journal() { in_root journalctl -u "$1" -n "${2:-20}" --no-pager >&2 || true
 
 # What an operator writes: the site keys, and each daemon's settings in
 # the packages' /etc/vcluster/*.conf (loopback: the container has no
-# other network).
+# other network). The root is also salined's node a1 (qemu:///system,
+# Debian's libvirtd), with the guests' bridge br0. Its pool lives outside
+# /var/lib/saline, which QEMU's user cannot enter. The container's cgroup
+# tree is systemd-nspawn's (partial cgroup v1 here): libvirt leaves it
+# alone and starts QEMU in no namespace of its own.
 in_root sh -ec '
     mkdir -p /etc/kget /dev/shm/vct/a /dev/shm/vct/b
     umask 027
@@ -240,8 +253,18 @@ in_root sh -ec '
     printf "[dht-pagesd]\nsite=test\nsite_key_file=/etc/vcluster/dht-pages.key\naddress=127.0.0.1\nram_glob=/dev/shm/vct/a/*.ram\n" \
         >/etc/vcluster/dht-pagesd.conf
     printf "[kget-store]\nlisten=127.0.0.1\n" >/etc/vcluster/kget-store.conf
-    printf "[site a]\nnetwork=10.77.1.0/24\nrange=10.77.1.100-10.77.1.149\ngateway=10.77.1.254\n\n[node a1]\nsite=a\nuri=qemu+tcp://127.0.0.1/system\ncpus=2\nmemory=1G\n\n[image saline]\ndir=/usr/lib/vcluster/images/saline\n" \
-        >/etc/vcluster/salined.conf'
+    printf "[salined]\nvirt-type=qemu\nemulator=/usr/bin/qemu-system-x86_64-pagehash\noutput-size=8M\n\n" \
+        >/etc/vcluster/salined.conf
+    printf "[site a]\nnetwork=10.77.1.0/24\nrange=10.77.1.100-10.77.1.149\ngateway=10.77.1.254\n\n" \
+        >>/etc/vcluster/salined.conf
+    printf "[node a1]\nsite=a\nuri=qemu:///system\ncpus=2\nmemory=1G\npool-dir=/var/lib/libvirt/saline\n\n" \
+        >>/etc/vcluster/salined.conf
+    printf "[image saline]\ndir=/usr/lib/vcluster/images/saline\n" >>/etc/vcluster/salined.conf
+    printf "cgroup_controllers = [ ]\nnamespaces = [ ]\n" >>/etc/libvirt/qemu.conf
+    ip link add br0 type bridge
+    ip addr add 10.77.1.254/24 dev br0
+    ip link set br0 up
+    systemctl restart libvirtd.service'
 
 # A database an older salined left (schema version 1, frozen as
 # saline/tests/test-store.c holds it) with one finished job: salined must
@@ -386,11 +409,20 @@ wait_for 30 out_grows_past "$n" || fail "the job does not run on at the destinat
 log "the job runs on at the destination (output $n -> $(out_length) bytes)"
 in_root systemctl stop vct-src vct-dst
 
-# ---- a Saline job: stored (its node has no libvirtd here, so it waits) ----
+# ---- a Saline job: salined, libvirtd, the installed QEMU and image ----
+node_up() { in_root saline nodes | grep -q '^a1 .* up '; }
+wait_for 30 node_up || { in_root saline nodes >&2; fail "node a1 is not up in salined"; }
 job=$(in_root saline submit --name kept -n 1 -c 1 -m 128M --image saline \
-    --walltime 10m -- true | sed -n 's/^SALINE_JOB_ID=\([0-9]*\)$/\1/p')
+    --walltime 10m -- sh -c 'echo "hello from $(hostname)"; exit 3' |
+    sed -n 's/^SALINE_JOB_ID=\([0-9]*\)$/\1/p')
 [[ -n $job ]] || fail "saline submit printed no job id"
-assert_eq "job $job" "kept pending" "$(saline_json "$job" | field 'j["name"] + " " + j["state"]')"
+job_over() { [[ $(saline_json "$job" | field 'j["state"]') == @(done|failed|cancelled) ]]; }
+wait_for 240 job_over || fail "job $job did not end: $(saline_json "$job")"
+assert_eq "job $job" "kept done 3" \
+    "$(saline_json "$job" | field 'j["name"] + " " + j["state"] + " " + str(j["exit_status"])')"
+out=$(in_root saline log "$job") || fail "saline log $job failed"
+[[ $out == *"hello from saline-$job-0"* ]] || fail "job $job's output: '$out'"
+log "job $job ran in a VM of the installed image: '$(head -n 1 <<<"$out")'"
 
 # ---- upgrade to +test1 ----
 log "upgrade to $version+test1"
@@ -411,7 +443,7 @@ done
 wait_for 20 in_root saline nodes || { show_journal salined; fail "salined does not answer after the upgrade"; }
 assert_eq "schema version after the upgrade" "$schema" "$(schema_version)"
 assert_eq "job 5 after the upgrade" "old done" "$(saline_json 5 | field 'j["name"] + " " + j["state"]')"
-assert_eq "job $job after the upgrade" "kept pending" \
+assert_eq "job $job after the upgrade" "kept done" \
     "$(saline_json "$job" | field 'j["name"] + " " + j["state"]')"
 for u in dht-pages saline kget; do
     in_root getent passwd "$u" >/dev/null || fail "user $u lost in the upgrade"
