@@ -10,6 +10,9 @@ build_pkgs=(
     libopendht-c-dev libsoup-3.0-dev libjson-glib-dev
     libpixman-1-dev libslirp-dev libfdt-dev libzstd-dev libgnutls28-dev flex bison
     libsystemd-dev
+    # Debian packages (debian/) and their install test
+    # (tests/test-debian-packages.sh): build, lint, a fresh root, booted.
+    dpkg-dev debhelper lintian mmdebstrap systemd-container
 )
 # Runtime: QEMU, libvirt, OpenDHT, networking, guest image tools (mke2fs
 # and debugfs for Saline disks), plots of the benchmarks (gnuplot), scp
