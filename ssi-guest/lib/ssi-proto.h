@@ -116,6 +116,8 @@ typedef enum {
 /* SSI_F_FLAGS of SSI_IMAGE: a checkpoint, its processes dumped stopped:
  * continue them once restored. */
 #define SSI_FLAG_THAW 8u
+/* SSI_F_FLAGS of SSI_SCHED: the answer's TEXT is JSON. */
+#define SSI_FLAG_JSON 16u
 
 typedef struct {
     guint8 type;
