@@ -15,8 +15,10 @@
  */
 #include "ssid.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define SCHED_TICK_MS 500
@@ -24,6 +26,11 @@
  * process busy, or for this long. */
 #define SCHED_PENDING_US (5 * G_USEC_PER_SEC)
 #define SCHED_MEM_MIN_KB 4096
+/* Parallel dumps on one member gain nothing (they share its CPUs) and
+ * make CRIU fail now and then: one move at a time. */
+#define SCHED_PARALLEL 1
+/* The nice of the member's other SSI processes while one is dumped. */
+#define SCHED_YIELD_NICE 19
 
 typedef struct {
     guint8 hist;      /* the last 3 samples, 1: a task in state R */
@@ -64,6 +71,7 @@ static GArray *pending;     /* Pending */
 static GArray *moves;       /* gint64: when this member's moves started */
 static guint64 n_moved, n_failed;
 static guint64 mem_pressure;
+static guint in_flight; /* moves under way */
 
 static gint64
 now_us(void)
@@ -101,6 +109,18 @@ is_busy(const Sample *s)
     return (h & 1) + ((h >> 1) & 1) + ((h >> 2) & 1) >= 2;
 }
 
+/* Lock held: not being moved (or just moved) by this member. */
+static gboolean
+movable_pending(guint32 gpid)
+{
+    for (guint i = 0; i < pending->len; i++) {
+        if (g_array_index(pending, Pending, i).gpid == gpid) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 /* Lock held: may a policy move @gpid now? */
 static gboolean
 movable(guint32 gpid, const Sample *s)
@@ -115,12 +135,7 @@ movable(guint32 gpid, const Sample *s)
         now - s->failed_us < (gint64)conf.period * G_USEC_PER_SEC) {
         return FALSE;
     }
-    for (guint i = 0; i < pending->len; i++) {
-        if (g_array_index(pending, Pending, i).gpid == gpid) {
-            return FALSE;
-        }
-    }
-    return TRUE;
+    return movable_pending(gpid);
 }
 
 /* Lock held: moves to @node not in its BUSY yet. */
@@ -164,7 +179,7 @@ cpu_propose(GArray *view, guint32 *gpid, guint32 *node)
         Sample *s = v;
         guint32 g = GPOINTER_TO_UINT(k);
 
-        if (!is_busy(s)) {
+        if (!is_busy(s) || !movable_pending(g)) {
             continue;
         }
         mine++;
@@ -190,7 +205,8 @@ mem_propose(GArray *view, guint32 *gpid, guint32 *node)
 
     *node = 0;
     *gpid = 0;
-    if (mem_pressure < conf.mem_high) {
+    /* One at a time: the pressure is sampled again after each. */
+    if (mem_pressure < conf.mem_high || in_flight > 0) {
         return FALSE;
     }
     for (guint i = 0; i < view->len; i++) {
@@ -421,66 +437,162 @@ prune(GArray *view)
     }
 }
 
+typedef struct {
+    const char *by;
+    guint32 gpid;
+    guint32 node;
+} Move;
+
+typedef struct {
+    pid_t pid;
+    int nice;
+} Niced;
+
+static void
+tasks_of(pid_t pid, GArray *out, int depth)
+{
+    g_autofree char *path =
+        g_strdup_printf("/proc/%d/task/%d/children", pid, pid);
+    g_autofree char *kids = NULL;
+    g_auto(GStrv) list = NULL;
+
+    if (depth > 32) {
+        return;
+    }
+    g_array_append_val(out, pid);
+    if (!g_file_get_contents(path, &kids, NULL, NULL)) {
+        return;
+    }
+    list = g_strsplit(g_strstrip(kids), " ", -1);
+    for (char **k = list; *k && **k; k++) {
+        tasks_of((pid_t)g_ascii_strtoll(*k, NULL, 10), out, depth + 1);
+    }
+}
+
+/*
+ * While @gpid is dumped, the member's other SSI processes yield (nice
+ * 19): CRIU's parasite runs in the dumped process, at its own priority,
+ * and among a dozen CPU-bound processes a dump takes seconds instead of
+ * a fraction of one. Their nice values, to put back.
+ */
+static GArray *
+yield_others(guint32 gpid)
+{
+    g_autoptr(GArray) procs = proc_snapshot();
+    g_autoptr(GArray) pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
+    GArray *niced = g_array_new(FALSE, FALSE, sizeof(Niced));
+
+    for (guint i = 0; i < procs->len; i++) {
+        const SsidProcInfo *p = &g_array_index(procs, SsidProcInfo, i);
+
+        if (p->gpid != gpid) {
+            tasks_of(p->shim, pids, 0);
+        }
+    }
+    for (guint i = 0; i < pids->len; i++) {
+        Niced n = {g_array_index(pids, pid_t, i), 0};
+
+        errno = 0;
+        n.nice = getpriority(PRIO_PROCESS, (id_t)n.pid);
+        if (errno || n.nice >= SCHED_YIELD_NICE ||
+            setpriority(PRIO_PROCESS, (id_t)n.pid, SCHED_YIELD_NICE) < 0) {
+            continue;
+        }
+        g_array_append_val(niced, n);
+    }
+    return niced;
+}
+
+static void
+yield_end(GArray *niced)
+{
+    for (guint i = 0; i < niced->len; i++) {
+        Niced *n = &g_array_index(niced, Niced, i);
+
+        setpriority(PRIO_PROCESS, (id_t)n->pid, n->nice);
+    }
+    g_array_unref(niced);
+}
+
+static gpointer
+move_thread(gpointer data)
+{
+    Move *mv = data;
+    g_autoptr(GString) report = g_string_new(NULL);
+    g_autoptr(GError) err = NULL;
+    GArray *niced = yield_others(mv->gpid);
+    gboolean ok = mig_migrate(mv->gpid, mv->node, report, &err);
+
+    yield_end(niced);
+    g_mutex_lock(&lock);
+    for (guint i = 0; i < pending->len; i++) {
+        Pending *p = &g_array_index(pending, Pending, i);
+
+        if (p->gpid != mv->gpid) {
+            continue;
+        }
+        if (ok) {
+            /* Its target reports it busy a second or so after. */
+            p->at_us = now_us();
+        } else {
+            g_array_remove_index_fast(pending, i);
+        }
+        break;
+    }
+    if (ok) {
+        n_moved++;
+        g_message("sched: %s moves GPID %u to node %u: %s", mv->by, mv->gpid,
+                  mv->node, report->str);
+    } else {
+        Sample *s = g_hash_table_lookup(samples, GUINT_TO_POINTER(mv->gpid));
+
+        n_failed++;
+        if (s) {
+            s->failed_us = now_us();
+        }
+        g_message("sched: %s cannot move GPID %u to node %u: %s", mv->by,
+                  mv->gpid, mv->node, err->message);
+    }
+    in_flight--;
+    g_mutex_unlock(&lock);
+    g_free(mv);
+    return NULL;
+}
+
+/* Start the moves the policies propose, up to SCHED_PARALLEL at once. */
 static void
 decide(void)
 {
     g_autoptr(GArray) view = view_copy();
-    g_autoptr(GString) report = g_string_new(NULL);
-    g_autoptr(GError) err = NULL;
-    const char *by = NULL;
-    guint32 gpid = 0, node = 0;
-    gboolean ok;
 
     if (view->len < 2) {
         return;
     }
     g_mutex_lock(&lock);
     prune(view);
-    if (moves->len >= conf.budget) {
-        g_mutex_unlock(&lock);
-        return;
-    }
-    for (guint i = 0; i < conf.n_policies && !by; i++) {
-        for (guint p = 0; p < G_N_ELEMENTS(policies); p++) {
-            if (strcmp(policies[p].name, conf.policies[i]) == 0 &&
-                policies[p].propose(view, &gpid, &node)) {
-                by = policies[p].name;
-                break;
+    while (in_flight < SCHED_PARALLEL && moves->len < conf.budget) {
+        Move mv = {NULL, 0, 0};
+        gint64 t = now_us();
+
+        for (guint i = 0; i < conf.n_policies && !mv.by; i++) {
+            for (guint p = 0; p < G_N_ELEMENTS(policies); p++) {
+                if (strcmp(policies[p].name, conf.policies[i]) == 0 &&
+                    policies[p].propose(view, &mv.gpid, &mv.node)) {
+                    mv.by = policies[p].name;
+                    break;
+                }
             }
         }
-    }
-    if (by) {
-        gint64 t = now_us();
-        Pending p = {gpid, node, t};
+        if (!mv.by) {
+            break;
+        }
+        Pending p = {mv.gpid, mv.node, t};
 
         g_array_append_val(moves, t);
         g_array_append_val(pending, p);
-    }
-    g_mutex_unlock(&lock);
-    if (!by) {
-        return;
-    }
-    ok = mig_migrate(gpid, node, report, &err);
-    g_mutex_lock(&lock);
-    if (ok) {
-        n_moved++;
-        g_message("sched: %s moves GPID %u to node %u: %s", by, gpid, node,
-                  report->str);
-    } else {
-        Sample *s = g_hash_table_lookup(samples, GUINT_TO_POINTER(gpid));
-
-        n_failed++;
-        if (s) {
-            s->failed_us = now_us();
-        }
-        for (guint i = 0; i < pending->len; i++) {
-            if (g_array_index(pending, Pending, i).gpid == gpid) {
-                g_array_remove_index_fast(pending, i);
-                break;
-            }
-        }
-        g_message("sched: %s cannot move GPID %u to node %u: %s", by, gpid,
-                  node, err->message);
+        in_flight++;
+        g_thread_unref(g_thread_new("sched-move", move_thread,
+                                    g_memdup2(&mv, sizeof(mv))));
     }
     g_mutex_unlock(&lock);
 }
