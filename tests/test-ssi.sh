@@ -16,7 +16,8 @@
 #  - the global scheduler: 12 CPU-bound processes started on one member
 #    are balanced (3 +- 1 each) by the `cpu` policy and stay put; swapping
 #    policies at run time (`together` instead) gathers a group, without
-#    restarting ssid;
+#    restarting ssid; `mem` moves a big process off a member under memory
+#    pressure;
 #  - bad input: one line, an exit code, nothing changed.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
@@ -213,6 +214,31 @@ done
 ssi_sh_wait "$out/bal" 60 || true
 ssi_sh m1 ssi sched unload together >/dev/null || fail "cannot unload together"
 ssi_sh m1 ssi sched set together= >/dev/null || fail "cannot clear together"
+# Memory pressure: with mem loaded and mem_high just above what node n4's
+# pressure is now, a process holding ~40 MiB there
+# is moved away, and node n4's pressure falls back.
+p0=$(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}')
+ssi_sh m1 ssi sched load mem >/dev/null || fail "cannot load mem"
+ssi_sh m1 ssi sched set "mem_high=$((p0 + 80))" >/dev/null || fail "cannot set mem_high"
+# One process (children busy alongside it would be spread by distant
+# fork, and a process with remote children cannot migrate).
+hog='awk "BEGIN { s = sprintf(\"%40000000s\", \"x\"); while (1) system(\"sleep 60\") }"'
+t0=$(date +%s.%N)
+bg_run m1 hog "ssi run -v -n $n4 sh -c '$hog'"
+ghog=$(gpid_of m1 hog)
+hog_node() { ssi_sh m2 ssi ps | awk -v g="$ghog" 'NR > 1 && $1 == g {print $2}'; }
+hog_moved() { local n; n=$(hog_node); [[ -n $n && $n != "$n4" ]]; }
+if ! wait_for 90 hog_moved; then
+    ssi_sh m4 grep sched: /var/log/ssid.log | tail -n 5 >&2 || true
+    fail "GPID $ghog was not moved off node $n4 (pressure $(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}'), mem_high $((p0 + 80)))"
+fi
+log "memory pressure on node $n4 (mem_high $((p0 + 80)), $p0 before): GPID $ghog moved to node $(hog_node) $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s after its start; $(ssi_sh m4 grep 'sched: mem moves' /var/log/ssid.log | tail -n 1)"
+p1=$(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}')
+((p1 < p0 + 80)) || fail "node $n4 still under pressure: $p1 (mem_high $((p0 + 80)))"
+ssi_sh m1 ssi kill -KILL "$ghog" >/dev/null || fail "cannot kill GPID $ghog"
+ssi_sh_wait "$out/hog" 60 || true
+ssi_sh m1 ssi sched unload mem >/dev/null || fail "cannot unload mem"
+ssi_sh m1 ssi sched set mem_high=850 >/dev/null || fail "cannot reset mem_high"
 
 # Quick processes (output and exit before the launcher hears they
 # started), bulk stdin in and out, a reader that stops early.
