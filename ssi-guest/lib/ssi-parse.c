@@ -310,7 +310,9 @@ sched_policies_set(SsiSched *s, const char *value, GError **error)
 {
     g_auto(GStrv) names = NULL;
 
+    /* Cleared whole, so that equal settings compare equal. */
     s->n_policies = 0;
+    memset(s->policies, 0, sizeof(s->policies));
     if (!*value || strcmp(value, "none") == 0) {
         return TRUE;
     }
@@ -344,6 +346,8 @@ sched_groups_set(SsiSched *s, const char *value, GError **error)
     g_auto(GStrv) groups = NULL;
 
     s->n_groups = 0;
+    memset(s->group_len, 0, sizeof(s->group_len));
+    memset(s->groups, 0, sizeof(s->groups));
     if (!*value) {
         return TRUE;
     }
@@ -357,6 +361,11 @@ sched_groups_set(SsiSched *s, const char *value, GError **error)
         g_auto(GStrv) gpids = g_strsplit(*g, ",", SSI_SCHED_GROUP_MAX + 1);
         guint k = s->n_groups;
 
+        if (!gpids[0]) {
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "together: an empty group");
+            return FALSE;
+        }
         if (g_strv_length(gpids) > SSI_SCHED_GROUP_MAX) {
             g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
                         "together: a group of more than %d GPIDs",

@@ -551,11 +551,11 @@ test_sched(void)
     g_autofree char *big = NULL;
     SsiSched s, back;
     const char *bad[] = {
-        "policies=cpu,nosuch",   "policies=cpu,cpu", "threshold=0",
-        "residence=3601",        "budget=x",         "period=0",
-        "mem_high=1001",         "together=1,,2",    "together=1/1",
-        "together=4194304",      "frobnicate=1",     "threshold",
-        "threshold=2  budget=3",
+        "policies=cpu,nosuch", "policies=cpu,cpu", "threshold=0",
+        "residence=3601",      "budget=x",         "period=0",
+        "mem_high=1001",       "together=1,,2",    "together=1/1",
+        "together=1//2",       "together=/1",      "together=4194304",
+        "frobnicate=1",        "threshold",        "threshold=2  budget=3",
     };
 
     ssi_sched_init(&s);
@@ -576,6 +576,13 @@ test_sched(void)
     g_assert_cmpint(ssi_sched_group_of(&s, 10), ==, -1);
     text = ssi_sched_format(&s);
     g_assert_true(ssi_sched_parse(text, &back, &error));
+    g_assert_no_error(error);
+    g_assert_cmpmem(&s, sizeof(s), &back, sizeof(back));
+    /* A key set twice: the last one, as if set once. */
+    g_assert_true(ssi_sched_parse("policies=together,cpu threshold=3 "
+                                  "together=1,2,3/4 policies=together "
+                                  "together=7,8/9 policies=together,cpu",
+                                  &back, &error));
     g_assert_no_error(error);
     g_assert_cmpmem(&s, sizeof(s), &back, sizeof(back));
     for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
