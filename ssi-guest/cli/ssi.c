@@ -73,6 +73,16 @@ static const char help[] =
     "  evict NODE                  move NODE's processes away, then remove "
     "it\n"
     "  policy [NAME]               show or select the placement policy\n"
+    "  sched [ls] [--json]         the global scheduler: its settings, the\n"
+    "                              policies loaded, this member's "
+    "migrations\n"
+    "  sched load|unload POLICY    load or unload a scheduling policy (cpu, "
+    "mem,\n"
+    "                              together) in the whole cluster\n"
+    "  sched set KEY=VALUE...      change its settings in the whole "
+    "cluster:\n"
+    "                              threshold, residence, budget, period,\n"
+    "                              mem_high, together=GPID,.../GPID,...\n"
     "\n"
     "A GPID is a cluster-wide PID: the process's own getpid() on any "
     "member.\n"
@@ -617,6 +627,54 @@ cmd_gpid(int argc, char **argv)
     }
 }
 
+/* ssi sched [ls] [--json] | load|unload POLICY | set KEY=VALUE... */
+static int
+cmd_sched(int argc, char **argv)
+{
+    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_SCHED);
+    const char *verb = argc > 1 ? argv[1] : "ls";
+    gboolean json = FALSE;
+    int first = 2;
+
+    if (strcmp(verb, "--json") == 0) {
+        verb = "ls";
+        json = TRUE;
+        first = 1 + (argc > 1);
+    } else if (strcmp(verb, "ls") == 0 && argc == 3 &&
+               strcmp(argv[2], "--json") == 0) {
+        json = TRUE;
+        first = 3;
+    }
+    if (strcmp(verb, "ls") == 0) {
+        if (argc > first) {
+            return usage_error("usage: ssi sched [ls] [--json]");
+        }
+    } else if (strcmp(verb, "load") == 0 || strcmp(verb, "unload") == 0) {
+        if (argc != 3) {
+            return usage_error("usage: ssi sched %s POLICY", verb);
+        }
+    } else if (strcmp(verb, "set") == 0) {
+        if (argc < 3 || argc > 66) {
+            return usage_error("usage: ssi sched set KEY=VALUE...");
+        }
+        for (int i = 2; i < argc; i++) {
+            if (!strchr(argv[i], '=')) {
+                return usage_error("'%s' is not KEY=VALUE", argv[i]);
+            }
+        }
+    } else {
+        return usage_error("unknown sched command '%s'", verb);
+    }
+    ssi_out_str(m, SSI_F_NAME, verb);
+    for (int i = first; i < argc; i++) {
+        ssi_out_str(m, SSI_F_ARG, argv[i]);
+    }
+    if (json) {
+        ssi_out_u32(m, SSI_F_FLAGS, SSI_FLAG_JSON);
+    }
+    return call(m, 10000, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -676,6 +734,9 @@ main(int argc, char **argv)
             ssi_out_str(m, SSI_F_NAME, argv[1]);
         }
         return call(m, 10000, NULL);
+    }
+    if (strcmp(cmd, "sched") == 0) {
+        return cmd_sched(argc, argv);
     }
     return usage_error("unknown command '%s'", cmd);
 }

@@ -158,6 +158,51 @@ check_gpids(const SsiMsg *m)
 }
 
 static void
+check_busy(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GArray) busy = ssi_parse_busy(m, &error);
+    gsize len = 0;
+    const guint8 *b = ssi_msg_bytes(m, SSI_F_BUSY, &len);
+
+    if (!busy) {
+        check_refusal(error);
+        return;
+    }
+    if (error || !b || len != busy->len * 4u || busy->len > SSI_GPIDS_MAX) {
+        abort();
+    }
+}
+
+/* A configuration that parses formats to a text that parses to it. */
+static void
+check_sched(const SsiMsg *m)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = ssi_msg_str(m, SSI_F_SCHED, SSI_SCHED_TEXT_MAX);
+    g_autofree char *again = NULL;
+    SsiSched s, back;
+
+    if (!text) {
+        return;
+    }
+    ssi_sched_init(&s);
+    if (!ssi_sched_parse(text, &s, &error)) {
+        check_refusal(error);
+        return;
+    }
+    if (error || s.n_policies > SSI_SCHED_POLICIES_MAX ||
+        s.n_groups > SSI_SCHED_GROUPS_MAX) {
+        abort();
+    }
+    again = ssi_sched_format(&s);
+    if (!ssi_sched_parse(again, &back, NULL) ||
+        memcmp(&s, &back, sizeof(s)) != 0) {
+        abort();
+    }
+}
+
+static void
 check_proc_meta(const SsiMsg *m)
 {
     g_autoptr(GError) error = NULL;
@@ -259,6 +304,8 @@ check_parsers(const SsiMsg *m)
 {
     check_view(m);
     check_gpids(m);
+    check_busy(m);
+    check_sched(m);
     check_proc_meta(m);
     check_file(m);
     check_requests(m);

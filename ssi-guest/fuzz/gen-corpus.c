@@ -74,6 +74,8 @@ datagrams(void)
     g_autoptr(SsiMsgOut) join = ssi_out_new(SSI_JOIN);
     g_autoptr(SsiMsgOut) invite = ssi_out_new(SSI_INVITE);
     g_autoptr(SsiMsgOut) leave = ssi_out_new(SSI_LEAVE);
+    g_autoptr(SsiMsgOut) sched = ssi_out_new(SSI_HEARTBEAT);
+    g_autoptr(SsiMsgOut) sched_req = ssi_out_new(SSI_SCHED);
     g_autoptr(GBytes) mac = NULL;
     const guint8 gpids[8] = {0, 0, 0x10, 1, 0, 0, 0x10, 2};
 
@@ -92,6 +94,20 @@ datagrams(void)
     member(view, 2, 0x0a000202, 1);
     member(view, 3, 0x0a000203, 1);
     seed(view, "-view");
+
+    /* The scheduler's: BUSY, SCHED and its version. */
+    ssi_out_bytes(sched, SSI_F_GPIDS, gpids, sizeof(gpids));
+    ssi_out_bytes(sched, SSI_F_BUSY, gpids, 4);
+    ssi_out_u64(sched, SSI_F_EPOCH, 3);
+    ssi_out_str(sched, SSI_F_SCHED,
+                "policies=cpu,together threshold=2 residence=5 budget=12 "
+                "period=10 mem_high=850 together=4097,4098/4099");
+    ssi_out_u64(sched, SSI_F_SCHED_VER, 1796580000000);
+    seed(sched, "-sched");
+    ssi_out_str(sched_req, SSI_F_NAME, "set");
+    ssi_out_str(sched_req, SSI_F_ARG, "threshold=3");
+    ssi_out_str(sched_req, SSI_F_ARG, "together=1,2/3");
+    seed(sched_req, "");
 
     ssi_out_str(join, SSI_F_ADDR, "10.0.2.15");
     seed(join, "");

@@ -84,15 +84,29 @@ void ssi_probe_stop(void)
 	cancel_delayed_work_sync(&ssi_probe_work);
 }
 
+/*
+ * Permille of memory not available. PSI would be finer, but its state
+ * is not exported to modules; available memory is what a move relieves.
+ * Under ssi_lock.
+ */
+static unsigned long ssi_mem_pressure(void)
+{
+	unsigned long avail = min(ssi_mem_avail_kb, ssi_mem_total_kb);
+
+	if (!ssi_mem_total_kb)
+		return 0;
+	return 1000 - div_u64((u64)avail * 1000, ssi_mem_total_kb);
+}
+
 static int ssi_load_show(struct seq_file *m, void *v)
 {
 	spin_lock(&ssi_lock);
 	seq_printf(m,
 		   "load %llu\nrunning %u\ncpus %u\nmem_total_kb %lu\n"
-		   "mem_free_kb %lu\nmem_available_kb %lu\n",
+		   "mem_free_kb %lu\nmem_available_kb %lu\nmem_pressure %lu\n",
 		   div_u64(ssi_load_avg + 500, 1000), ssi_running,
 		   num_online_cpus(), ssi_mem_total_kb, ssi_mem_free_kb,
-		   ssi_mem_avail_kb);
+		   ssi_mem_avail_kb, ssi_mem_pressure());
 	spin_unlock(&ssi_lock);
 	return 0;
 }

@@ -235,3 +235,260 @@ ssi_parse_migrate(const SsiMsg *m, guint32 *gpid, guint32 *node, GError **error)
     }
     return TRUE;
 }
+
+GArray *
+ssi_parse_busy(const SsiMsg *m, GError **error)
+{
+    gsize len = 0;
+    const guint8 *g = ssi_msg_bytes(m, SSI_F_BUSY, &len);
+    GArray *gpids;
+    VcCursor c;
+
+    if (!g) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "no BUSY");
+        return NULL;
+    }
+    if (len % 4 != 0 || len / 4 > SSI_GPIDS_MAX) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "BUSY of %" G_GSIZE_FORMAT " bytes", len);
+        return NULL;
+    }
+    gpids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len / 4);
+    vc_cursor_init(&c, g, len);
+    for (gsize i = 0; i < len / 4; i++) {
+        guint32 v = 0;
+
+        vc_cursor_u32(&c, &v);
+        g_array_append_val(gpids, v);
+    }
+    return gpids;
+}
+
+static const char *const sched_policies[] = {"cpu", "mem", "together"};
+
+gboolean
+ssi_sched_policy_known(const char *name)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(sched_policies); i++) {
+        if (strcmp(name, sched_policies[i]) == 0) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+void
+ssi_sched_init(SsiSched *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->threshold = 2;
+    s->residence = 5;
+    s->budget = 12;
+    s->period = 10;
+    s->mem_high = 850;
+}
+
+static gboolean
+sched_uint(const char *key, const char *value, guint64 min, guint64 max,
+           guint32 *out, GError **error)
+{
+    guint64 v;
+
+    if (!g_ascii_string_to_unsigned(value, 10, min, max, &v, NULL)) {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "%s: '%s' is not a number in %" G_GUINT64_FORMAT
+                    "..%" G_GUINT64_FORMAT,
+                    key, value, min, max);
+        return FALSE;
+    }
+    *out = (guint32)v;
+    return TRUE;
+}
+
+static gboolean
+sched_policies_set(SsiSched *s, const char *value, GError **error)
+{
+    g_auto(GStrv) names = NULL;
+
+    /* Cleared whole, so that equal settings compare equal. */
+    s->n_policies = 0;
+    memset(s->policies, 0, sizeof(s->policies));
+    if (!*value || strcmp(value, "none") == 0) {
+        return TRUE;
+    }
+    names = g_strsplit(value, ",", SSI_SCHED_POLICIES_MAX + 1);
+    for (char **n = names; *n; n++) {
+        if (s->n_policies == SSI_SCHED_POLICIES_MAX) {
+            g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
+                        "policies: more than %d", SSI_SCHED_POLICIES_MAX);
+            return FALSE;
+        }
+        if (!ssi_sched_policy_known(*n)) {
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "no scheduling policy '%s'", *n);
+            return FALSE;
+        }
+        for (guint i = 0; i < s->n_policies; i++) {
+            if (strcmp(s->policies[i], *n) == 0) {
+                g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                            "policies: '%s' twice", *n);
+                return FALSE;
+            }
+        }
+        g_strlcpy(s->policies[s->n_policies++], *n, SSI_SCHED_NAME_MAX + 1);
+    }
+    return TRUE;
+}
+
+static gboolean
+sched_groups_set(SsiSched *s, const char *value, GError **error)
+{
+    g_auto(GStrv) groups = NULL;
+
+    s->n_groups = 0;
+    memset(s->group_len, 0, sizeof(s->group_len));
+    memset(s->groups, 0, sizeof(s->groups));
+    if (!*value) {
+        return TRUE;
+    }
+    groups = g_strsplit(value, "/", SSI_SCHED_GROUPS_MAX + 1);
+    if (g_strv_length(groups) > SSI_SCHED_GROUPS_MAX) {
+        g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
+                    "together: more than %d groups", SSI_SCHED_GROUPS_MAX);
+        return FALSE;
+    }
+    for (char **g = groups; *g; g++) {
+        g_auto(GStrv) gpids = g_strsplit(*g, ",", SSI_SCHED_GROUP_MAX + 1);
+        guint k = s->n_groups;
+
+        if (!gpids[0]) {
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "together: an empty group");
+            return FALSE;
+        }
+        if (g_strv_length(gpids) > SSI_SCHED_GROUP_MAX) {
+            g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
+                        "together: a group of more than %d GPIDs",
+                        SSI_SCHED_GROUP_MAX);
+            return FALSE;
+        }
+        s->group_len[k] = 0;
+        for (char **p = gpids; *p; p++) {
+            guint32 v;
+
+            if (!sched_uint("together", *p, 1, 4194303, &v, error)) {
+                return FALSE;
+            }
+            if (ssi_sched_group_of(s, v) >= 0) {
+                g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                            "together: GPID %u in two groups", v);
+                return FALSE;
+            }
+            s->groups[k][s->group_len[k]++] = v;
+        }
+        s->n_groups++;
+    }
+    return TRUE;
+}
+
+gboolean
+ssi_sched_set(SsiSched *s, const char *key, const char *value, GError **error)
+{
+    SsiSched t = *s;
+    gboolean ok;
+
+    if (strcmp(key, "policies") == 0) {
+        ok = sched_policies_set(&t, value, error);
+    } else if (strcmp(key, "threshold") == 0) {
+        ok = sched_uint(key, value, 1, 1000, &t.threshold, error);
+    } else if (strcmp(key, "residence") == 0) {
+        ok = sched_uint(key, value, 0, 3600, &t.residence, error);
+    } else if (strcmp(key, "budget") == 0) {
+        ok = sched_uint(key, value, 0, 1000, &t.budget, error);
+    } else if (strcmp(key, "period") == 0) {
+        ok = sched_uint(key, value, 1, 3600, &t.period, error);
+    } else if (strcmp(key, "mem_high") == 0) {
+        ok = sched_uint(key, value, 1, 1000, &t.mem_high, error);
+    } else if (strcmp(key, "together") == 0) {
+        ok = sched_groups_set(&t, value, error);
+    } else {
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                    "unknown scheduler setting '%s'", key);
+        return FALSE;
+    }
+    if (ok) {
+        *s = t;
+    }
+    return ok;
+}
+
+gboolean
+ssi_sched_parse(const char *text, SsiSched *s, GError **error)
+{
+    g_auto(GStrv) words = NULL;
+    SsiSched t;
+
+    if (strlen(text) > SSI_SCHED_TEXT_MAX) {
+        g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
+                    "scheduler configuration over %d bytes",
+                    SSI_SCHED_TEXT_MAX);
+        return FALSE;
+    }
+    ssi_sched_init(&t);
+    words = g_strsplit(text, " ", -1);
+    for (char **w = words; *w; w++) {
+        char *eq = strchr(*w, '=');
+
+        if (!eq) {
+            g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
+                        "'%s' is not KEY=VALUE", *w);
+            return FALSE;
+        }
+        *eq = 0;
+        if (!ssi_sched_set(&t, *w, eq + 1, error)) {
+            return FALSE;
+        }
+    }
+    *s = t;
+    return TRUE;
+}
+
+char *
+ssi_sched_format(const SsiSched *s)
+{
+    GString *t = g_string_new("policies=");
+
+    for (guint i = 0; i < s->n_policies; i++) {
+        g_string_append_printf(t, "%s%s", i ? "," : "", s->policies[i]);
+    }
+    if (!s->n_policies) {
+        g_string_append(t, "none");
+    }
+    g_string_append_printf(
+        t, " threshold=%u residence=%u budget=%u period=%u mem_high=%u",
+        s->threshold, s->residence, s->budget, s->period, s->mem_high);
+    g_string_append(t, " together=");
+    for (guint g = 0; g < s->n_groups; g++) {
+        for (guint i = 0; i < s->group_len[g]; i++) {
+            g_string_append_printf(t, "%s%u",
+                                   i   ? ","
+                                   : g ? "/"
+                                       : "",
+                                   s->groups[g][i]);
+        }
+    }
+    return g_string_free(t, FALSE);
+}
+
+int
+ssi_sched_group_of(const SsiSched *s, guint32 gpid)
+{
+    for (guint g = 0; g < s->n_groups; g++) {
+        for (guint i = 0; i < s->group_len[g]; i++) {
+            if (s->groups[g][i] == gpid) {
+                return (int)g;
+            }
+        }
+    }
+    return -1;
+}

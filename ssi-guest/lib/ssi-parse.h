@@ -93,3 +93,45 @@ gboolean ssi_parse_kill(const SsiMsg *m, guint32 *gpid, guint32 *signal,
                         GError **error);
 gboolean ssi_parse_migrate(const SsiMsg *m, guint32 *gpid, guint32 *node,
                            GError **error);
+
+/* BUSY: the same bounds as GPIDS. */
+GArray *ssi_parse_busy(const SsiMsg *m, GError **error);
+
+/*
+ * The global scheduler's configuration (ssi-guest/README.md, "Global
+ * scheduler"): its text is `KEY=VALUE` words separated by one space,
+ * at most SSI_SCHED_TEXT_MAX bytes; the same keys as `ssi sched set`,
+ * plus `policies=NAME,...`.
+ */
+#define SSI_SCHED_TEXT_MAX 4096
+#define SSI_SCHED_POLICIES_MAX 8
+#define SSI_SCHED_NAME_MAX 15
+#define SSI_SCHED_GROUPS_MAX 16
+#define SSI_SCHED_GROUP_MAX 64
+
+typedef struct {
+    guint n_policies;
+    char policies[SSI_SCHED_POLICIES_MAX][SSI_SCHED_NAME_MAX + 1];
+    guint32 threshold;
+    guint32 residence;
+    guint32 budget;
+    guint32 period;
+    guint32 mem_high;
+    guint n_groups;
+    guint group_len[SSI_SCHED_GROUPS_MAX];
+    guint32 groups[SSI_SCHED_GROUPS_MAX][SSI_SCHED_GROUP_MAX];
+} SsiSched;
+
+/* The policies a configuration may name: cpu, mem, together. */
+gboolean ssi_sched_policy_known(const char *name);
+/* The defaults: no policy, the settings' defaults, no group. */
+void ssi_sched_init(SsiSched *s);
+/* Set one key (`policies` too); @s is unchanged on error. */
+gboolean ssi_sched_set(SsiSched *s, const char *key, const char *value,
+                       GError **error);
+/* Parse a whole text over the defaults; @s is unchanged on error. */
+gboolean ssi_sched_parse(const char *text, SsiSched *s, GError **error);
+/* The text of @s, every key, in a fixed order. */
+char *ssi_sched_format(const SsiSched *s);
+/* Which group of `together` holds @gpid: its index, -1 if none. */
+int ssi_sched_group_of(const SsiSched *s, guint32 gpid);

@@ -390,6 +390,7 @@ ssi_type_name(guint8 type)
         [SSI_RESTART] = "RESTART",
         [SSI_POLICY] = "POLICY",
         [SSI_STARTED] = "STARTED",
+        [SSI_SCHED] = "SCHED",
     };
 
     if (type < G_N_ELEMENTS(names) && names[type]) {

@@ -68,35 +68,39 @@ typedef enum {
     SSI_RESTART = 41,
     SSI_POLICY = 43,
     SSI_STARTED = 44,
+    SSI_SCHED = 45,
 } SsiType;
 
 typedef enum {
-    SSI_F_EPOCH = 1,     /* u64 */
-    SSI_F_NODE = 2,      /* u32 */
-    SSI_F_ADDR = 3,      /* str: dotted IPv4 */
-    SSI_F_GPID = 4,      /* u32 */
-    SSI_F_ARG = 5,       /* str, repeated: argv */
-    SSI_F_DATA = 6,      /* bytes */
-    SSI_F_STATUS = 7,    /* u32: exit code, 128+N for signal N */
-    SSI_F_SIGNAL = 8,    /* u32 */
-    SSI_F_NONCE = 9,     /* bytes[16] */
-    SSI_F_MEMBER = 10,   /* bytes, repeated: id:u32 addr:u32 state:u8 */
-    SSI_F_LOAD = 11,     /* u32: runnable x1000 */
-    SSI_F_MEMFREE = 12,  /* u64: KiB */
-    SSI_F_GPIDS = 14,    /* bytes: u32 array */
-    SSI_F_TEXT = 15,     /* str: an error or a report */
-    SSI_F_PATH = 16,     /* str */
-    SSI_F_MODE = 17,     /* u32 */
-    SSI_F_OFFSET = 18,   /* u64 */
-    SSI_F_INODE = 19,    /* u64, repeated: stdin, stdout, stderr pipes */
-    SSI_F_USEC = 20,     /* u64, repeated: timings */
-    SSI_F_FLAGS = 21,    /* u32 */
-    SSI_F_NEXT_ID = 22,  /* u32 */
-    SSI_F_ROW = 23,      /* str, repeated: a ps row */
-    SSI_F_NAME = 24,     /* str */
-    SSI_F_LAUNCHER = 25, /* u32: node id of the launcher */
-    SSI_F_PERIOD = 26,   /* u32: seconds between automatic checkpoints */
-    SSI_F_PID = 27,      /* u32: in IMAGE, a fork to keep (distant fork) */
+    SSI_F_EPOCH = 1,      /* u64 */
+    SSI_F_NODE = 2,       /* u32 */
+    SSI_F_ADDR = 3,       /* str: dotted IPv4 */
+    SSI_F_GPID = 4,       /* u32 */
+    SSI_F_ARG = 5,        /* str, repeated: argv */
+    SSI_F_DATA = 6,       /* bytes */
+    SSI_F_STATUS = 7,     /* u32: exit code, 128+N for signal N */
+    SSI_F_SIGNAL = 8,     /* u32 */
+    SSI_F_NONCE = 9,      /* bytes[16] */
+    SSI_F_MEMBER = 10,    /* bytes, repeated: id:u32 addr:u32 state:u8 */
+    SSI_F_LOAD = 11,      /* u32: runnable x1000 */
+    SSI_F_MEMFREE = 12,   /* u64: KiB */
+    SSI_F_GPIDS = 14,     /* bytes: u32 array */
+    SSI_F_TEXT = 15,      /* str: an error or a report */
+    SSI_F_PATH = 16,      /* str */
+    SSI_F_MODE = 17,      /* u32 */
+    SSI_F_OFFSET = 18,    /* u64 */
+    SSI_F_INODE = 19,     /* u64, repeated: stdin, stdout, stderr pipes */
+    SSI_F_USEC = 20,      /* u64, repeated: timings */
+    SSI_F_FLAGS = 21,     /* u32 */
+    SSI_F_NEXT_ID = 22,   /* u32 */
+    SSI_F_ROW = 23,       /* str, repeated: a ps row */
+    SSI_F_NAME = 24,      /* str */
+    SSI_F_LAUNCHER = 25,  /* u32: node id of the launcher */
+    SSI_F_PERIOD = 26,    /* u32: seconds between automatic checkpoints */
+    SSI_F_PID = 27,       /* u32: in IMAGE, a fork to keep (distant fork) */
+    SSI_F_BUSY = 28,      /* bytes: u32 array, the sender's CPU-bound GPIDs */
+    SSI_F_SCHED = 29,     /* str: the scheduler's configuration */
+    SSI_F_SCHED_VER = 30, /* u64: its version */
 } SsiField;
 
 /* Header flags of SSI_LEAVE: only announce it (the view shows the
@@ -112,6 +116,8 @@ typedef enum {
 /* SSI_F_FLAGS of SSI_IMAGE: a checkpoint, its processes dumped stopped:
  * continue them once restored. */
 #define SSI_FLAG_THAW 8u
+/* SSI_F_FLAGS of SSI_SCHED: the answer's TEXT is JSON. */
+#define SSI_FLAG_JSON 16u
 
 typedef struct {
     guint8 type;

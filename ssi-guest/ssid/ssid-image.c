@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,14 +152,19 @@ run_criu(const char *const *argv, const int *fds, const char *log,
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
-        /* Not ssid's: SIGPIPE ignored, its high priority. */
+        /* Not ssid's SIGPIPE ignored. CRIU keeps ssid's high priority:
+         * on a member busy with CPU-bound processes (the ones the
+         * scheduler moves, from and to) it would get a small share of
+         * the CPU and take seconds. The processes it restores get their
+         * own priority back (CRIU restores each task's nice). */
         signal(SIGPIPE, SIG_DFL);
-        setpriority(PRIO_PROCESS, 0, 0);
         for (int i = 0; fds && i < 3; i++) {
             if (fds[i] >= 0) {
                 dup2(fds[i], 3 + i); /* clears O_CLOEXEC */
             }
         }
+        /* Nothing else of ssid's (see spawn_child). */
+        syscall(SYS_close_range, fds ? 6U : 3U, ~0U, 0U);
         execv("/usr/sbin/criu", (char **)argv);
         _exit(127);
     }

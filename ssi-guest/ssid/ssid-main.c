@@ -105,6 +105,9 @@ load_config(const char *path, GError **error)
         } else if (strcmp(line, "join") == 0) {
             g_free(join);
             join = g_strdup(v);
+        } else if (strcmp(line, "sched") == 0) {
+            g_free(S.sched);
+            S.sched = g_strdup(v);
         } else if (strcmp(line, "policy") == 0) {
             g_free(S.policy);
             S.policy = g_strdup(v);
@@ -182,6 +185,10 @@ main(int argc, char **argv)
         g_printerr("ssid: %s\n", err->message);
         return 2;
     }
+    if (!sched_init(S.sched, &err)) {
+        g_printerr("ssid: %s: sched: %s\n", arg_config, err->message);
+        return 2;
+    }
     if (arg_check) {
         g_print("ssid: %s: cluster '%s', address %s\n", arg_config, S.cluster,
                 S.address);
@@ -214,6 +221,7 @@ main(int argc, char **argv)
         return 1;
     }
     spread_start();
+    sched_start();
     g_message("cluster '%s' (%016" G_GINT64_MODIFIER "x), address %s, %s",
               S.cluster, S.cluster_id, S.address,
               S.join == SSID_JOIN_FOUND  ? "founding it"

@@ -42,6 +42,7 @@ member_free(gpointer p)
     SsidMember *m = p;
 
     g_array_unref(m->gpids);
+    g_array_unref(m->busy);
     g_array_unref(m->placed);
     g_free(m);
 }
@@ -54,6 +55,7 @@ member_new(guint32 id, const char *addr)
     m->id = id;
     g_strlcpy(m->addr, addr, sizeof(m->addr));
     m->gpids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    m->busy = g_array_new(FALSE, FALSE, sizeof(guint32));
     m->placed = g_array_new(FALSE, FALSE, sizeof(SsidPlaced));
     m->heard_us = now_us();
     return m;
@@ -369,6 +371,21 @@ send_heartbeats(void)
         ssi_out_bytes(m, SSI_F_GPIDS, b->data, b->len);
         g_byte_array_unref(b);
     }
+    {
+        g_autoptr(GArray) busy = sched_busy();
+        g_autoptr(GByteArray) b = g_byte_array_new();
+        guint64 ver = 0;
+        g_autofree char *conf = sched_conf_text(&ver);
+
+        for (guint i = 0; i < busy->len; i++) {
+            vc_put_u32(b, g_array_index(busy, guint32, i));
+        }
+        ssi_out_bytes(m, SSI_F_BUSY, b->data, b->len);
+        if (ver) {
+            ssi_out_str(m, SSI_F_SCHED, conf);
+            ssi_out_u64(m, SSI_F_SCHED_VER, ver);
+        }
+    }
     if (is_coordinator()) {
         put_view(m);
     } else {
@@ -434,6 +451,7 @@ adopt_view(SsiMsg *msg, guint64 epoch)
             m->memfree = old->memfree;
             m->heard_us = old->heard_us;
             g_array_append_vals(m->gpids, old->gpids->data, old->gpids->len);
+            g_array_append_vals(m->busy, old->busy->data, old->busy->len);
             g_array_append_vals(m->placed, old->placed->data, old->placed->len);
         }
         if (strcmp(vm->addr, S.address) == 0) {
@@ -496,6 +514,9 @@ on_heartbeat(SsiMsg *msg, const char *from)
     guint64 epoch = 0;
     SsidMember *m;
     g_autoptr(GArray) gpids = NULL;
+    g_autoptr(GArray) busy = NULL;
+    g_autofree char *sched = NULL;
+    guint64 sched_ver = 0;
 
     if (!ssi_msg_u64(msg, SSI_F_EPOCH, &epoch)) {
         return;
@@ -514,6 +535,15 @@ on_heartbeat(SsiMsg *msg, const char *from)
     if (gpids) {
         g_array_set_size(m->gpids, 0);
         g_array_append_vals(m->gpids, gpids->data, gpids->len);
+    }
+    busy = ssi_parse_busy(msg, NULL);
+    if (busy) {
+        g_array_set_size(m->busy, 0);
+        g_array_append_vals(m->busy, busy->data, busy->len);
+    }
+    if (ssi_msg_u64(msg, SSI_F_SCHED_VER, &sched_ver) &&
+        (sched = ssi_msg_str(msg, SSI_F_SCHED, SSI_SCHED_TEXT_MAX))) {
+        sched_heard(sched, sched_ver, m->id);
     }
 }
 

@@ -237,6 +237,9 @@ mig_serve_image(SsiConn *c, SsiMsg *first)
         ssi_conn_fail(c, err->message, NULL);
         goto out;
     }
+    if (!meta.fork) {
+        sched_note_arrival(meta.gpid);
+    }
     ssi_out_u64(ok, SSI_F_USEC, (guint64)(g_get_monotonic_time() - t0));
     ssi_conn_send(c, ok, NULL);
     g_message("GPID %u restored here", meta.gpid);

@@ -328,6 +328,28 @@ ctl_policy(SsiConn *c, SsiMsg *m)
 }
 
 static void
+ctl_sched(SsiConn *c, SsiMsg *m)
+{
+    g_autofree char *verb = ssi_msg_str(m, SSI_F_NAME, 16);
+    g_auto(GStrv) args = ssi_msg_strv(m, SSI_F_ARG, 64, SSI_SCHED_TEXT_MAX);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    guint32 flags = 0;
+
+    ssi_msg_u32(m, SSI_F_FLAGS, &flags);
+    if (!verb || (!args && ssi_msg_count(m, SSI_F_ARG) > 0)) {
+        ssi_conn_fail(c, "SCHED without a valid NAME or ARG", NULL);
+        return;
+    }
+    text = sched_control(verb, args, (flags & SSI_FLAG_JSON) != 0, &err);
+    if (!text) {
+        ssi_conn_fail(c, err->message, NULL);
+        return;
+    }
+    reply_ok(c, text);
+}
+
+static void
 serve_control(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(GError) err = NULL;
@@ -347,6 +369,9 @@ serve_control(SsiConn *c, SsiMsg *m)
         return;
     case SSI_POLICY:
         ctl_policy(c, m);
+        return;
+    case SSI_SCHED:
+        ctl_sched(c, m);
         return;
     case SSI_EVICT:
         if (!ssi_msg_u32(m, SSI_F_NODE, &node) || !member_is_up(node)) {

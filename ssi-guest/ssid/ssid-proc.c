@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -529,9 +530,12 @@ spawn_child(void *data)
     if (chdir("/") < 0) {
         _exit(126);
     }
-    /* Not ssid's: SIGPIPE ignored, its high priority. */
+    /* Not ssid's: SIGPIPE ignored, its high priority, the fds its other
+     * threads had open at the clone (GLib opens files without
+     * O_CLOEXEC: a /proc file in the process made it unmovable). */
     signal(SIGPIPE, SIG_DFL);
     setpriority(PRIO_PROCESS, 0, 0);
+    syscall(SYS_close_range, 3U, ~0U, 0U);
     execv("/sbin/ssi-init", a->args);
     _exit(126);
 }

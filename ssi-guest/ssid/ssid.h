@@ -31,6 +31,7 @@ typedef struct {
     guint64 memfree;
     gint64 heard_us; /* last heartbeat, monotonic */
     GArray *gpids;   /* guint32: its SSI processes, as last heard */
+    GArray *busy;    /* guint32: the CPU-bound ones, as last heard */
     GArray *placed;  /* SsidPlaced: placed here, not yet in its heartbeats */
 } SsidMember;
 
@@ -52,6 +53,7 @@ typedef struct {
     SsidJoin join;
     char **seeds;
     char *policy;
+    char *sched;       /* scheduling policies at start, NULL: none */
     SsiIdentity ident; /* node is updated as the view changes */
     /* Membership. */
     SsidState state;
@@ -231,6 +233,23 @@ void mig_auto_checkpoint(guint32 gpid, guint32 period);
  * member the policy picks. FALSE if it has none. */
 gboolean mig_auto_restart(guint32 gpid);
 gboolean mig_evict_self(GString *report, GError **error);
+
+/* ssid-sched.c: the global scheduler of running processes. */
+/* The configuration at start: @policies as in ssid.conf's sched= (NULL:
+ * none). */
+gboolean sched_init(const char *policies, GError **error);
+void sched_start(void);
+/* @gpid was just restored here by a migration (its residence starts). */
+void sched_note_arrival(guint32 gpid);
+/* This member's CPU-bound SSI processes, for its heartbeats. */
+GArray *sched_busy(void);
+/* The configuration's text and version, for heartbeats. */
+char *sched_conf_text(guint64 *ver);
+/* A heartbeat carried configuration @text of version @ver. */
+void sched_heard(const char *text, guint64 ver, guint32 from);
+/* `ssi sched VERB ARG...`: the listing, or NULL and @error. */
+char *sched_control(const char *verb, char **args, gboolean json,
+                    GError **error);
 
 /* ssid-peer.c */
 gboolean peer_start(GError **error);

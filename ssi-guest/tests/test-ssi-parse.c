@@ -543,6 +543,63 @@ test_kill_migrate(void)
     g_assert_error(error, VC_ERROR, VC_ERROR_INVALID);
 }
 
+static void
+test_sched(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *big = NULL;
+    SsiSched s, back;
+    const char *bad[] = {
+        "policies=cpu,nosuch", "policies=cpu,cpu", "threshold=0",
+        "residence=3601",      "budget=x",         "period=0",
+        "mem_high=1001",       "together=1,,2",    "together=1/1",
+        "together=1//2",       "together=/1",      "together=4194304",
+        "frobnicate=1",        "threshold",        "threshold=2  budget=3",
+    };
+
+    ssi_sched_init(&s);
+    text = ssi_sched_format(&s);
+    g_assert_cmpstr(text, ==,
+                    "policies=none threshold=2 residence=5 budget=12 "
+                    "period=10 mem_high=850 together=");
+    g_clear_pointer(&text, g_free);
+    g_assert_true(ssi_sched_parse(
+        "policies=together,cpu threshold=3 together=7,8/9", &s, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(s.n_policies, ==, 2);
+    g_assert_cmpstr(s.policies[0], ==, "together");
+    g_assert_cmpuint(s.threshold, ==, 3);
+    g_assert_cmpuint(s.budget, ==, 12);
+    g_assert_cmpint(ssi_sched_group_of(&s, 8), ==, 0);
+    g_assert_cmpint(ssi_sched_group_of(&s, 9), ==, 1);
+    g_assert_cmpint(ssi_sched_group_of(&s, 10), ==, -1);
+    text = ssi_sched_format(&s);
+    g_assert_true(ssi_sched_parse(text, &back, &error));
+    g_assert_no_error(error);
+    g_assert_cmpmem(&s, sizeof(s), &back, sizeof(back));
+    /* A key set twice: the last one, as if set once. */
+    g_assert_true(ssi_sched_parse("policies=together,cpu threshold=3 "
+                                  "together=1,2,3/4 policies=together "
+                                  "together=7,8/9 policies=together,cpu",
+                                  &back, &error));
+    g_assert_no_error(error);
+    g_assert_cmpmem(&s, sizeof(s), &back, sizeof(back));
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_assert_false(ssi_sched_parse(bad[i], &back, &error));
+        g_assert_nonnull(error);
+        g_clear_error(&error);
+        /* Unchanged on error. */
+        g_assert_cmpmem(&s, sizeof(s), &back, sizeof(back));
+    }
+    g_assert_false(
+        ssi_sched_set(&back, "policies", "a,b,c,d,e,f,g,h,i", &error));
+    g_clear_error(&error);
+    big = g_strnfill(SSI_SCHED_TEXT_MAX + 1, 'x');
+    g_assert_false(ssi_sched_parse(big, &back, &error));
+    g_clear_error(&error);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -559,5 +616,6 @@ main(int argc, char **argv)
     g_test_add_func("/ssi-parse/path-ok", test_path_ok);
     g_test_add_func("/ssi-parse/exec", test_exec);
     g_test_add_func("/ssi-parse/kill-migrate", test_kill_migrate);
+    g_test_add_func("/ssi-parse/sched", test_sched);
     return g_test_run();
 }
