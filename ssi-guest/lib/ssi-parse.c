@@ -50,37 +50,46 @@ ssi_parse_view(const SsiMsg *m, SsiView *view, GError **error)
     return TRUE;
 }
 
-GArray *
-ssi_parse_gpids(const SsiMsg *m, GError **error)
+/* A list of u32 in field @field (named @name in errors), at most
+ * SSI_GPIDS_MAX: a new array, or NULL when absent or malformed. */
+static GArray *
+parse_u32_list(const SsiMsg *m, SsiField field, const char *name,
+               GError **error)
 {
     gsize len = 0;
-    const guint8 *g = ssi_msg_bytes(m, SSI_F_GPIDS, &len);
-    GArray *gpids;
+    const guint8 *g = ssi_msg_bytes(m, field, &len);
+    GArray *list;
     VcCursor c;
 
     if (!g) {
-        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "no GPIDS");
+        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "no %s", name);
         return NULL;
     }
     if (len % 4 != 0) {
         g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
-                    "GPIDS of %" G_GSIZE_FORMAT " bytes", len);
+                    "%s of %" G_GSIZE_FORMAT " bytes", name, len);
         return NULL;
     }
     if (len / 4 > SSI_GPIDS_MAX) {
         g_set_error(error, VC_ERROR, VC_ERROR_TOO_LARGE,
-                    "GPIDS of %" G_GSIZE_FORMAT " entries", len / 4);
+                    "%s of %" G_GSIZE_FORMAT " entries", name, len / 4);
         return NULL;
     }
-    gpids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len / 4);
+    list = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len / 4);
     vc_cursor_init(&c, g, len);
     for (gsize i = 0; i < len / 4; i++) {
         guint32 v = 0;
 
         vc_cursor_u32(&c, &v);
-        g_array_append_val(gpids, v);
+        g_array_append_val(list, v);
     }
-    return gpids;
+    return list;
+}
+
+GArray *
+ssi_parse_gpids(const SsiMsg *m, GError **error)
+{
+    return parse_u32_list(m, SSI_F_GPIDS, "GPIDS", error);
 }
 
 void
@@ -239,29 +248,7 @@ ssi_parse_migrate(const SsiMsg *m, guint32 *gpid, guint32 *node, GError **error)
 GArray *
 ssi_parse_busy(const SsiMsg *m, GError **error)
 {
-    gsize len = 0;
-    const guint8 *g = ssi_msg_bytes(m, SSI_F_BUSY, &len);
-    GArray *gpids;
-    VcCursor c;
-
-    if (!g) {
-        g_set_error(error, VC_ERROR, VC_ERROR_INVALID, "no BUSY");
-        return NULL;
-    }
-    if (len % 4 != 0 || len / 4 > SSI_GPIDS_MAX) {
-        g_set_error(error, VC_ERROR, VC_ERROR_INVALID,
-                    "BUSY of %" G_GSIZE_FORMAT " bytes", len);
-        return NULL;
-    }
-    gpids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len / 4);
-    vc_cursor_init(&c, g, len);
-    for (gsize i = 0; i < len / 4; i++) {
-        guint32 v = 0;
-
-        vc_cursor_u32(&c, &v);
-        g_array_append_val(gpids, v);
-    }
-    return gpids;
+    return parse_u32_list(m, SSI_F_BUSY, "BUSY", error);
 }
 
 static const char *const sched_policies[] = {"cpu", "mem", "together"};

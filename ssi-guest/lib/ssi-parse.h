@@ -94,7 +94,7 @@ gboolean ssi_parse_kill(const SsiMsg *m, guint32 *gpid, guint32 *signal,
 gboolean ssi_parse_migrate(const SsiMsg *m, guint32 *gpid, guint32 *node,
                            GError **error);
 
-/* BUSY: the same bounds as GPIDS. */
+/* BUSY: parsed as GPIDS, with the same bounds. */
 GArray *ssi_parse_busy(const SsiMsg *m, GError **error);
 
 /*
