@@ -907,3 +907,24 @@ proc_snapshot(void)
     g_mutex_unlock(&S.lock);
     return a;
 }
+
+/* The descendants of @pid (not @pid itself), depth first, into @out. */
+void
+proc_descendants(pid_t pid, GArray *out, int depth)
+{
+    g_autofree char *path =
+        g_strdup_printf("/proc/%d/task/%d/children", pid, pid);
+    g_autofree char *kids = NULL;
+    g_auto(GStrv) list = NULL;
+
+    if (depth > 32 || !g_file_get_contents(path, &kids, NULL, NULL)) {
+        return;
+    }
+    list = g_strsplit(g_strstrip(kids), " ", -1);
+    for (char **k = list; *k && **k; k++) {
+        pid_t c = (pid_t)g_ascii_strtoll(*k, NULL, 10);
+
+        g_array_append_val(out, c);
+        proc_descendants(c, out, depth + 1);
+    }
+}

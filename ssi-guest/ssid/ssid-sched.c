@@ -448,27 +448,6 @@ typedef struct {
     int nice;
 } Niced;
 
-static void
-tasks_of(pid_t pid, GArray *out, int depth)
-{
-    g_autofree char *path =
-        g_strdup_printf("/proc/%d/task/%d/children", pid, pid);
-    g_autofree char *kids = NULL;
-    g_auto(GStrv) list = NULL;
-
-    if (depth > 32) {
-        return;
-    }
-    g_array_append_val(out, pid);
-    if (!g_file_get_contents(path, &kids, NULL, NULL)) {
-        return;
-    }
-    list = g_strsplit(g_strstrip(kids), " ", -1);
-    for (char **k = list; *k && **k; k++) {
-        tasks_of((pid_t)g_ascii_strtoll(*k, NULL, 10), out, depth + 1);
-    }
-}
-
 /*
  * While @gpid is dumped, the member's other SSI processes yield (nice
  * 19): CRIU's parasite runs in the dumped process, at its own priority,
@@ -486,7 +465,8 @@ yield_others(guint32 gpid)
         const SsidProcInfo *p = &g_array_index(procs, SsidProcInfo, i);
 
         if (p->gpid != gpid) {
-            tasks_of(p->shim, pids, 0);
+            g_array_append_val(pids, p->shim);
+            proc_descendants(p->shim, pids, 0);
         }
     }
     for (guint i = 0; i < pids->len; i++) {

@@ -331,27 +331,6 @@ proc_stat(pid_t pid, char *state, guint64 *ticks)
     return TRUE;
 }
 
-/* The processes of a namespace, from its init down. */
-static void
-descendants(pid_t pid, GArray *out, int depth)
-{
-    g_autofree char *path =
-        g_strdup_printf("/proc/%d/task/%d/children", pid, pid);
-    g_autofree char *kids = NULL;
-    g_auto(GStrv) list = NULL;
-
-    if (depth > 32 || !g_file_get_contents(path, &kids, NULL, NULL)) {
-        return;
-    }
-    list = g_strsplit(g_strstrip(kids), " ", -1);
-    for (char **k = list; *k && **k; k++) {
-        pid_t c = (pid_t)g_ascii_strtoll(*k, NULL, 10);
-
-        g_array_append_val(out, c);
-        descendants(c, out, depth + 1);
-    }
-}
-
 static void
 spread_once(void)
 {
@@ -367,7 +346,7 @@ spread_once(void)
         const SsidProcInfo *p = &g_array_index(procs, SsidProcInfo, i);
         g_autoptr(GArray) pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
 
-        descendants(p->shim, pids, 0);
+        proc_descendants(p->shim, pids, 0);
         for (guint k = 0; k < pids->len; k++) {
             pid_t pid = g_array_index(pids, pid_t, k);
             guint32 in = proc_ns_pid(pid);

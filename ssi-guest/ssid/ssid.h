@@ -159,6 +159,8 @@ typedef struct {
 } SsidProcInfo;
 /* The processes running here (SsidProcInfo), moving ones left out. */
 GArray *proc_snapshot(void);
+/* The descendants of @pid (pid_t), from /proc, into @out; @depth: 0. */
+void proc_descendants(pid_t pid, GArray *out, int depth);
 
 /* ssid-image.c */
 /* Refuse what cannot move; collect into @files the regular files it has
