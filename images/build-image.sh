@@ -5,8 +5,8 @@
 # --saline-agent and --disk-mb, a Saline image (saline/README.md, "Guest
 # contract"): the salguest agent and a base disk for /job. With --ssi, an
 # SSI image (ssi-guest/README.md): ssid, ssi, ssi-init and the SSI
-# modules, CRIU and GNU tar with their libraries, and the modules CRIU
-# needs. Both --saline-agent and --ssi: a Saline SSI image, for SSI jobs
+# modules, CRIU, GNU tar and mdadm with their libraries, the modules CRIU
+# needs and those of cluster memory. Both --saline-agent and --ssi: a Saline SSI image, for SSI jobs
 # (saline/README.md, "SSI jobs").
 #
 # Output directory:
@@ -37,7 +37,8 @@ Build a guest image (kernel + initramfs) from Debian packages.
   --ssi DIR          build the SSI image from DIR, which holds ssid, ssi,
                      ssi-init and the modules *.ko (ssi.ko, ssi_pol_*.ko);
                      adds /usr/sbin/criu, /bin/tar, their libraries and the
-                     modules CRIU needs; no payload unless --payload-mb
+                     modules CRIU needs, mdadm and the modules of
+                     cluster memory; no payload unless --payload-mb
   --disk-mb N        also write disk.qcow2, an ext4 file system (label
                      'saline') of N MiB, 0 for none (default 0)
   --kernel-deb FILE  Debian linux-image .deb (default: the newest in
@@ -55,9 +56,12 @@ modules=
 # What CRIU 3.17 needs in a guest (measured): nftables and crc32c for its
 # kerndat probes, the *_diag modules to dump sockets, tun and veth for
 # criu check's network probes.
+# Cluster memory (ssi-guest/README.md): NVMe over TCP, host and target,
+# md's RAID10 for the mirrors, zsmalloc for zswap in front.
 ssi_modules="virtio_pci virtio_net virtio_blk qemu_fw_cfg crc32c_generic
 nfnetlink nf_tables unix_diag inet_diag tcp_diag udp_diag netlink_diag
-af_packet_diag tun veth"
+af_packet_diag tun veth
+nvme_tcp nvmet_tcp raid10 zsmalloc"
 # Debian packages whose files make the payload, in this order.
 payload_pkgs="libvirt0 libglib2.0-0 libxml2 libopendht2 libsqlite3-0
 libicu72 qemu-system-x86"
@@ -134,7 +138,9 @@ dpkg-deb --fsys-tarfile "$kdeb" |
     tar -x -C "$kx" --wildcards './boot/vmlinuz-*' \
         './lib/modules/*/kernel/drivers/*' './lib/modules/*/kernel/net/*' \
         './lib/modules/*/kernel/lib/*' './lib/modules/*/kernel/fs/*' \
-        './lib/modules/*/kernel/crypto/*' 2>/dev/null ||
+        './lib/modules/*/kernel/crypto/*' './lib/modules/*/kernel/block/*' \
+        './lib/modules/*/kernel/mm/*' \
+        2>/dev/null ||
     die "cannot extract kernel package '$kdeb'"
 vmlinuz=$(ls "$kx"/boot/vmlinuz-* 2>/dev/null | head -n 1)
 [[ -n $vmlinuz ]] || die "'$kdeb' holds no kernel"
@@ -175,6 +181,15 @@ if [[ -n $ssi_dir ]]; then
     copy_elf "$ssi_dir/ssi" /bin/ssi
     copy_elf /usr/sbin/criu /usr/sbin/criu
     copy_elf /usr/bin/tar /bin/tar
+    # mdadm, from its package in the cache (scripts/setup.sh).
+    mdadm_deb=$(ls "$cache"/guest-debs/mdadm_*.deb 2>/dev/null | sort -V |
+        tail -n 1) || true
+    [[ -n $mdadm_deb ]] ||
+        die "no mdadm package in '$cache/guest-debs' (run scripts/setup.sh)"
+    mkdir -p "$work/mdadm"
+    dpkg-deb --fsys-tarfile "$mdadm_deb" | tar -x -C "$work/mdadm" ./sbin/mdadm ||
+        die "cannot extract mdadm from '$mdadm_deb'"
+    copy_elf "$work/mdadm/sbin/mdadm" /sbin/mdadm
     for f in iptables ip6tables iptables-legacy ip6tables-legacy \
         iptables-restore ip6tables-restore iptables-legacy-restore \
         ip6tables-legacy-restore iptables-nft ip6tables-nft \

@@ -38,6 +38,11 @@ daemon_pkgs=(
 # Guest kernel: the newest Debian 6.1 kernel whose headers are also
 # available (out-of-tree SSI modules are built against them).
 kernel_cache=${VC_CACHE:-/var/cache/vcluster}/kernel
+# Guest-only tools, unpacked into the SSI image and never installed here
+# (mdadm would pull udev and a mail server onto the host): mdadm for
+# cluster memory's mirrors (ssi-guest/README.md, "Cluster memory").
+guest_debs_cache=${VC_CACHE:-/var/cache/vcluster}/guest-debs
+guest_debs=(mdadm)
 
 die() { echo "setup: $*" >&2; exit 1; }
 
@@ -126,4 +131,11 @@ if ! ls "$kernel_cache"/linux-image-*.deb >/dev/null 2>&1; then
     (cd "$kernel_cache" &&
         apt-get download -qq -o APT::Sandbox::User=root "linux-image-$kver")
 fi
+for p in "${guest_debs[@]}"; do
+    ls "$guest_debs_cache/${p}_"*.deb >/dev/null 2>&1 && continue
+    apt_update
+    mkdir -p "$guest_debs_cache"
+    (cd "$guest_debs_cache" &&
+        apt-get download -qq -o APT::Sandbox::User=root "$p")
+done
 echo "setup: ok" >&2
