@@ -179,6 +179,7 @@ if [[ -n $ssi_dir ]]; then
     copy_elf "$ssi_dir/ssid" /sbin/ssid
     copy_elf "$ssi_dir/ssi-init" /sbin/ssi-init
     copy_elf "$ssi_dir/ssi" /bin/ssi
+    [[ ! -f $ssi_dir/ssi-memtest ]] || copy_elf "$ssi_dir/ssi-memtest" /bin/ssi-memtest
     copy_elf /usr/sbin/criu /usr/sbin/criu
     copy_elf /usr/bin/tar /bin/tar
     # mdadm, from its package in the cache (scripts/setup.sh).
