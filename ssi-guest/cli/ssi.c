@@ -83,6 +83,15 @@ static const char help[] =
     "cluster:\n"
     "                              threshold, residence, budget, period,\n"
     "                              mem_high, together=GPID,.../GPID,...\n"
+    "  mem [ls] [--json]           cluster memory: each member's donated, "
+    "lent,\n"
+    "                              used and borrowed memory (MiB)\n"
+    "  mem donate MIB              offer MIB MiB of this member's RAM to "
+    "others\n"
+    "                              (0: stop; what is lent moves away first)\n"
+    "  mem borrow MIB              swap to MIB MiB of others' RAM, two "
+    "copies\n"
+    "                              of each page (0: give it back)\n"
     "\n"
     "A GPID is a cluster-wide PID: the process's own getpid() on any "
     "member.\n"
@@ -675,6 +684,43 @@ cmd_sched(int argc, char **argv)
     return call(m, 10000, NULL);
 }
 
+/* ssi mem [ls] [--json] | donate MIB | borrow MIB */
+static int
+cmd_mem(int argc, char **argv)
+{
+    g_autoptr(SsiMsgOut) m = ssi_out_new(SSI_MEM);
+    const char *verb = argc > 1 ? argv[1] : "ls";
+    gboolean json = FALSE;
+    guint32 mib;
+
+    if (strcmp(verb, "--json") == 0 && argc == 2) {
+        verb = "ls";
+        json = TRUE;
+    } else if (strcmp(verb, "ls") == 0) {
+        if (argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0)) {
+            return usage_error("usage: ssi mem [ls] [--json]");
+        }
+        json = argc == 3;
+    } else if (strcmp(verb, "donate") == 0 || strcmp(verb, "borrow") == 0) {
+        if (argc != 3) {
+            return usage_error("usage: ssi mem %s MIB", verb);
+        }
+        if (strcmp(argv[2], "0") != 0 && !parse_uint(argv[2], 1u << 20, &mib)) {
+            return usage_error("'%s' is not a number of MiB (0-1048576)",
+                               argv[2]);
+        }
+        ssi_out_str(m, SSI_F_ARG, argv[2]);
+    } else {
+        return usage_error("unknown mem command '%s'", verb);
+    }
+    ssi_out_str(m, SSI_F_NAME, verb);
+    if (json) {
+        ssi_out_u32(m, SSI_F_FLAGS, SSI_FLAG_JSON);
+    }
+    /* borrow and donate 0 wait for the array, or for legs to move. */
+    return call(m, 1200000, NULL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -734,6 +780,9 @@ main(int argc, char **argv)
             ssi_out_str(m, SSI_F_NAME, argv[1]);
         }
         return call(m, 10000, NULL);
+    }
+    if (strcmp(cmd, "mem") == 0) {
+        return cmd_mem(argc, argv);
     }
     if (strcmp(cmd, "sched") == 0) {
         return cmd_sched(argc, argv);

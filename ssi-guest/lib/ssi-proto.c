@@ -386,6 +386,7 @@ ssi_type_name(guint8 type)
         [SSI_CHECKPOINT] = "CHECKPOINT",
         [SSI_EVICT] = "EVICT",
         [SSI_ADD] = "ADD",
+        [SSI_MEM] = "MEM",
         [SSI_RUN] = "RUN",
         [SSI_RESTART] = "RESTART",
         [SSI_POLICY] = "POLICY",

@@ -63,6 +63,7 @@ typedef enum {
     SSI_CHECKPOINT = 28,
     SSI_EVICT = 29,
     SSI_ADD = 30,
+    SSI_MEM = 31,
     /* Control socket only. */
     SSI_RUN = 40,
     SSI_RESTART = 41,

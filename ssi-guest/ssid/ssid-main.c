@@ -108,6 +108,12 @@ load_config(const char *path, GError **error)
         } else if (strcmp(line, "sched") == 0) {
             g_free(S.sched);
             S.sched = g_strdup(v);
+        } else if (strcmp(line, "mem_donate") == 0 ||
+                   strcmp(line, "mem_borrow") == 0) {
+            if (!mem_conf(line, v, error)) {
+                g_prefix_error(error, "%s:%d: ", path, n);
+                return FALSE;
+            }
         } else if (strcmp(line, "policy") == 0) {
             g_free(S.policy);
             S.policy = g_strdup(v);
@@ -222,6 +228,7 @@ main(int argc, char **argv)
     }
     spread_start();
     sched_start();
+    mem_start();
     g_message("cluster '%s' (%016" G_GINT64_MODIFIER "x), address %s, %s",
               S.cluster, S.cluster_id, S.address,
               S.join == SSID_JOIN_FOUND  ? "founding it"

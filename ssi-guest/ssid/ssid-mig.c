@@ -257,6 +257,11 @@ mig_evict_self(GString *report, GError **error)
     if (!member_mark_leaving()) {
         g_message("the view does not show this member leaving yet");
     }
+    /* Memory first: what it lent is moved while it still answers. */
+    if (!mem_leave(report, error)) {
+        g_prefix_error(error, "eviction stopped: ");
+        return FALSE;
+    }
     g_mutex_lock(&S.lock);
     gpids = proc_gpids();
     g_mutex_unlock(&S.lock);

@@ -145,6 +145,12 @@ serve_peer(SsiConn *c, SsiMsg *m)
         reply(c, ok, err, rep->str);
         return;
     }
+    case SSI_MEM: {
+        g_autofree char *text = mem_serve(m, &err);
+
+        reply(c, text != NULL, err, text);
+        return;
+    }
     default:
         ssi_conn_fail(c, "unexpected request", NULL);
     }
@@ -350,6 +356,24 @@ ctl_sched(SsiConn *c, SsiMsg *m)
 }
 
 static void
+ctl_mem(SsiConn *c, SsiMsg *m)
+{
+    g_autofree char *verb = ssi_msg_str(m, SSI_F_NAME, 16);
+    g_autofree char *arg = ssi_msg_str(m, SSI_F_ARG, 32);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+    guint32 flags = 0;
+
+    ssi_msg_u32(m, SSI_F_FLAGS, &flags);
+    if (!verb) {
+        ssi_conn_fail(c, "MEM without a valid NAME", NULL);
+        return;
+    }
+    text = mem_control(verb, arg, (flags & SSI_FLAG_JSON) != 0, &err);
+    reply(c, text != NULL, err, text);
+}
+
+static void
 serve_control(SsiConn *c, SsiMsg *m)
 {
     g_autoptr(GError) err = NULL;
@@ -372,6 +396,9 @@ serve_control(SsiConn *c, SsiMsg *m)
         return;
     case SSI_SCHED:
         ctl_sched(c, m);
+        return;
+    case SSI_MEM:
+        ctl_mem(c, m);
         return;
     case SSI_EVICT:
         if (!ssi_msg_u32(m, SSI_F_NODE, &node) || !member_is_up(node)) {

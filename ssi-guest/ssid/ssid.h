@@ -253,6 +253,18 @@ void sched_heard(const char *text, guint64 ver, guint32 from);
 char *sched_control(const char *verb, char **args, gboolean json,
                     GError **error);
 
+/* ssid-mem.c: cluster memory (README, "Cluster memory"). */
+/* ssid.conf's mem_donate= and mem_borrow=. */
+gboolean mem_conf(const char *key, const char *value, GError **error);
+void mem_start(void);
+/* A MEM request from a member: the answer's TEXT, or NULL and @error. */
+char *mem_serve(SsiMsg *m, GError **error);
+/* `ssi mem ls|donate|borrow [MIB]`: the listing, or NULL and @error. */
+char *mem_control(const char *verb, const char *arg, gboolean json,
+                  GError **error);
+/* Before leaving the cluster: give back, move away what was lent. */
+gboolean mem_leave(GString *report, GError **error);
+
 /* ssid-peer.c */
 gboolean peer_start(GError **error);
 /* Connect to member @node. */
