@@ -45,15 +45,9 @@ packages=(qemu-system-x86-pagehash vcluster-compute kget vcluster-storage
 # apt, installs nothing more, so a dependency missing here fails the
 # test), systemd to run the services, Debian's libvirtd for salined's
 # node, and no package of ours.
-root_pkgs=(systemd adduser iproute2 procps
-           libglib2.0-0 libnettle8 libhogweed6 libgmp10 libvirt0 libxml2
-           libjson-glib-1.0-0 libsqlite3-0 libopendht-c2 libsoup-3.0-0
-           libzstd1 libpixman-1-0 libfdt1 libgnutls30 libslirp0 zlib1g
-           libsystemd0 seabios ipxe-qemu qemu-system-data
+source "$VC_SRCDIR/scripts/debian-root.sh"
+root_pkgs=(systemd adduser iproute2 procps "${DEBIAN_ROOT_DEPS[@]}"
            libvirt-daemon-system libvirt-daemon-driver-qemu qemu-utils)
-mirrors=("deb http://deb.debian.org/debian bookworm main"
-         "deb http://deb.debian.org/debian bookworm-updates main"
-         "deb http://deb.debian.org/debian-security bookworm-security main")
 
 work=$VC_TESTDIR
 root=$work/root
@@ -115,24 +109,8 @@ lintian --info --fail-on error,warning,info "$work/v1/vcluster_${version}_amd64.
 sed 's/^/  /' "$work/lintian.log" >&2
 
 # ---- the fresh root, cached ----
-cache=${VC_CACHE:-/var/cache/vcluster}/debian-root
-key=$( {
-    printf '%s\n' "${mirrors[@]}"
-    printf '%s\n' "${root_pkgs[@]}" | sort
-} | sha256sum | cut -c1-16)
-tarball=$cache/bookworm-$key.tar
-if [[ ! -f $tarball ]]; then
-    log "mmdebstrap: a bookworm root with ${#root_pkgs[@]} packages"
-    mkdir -p "$cache"
-    # mmdebstrap picks the format from the name's end.
-    tmp_tarball=$cache/tmp-$$.tar
-    mmdebstrap -q --variant=apt --include="$(IFS=,; echo "${root_pkgs[*]}")" \
-        bookworm "$tmp_tarball" "${mirrors[@]}" >"$work/mmdebstrap.log" 2>&1 ||
-        { tail -n 20 "$work/mmdebstrap.log" >&2; rm -rf "$tmp_tarball"; fail "mmdebstrap"; }
-    mv "$tmp_tarball" "$tarball"
-    # Roots of other package lists are stale.
-    find "$cache" -name 'bookworm-*.tar' ! -name "bookworm-$key.tar" -delete
-fi
+tarball=$(debian_root_tarball --log "$work/mmdebstrap.log" "${root_pkgs[@]}") ||
+    fail "mmdebstrap"
 mkdir "$root"
 tar -C "$root" -xf "$tarball"
 mkdir -p "$root/srv/vct/debs1" "$root/srv/vct/debs2"
