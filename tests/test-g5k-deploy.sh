@@ -20,6 +20,8 @@
 #     with the command's exit status (7);
 #   - running deploy.sh again from step `start` restarts the daemons
 #     (new PIDs) and salined sees both nodes again.
+# build-env.sh: its usage errors; with VC_DEBS_DIR (packages kept by
+# test-debian-packages.sh), an image without a kernel has the daemons.
 # Not here: kadeploy3 itself and the Grid'5000 frontend (no OAR, no
 # kadeploy3 on this machine), systemd units (--start-with systemd; the
 # units are tests/test-debian-packages.sh's), making the VMs' bridge
@@ -45,7 +47,31 @@ out=$("$deploy" --nodefile /dev/null --from-step nowhere 2>&1) && fail "a bad st
     fail "bad step: '$out'"
 out=$(env -u OAR_NODEFILE "$deploy" --no-kadeploy 2>&1) && fail "no node file was accepted"
 [[ $out == *"no node file"* ]] || fail "no node file: '$out'"
+build_env=$VC_SRCDIR/images/g5k/build-env.sh
+out=$("$build_env" 2>&1) && fail "build-env.sh without --debs was accepted"
+[[ $(wc -l <<<"$out") -eq 1 && $out == *"no --debs"* ]] || fail "build-env.sh without --debs: '$out'"
+out=$("$build_env" --debs "$VC_TESTDIR" 2>&1) && fail "build-env.sh without packages was accepted"
+[[ $out == *"no qemu-system-x86-pagehash_*_amd64.deb in"* ]] || fail "build-env.sh, no packages: '$out'"
 log "usage errors: one line each"
+
+# The image with the packages test-debian-packages.sh kept (VC_DEBS_DIR,
+# a developer's shortcut), without a kernel: the full image takes
+# minutes more (Debian's kernel and its initrd), for images/g5k/README.md.
+if [[ -f ${VC_DEBS_DIR:-/nonexistent}/v1/vcluster-compute_$(dpkg-parsechangelog -l "$VC_SRCDIR/debian/changelog" -S Version)_amd64.deb ]]; then
+    log "build-env.sh --no-kernel with the packages of $VC_DEBS_DIR/v1"
+    "$build_env" --no-kernel --debs "$VC_DEBS_DIR/v1" --output "$VC_TESTDIR/env.tar.gz" ||
+        fail "build-env.sh --no-kernel failed"
+    listing=$(tar -tzf "$VC_TESTDIR/env.tar.gz")
+    for f in ./usr/sbin/salined ./usr/sbin/dht-pagesd ./usr/sbin/kget-store \
+        ./usr/bin/qemu-system-x86_64-pagehash ./usr/lib/vcluster/images/saline-ssi/disk.qcow2 \
+        ./usr/sbin/libvirtd ./usr/sbin/sshd; do
+        grep -qx "$f" <<<"$listing" || fail "no $f in the image"
+    done
+    rm -f "$VC_TESTDIR/env.tar.gz"
+    log "the image has the daemons, the patched QEMU, the SSI image, libvirtd and sshd"
+else
+    log "no packages in VC_DEBS_DIR: build-env.sh's image not built here"
+fi
 
 sites_create 2 1 --delay 5 --rate 100
 lv_start_nodes "$qemu" a1 b1 || fail "libvirtd did not start on a1 and b1"
@@ -150,7 +176,8 @@ saline() { "$connect" a1 "$VC_BUILDDIR/saline/cli/saline" "$@"; }
 js=$(saline stat "$job" --json) || fail "saline stat $job failed"
 nodes_of_job=$(python3 -c 'import json,sys; j=json.load(sys.stdin); print(" ".join(sorted(v["node"] for v in j["vm_list"])))' <<<"$js")
 assert_eq "nodes of SSI job $job" "a1 b1" "$nodes_of_job"
-assert_eq "state of SSI job $job" done "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' <<<"$js")"
+state_of() { saline stat "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+assert_eq "state of SSI job $job" "done" "$(state_of "$job")"
 view=$(awk '$3 == "up" {print $2}' <<<"$out" | cut -d. -f1-3 | sort -u | tr '\n' ' ')
 assert_eq "subnets of the cluster's members" "10.77.1 10.77.2 " "$view"
 log "SSI job $job: one cluster over a1 and b1, exit status 7"
@@ -165,6 +192,5 @@ grep -q "salined sees all 2 nodes up" "$VC_TESTDIR/deploy2.err" || {
     cat "$VC_TESTDIR/deploy2.err" >&2
     fail "no nodes after the restart"
 }
-assert_eq "jobs kept by the restarted salined" done "$(saline stat "$job" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
+assert_eq "jobs kept by the restarted salined" "done" "$(state_of "$job")"
 log "deploy.sh --from-step start restarted the daemons on the same configuration"
