@@ -271,6 +271,9 @@ if step_runs kadeploy; then
         python3 "$here/check-env.py" "$env_file" || die "the environment description is not valid"
     fi
     kargs=(-a "$env_file" -f "$arg_nodefile" -k)
+    # Nodes of several sites: each site's kadeploy server deploys its own.
+    [[ $(for h in "${hosts[@]}"; do h=${h#*.}; echo "${h%%.*}"; done | sort -u | wc -l) -eq 1 ]] ||
+        kargs+=(--multi-server)
     [[ -z $arg_vlan ]] || kargs+=(--vlan "$arg_vlan")
     say "kadeploy3 ${kargs[*]}"
     kadeploy3 "${kargs[@]}" || die "kadeploy3 failed"
