@@ -452,12 +452,12 @@ systemd_start='
 systemctl daemon-reload
 # libvirtd listens on TCP through its socket unit (Debian 12).
 systemctl stop libvirtd.service >/dev/null 2>&1 || true
-systemctl enable --now libvirtd-tcp.socket libvirtd.socket
+systemctl enable -q --now libvirtd-tcp.socket libvirtd.socket
 systemctl restart libvirtd.service
-systemctl enable dht-pagesd.service
+systemctl enable -q dht-pagesd.service
 systemctl restart dht-pagesd.service
 if [[ $NODE_INDEX == 0 ]]; then
-    systemctl enable kget-store.service salined.service
+    systemctl enable -q kget-store.service salined.service
     systemctl restart kget-store.service salined.service
 fi'
 # Without systemd: each daemon from the build tree, detached, its pid in
