@@ -35,6 +35,7 @@
 # libvirt or vm-migrate, and snapshots to kget-store (it runs, but no job
 # is best-effort here).
 source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/nspawn.sh"
 requires_root
 needs dpkg-buildpackage mmdebstrap systemd-nspawn nsenter lintian python3 \
     sqlite3 git qemu-img
@@ -52,8 +53,6 @@ root_pkgs=(systemd adduser iproute2 procps "${DEBIAN_ROOT_DEPS[@]}"
 work=$VC_TESTDIR
 root=$work/root
 machine=vct$$
-nspawn_pid=
-leader=
 
 # ---- the packages: the tree as it is, then as version +test1 ----
 copy_tree() {
@@ -120,54 +119,13 @@ for p in "${packages[@]}"; do
 done
 
 # ---- boot it: systemd as PID 1 in its own namespaces ----
-# Its descendant that runs systemd is the container's PID 1.
-find_leader() {
-    local p c
-    for p in $(ps -o pid= --ppid "$nspawn_pid"); do
-        for c in "$p" $(ps -o pid= --ppid "$p"); do
-            if [[ $(cat "/proc/$c/comm" 2>/dev/null) == systemd ]]; then
-                echo "$c"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
-stop_container() {
-    [[ -n $nspawn_pid ]] || return 0
-    # One SIGTERM halts the container, a second one ends it at once.
-    kill -TERM "$nspawn_pid" 2>/dev/null
-    wait_for 30 bash -c "! kill -0 $nspawn_pid" ||
-        kill -TERM "$nspawn_pid" 2>/dev/null
-    wait_for 10 bash -c "! kill -0 $nspawn_pid" || {
-        [[ -z $leader ]] || kill -KILL "$leader" 2>/dev/null
-        kill -KILL "$nspawn_pid" 2>/dev/null
-    }
-    wait "$nspawn_pid" 2>/dev/null || true
-    nspawn_pid=
-    rm -rf "/run/systemd/nspawn/propagate/$machine"
-}
 # in_root CMD...: CMD in the container, as a login shell would run it.
-in_root() {
-    nsenter -t "$leader" -a -r -w env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        LC_ALL=C.UTF-8 HOME=/root "$@"
-}
+in_root() { in_nspawn "$machine" "$@"; }
 # field EXPR: EXPR on the JSON read from stdin, as `j`.
 field() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-booted() {
-    local s
-    s=$(in_root systemctl is-system-running 2>/dev/null) || true
-    [[ $s == running || $s == degraded ]]
-}
 
 log "booting the root"
-systemd-nspawn -q -D "$root" --boot --register=no --keep-unit --private-network \
-    --machine "$machine" </dev/null >"$work/nspawn.log" 2>&1 &
-nspawn_pid=$!
-cleanup_fn stop_container
-wait_for 20 find_leader || { cat "$work/nspawn.log" >&2; fail "no systemd in the container"; }
-leader=$(find_leader)
-wait_for 60 booted || { in_root systemctl --failed >&2 || true; fail "the container did not boot"; }
+nspawn_boot "$machine" "$root" --private-network || fail "the container did not boot"
 log "systemd runs as PID 1 of the root ($(in_root systemctl is-system-running || true))"
 
 # ---- install ----
