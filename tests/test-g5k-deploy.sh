@@ -20,13 +20,11 @@
 #     with the command's exit status (7);
 #   - running deploy.sh again from step `start` restarts the daemons
 #     (new PIDs) and salined sees both nodes again.
-# build-env.sh: its usage errors; with VC_DEBS_DIR (packages kept by
-# test-debian-packages.sh), an image without a kernel has the daemons.
+# build-env.sh and deploy.sh: their usage errors, one line each.
 # Not here: kadeploy3 itself and the Grid'5000 frontend (no OAR, no
-# kadeploy3 on this machine), systemd units (--start-with systemd; the
-# units are tests/test-debian-packages.sh's), making the VMs' bridge
-# (the test nodes have br0), the libvirtd firewall (no iptables here),
-# and --vlan.
+# kadeploy3 on this machine), --start-with systemd and the image
+# (tests/test-g5k-image.sh), making the VMs' bridge (the test nodes have
+# br0), the libvirtd firewall (no iptables here), and --vlan.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -53,25 +51,6 @@ out=$("$build_env" 2>&1) && fail "build-env.sh without --debs was accepted"
 out=$("$build_env" --debs "$VC_TESTDIR" 2>&1) && fail "build-env.sh without packages was accepted"
 [[ $out == *"no qemu-system-x86-pagehash_*_amd64.deb in"* ]] || fail "build-env.sh, no packages: '$out'"
 log "usage errors: one line each"
-
-# The image with the packages test-debian-packages.sh kept (VC_DEBS_DIR,
-# a developer's shortcut), without a kernel: the full image takes
-# minutes more (Debian's kernel and its initrd), for images/g5k/README.md.
-if [[ -f ${VC_DEBS_DIR:-/nonexistent}/v1/vcluster-compute_$(dpkg-parsechangelog -l "$VC_SRCDIR/debian/changelog" -S Version)_amd64.deb ]]; then
-    log "build-env.sh --no-kernel with the packages of $VC_DEBS_DIR/v1"
-    "$build_env" --no-kernel --debs "$VC_DEBS_DIR/v1" --output "$VC_TESTDIR/env.tar.gz" ||
-        fail "build-env.sh --no-kernel failed"
-    listing=$(tar -tzf "$VC_TESTDIR/env.tar.gz")
-    for f in ./usr/sbin/salined ./usr/sbin/dht-pagesd ./usr/sbin/kget-store \
-        ./usr/bin/qemu-system-x86_64-pagehash ./usr/lib/vcluster/images/saline-ssi/disk.qcow2 \
-        ./usr/sbin/libvirtd ./usr/sbin/sshd; do
-        grep -qx "$f" <<<"$listing" || fail "no $f in the image"
-    done
-    rm -f "$VC_TESTDIR/env.tar.gz"
-    log "the image has the daemons, the patched QEMU, the SSI image, libvirtd and sshd"
-else
-    log "no packages in VC_DEBS_DIR: build-env.sh's image not built here"
-fi
 
 sites_create 2 1 --delay 5 --rate 100
 lv_start_nodes "$qemu" a1 b1 || fail "libvirtd did not start on a1 and b1"

@@ -21,7 +21,7 @@ kernel_pkgs=(linux-image-amd64 initramfs-tools)
 
 usage() {
     cat <<EOF
-Usage: $prog --debs DIR [--output FILE] [--no-kernel] [--cache DIR]
+Usage: $prog --debs DIR [--output FILE] [--cache DIR]
 
 Builds vcluster-host's image: a Debian 12 (bookworm) root made by
 mmdebstrap from this machine's Debian mirror, with Debian's kernel
@@ -35,8 +35,6 @@ packages again.
   --debs DIR     the project's .deb files (dpkg-buildpackage -b puts them
                  in the parent of the tree), one version of each package
   --output FILE  the image (default: vcluster-host.tar.gz)
-  --no-kernel    no kernel and initrd: a smaller root for checking the
-                 installation, which kadeploy3 cannot boot
   --cache DIR    where the Debian roots are cached (default:
                  \${VC_CACHE:-/var/cache/vcluster}/debian-root)
   -h, --help     this help
@@ -48,7 +46,6 @@ say() { printf '%s: %s\n' "$prog" "$*" >&2; }
 
 arg_debs=
 arg_output=vcluster-host.tar.gz
-arg_kernel=1
 arg_cache=
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -61,7 +58,6 @@ while [[ $# -gt 0 ]]; do
         --cache) arg_cache=$2 ;;
         esac
         shift ;;
-    --no-kernel) arg_kernel= ;;
     *) usage_error "unknown argument '$1'" ;;
     esac
     shift
@@ -87,14 +83,9 @@ source "$srcdir/scripts/debian-root.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/build-env.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-pkgs=("${host_pkgs[@]}" "${DEBIAN_ROOT_DEPS[@]}")
-name=g5k-host-nokernel
-if [[ -n $arg_kernel ]]; then
-    pkgs+=("${kernel_pkgs[@]}")
-    name=g5k-host
-fi
+pkgs=("${host_pkgs[@]}" "${DEBIAN_ROOT_DEPS[@]}" "${kernel_pkgs[@]}")
 say "the Debian root: ${#pkgs[@]} packages and their dependencies"
-tarball=$(debian_root_tarball ${arg_cache:+--cache "$arg_cache"} --name "$name" \
+tarball=$(debian_root_tarball ${arg_cache:+--cache "$arg_cache"} --name g5k-host \
     --log "$work/mmdebstrap.log" "${pkgs[@]}") || die "cannot make the Debian root"
 
 root=$work/root
@@ -111,12 +102,10 @@ chroot "$root" sh -c 'dpkg -i /tmp/vcluster-debs/*.deb' >"$work/dpkg.log" 2>&1 |
     { tail -n 20 "$work/dpkg.log" >&2; die "dpkg -i of the project's packages failed"; }
 rm -rf "$root/tmp/vcluster-debs" "$root/usr/sbin/policy-rc.d"
 
-if [[ -n $arg_kernel ]]; then
-    # linux-image's postinst makes these links in /; kadeploy3 boots them.
-    for f in vmlinuz initrd.img; do
-        [[ -e $root/$f ]] || die "no /$f in the root (linux-image-amd64's links)"
-    done
-fi
+# linux-image's postinst makes these links in /; kadeploy3 boots them.
+for f in vmlinuz initrd.img; do
+    [[ -e $root/$f ]] || die "no /$f in the root (linux-image-amd64's links)"
+done
 # Each node gets its own machine id on its first boot.
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
@@ -126,4 +115,4 @@ say "packing $arg_output"
 tar -C "$root" --numeric-owner --xattrs -czf "$arg_output.tmp" . ||
     { rm -f "$arg_output.tmp"; die "cannot write '$arg_output'"; }
 mv "$arg_output.tmp" "$arg_output"
-say "$arg_output: $(du -h "$arg_output" | cut -f1)${arg_kernel:+, kernel $(readlink "$root/vmlinuz")}"
+say "$arg_output: $(du -h "$arg_output" | cut -f1), kernel $(readlink "$root/vmlinuz")"
