@@ -204,7 +204,7 @@ short_name() { echo "${1%%.*}"; }
 site_of() {
     if [[ -n $arg_vlan ]]; then
         echo "kavlan-$arg_vlan"
-    elif [[ $1 == *.*.* || $1 == *.* ]]; then
+    elif [[ $1 == *.* ]]; then
         local rest=${1#*.}
         echo "${rest%%.*}"
     else
@@ -231,7 +231,7 @@ on() {
 on_all() {
     local h pids=() failed=0 i=0
     for h in "${hosts[@]}"; do
-        on "$h" "$@" NODE_INDEX=$i NODE_NAME="$(short_name "$h")" &
+        on "$h" "$@" NODE_INDEX=$i &
         pids+=($!)
         i=$((i + 1))
     done
