@@ -35,6 +35,7 @@
 # libvirt or vm-migrate, and snapshots to kget-store (it runs, but no job
 # is best-effort here).
 source "$(dirname "$0")/lib/functions.sh"
+source "$(dirname "$0")/lib/nspawn.sh"
 requires_root
 needs dpkg-buildpackage mmdebstrap systemd-nspawn nsenter lintian python3 \
     sqlite3 git qemu-img
@@ -45,21 +46,13 @@ packages=(qemu-system-x86-pagehash vcluster-compute kget vcluster-storage
 # apt, installs nothing more, so a dependency missing here fails the
 # test), systemd to run the services, Debian's libvirtd for salined's
 # node, and no package of ours.
-root_pkgs=(systemd adduser iproute2 procps
-           libglib2.0-0 libnettle8 libhogweed6 libgmp10 libvirt0 libxml2
-           libjson-glib-1.0-0 libsqlite3-0 libopendht-c2 libsoup-3.0-0
-           libzstd1 libpixman-1-0 libfdt1 libgnutls30 libslirp0 zlib1g
-           libsystemd0 seabios ipxe-qemu qemu-system-data
+source "$VC_SRCDIR/scripts/debian-root.sh"
+root_pkgs=(systemd adduser iproute2 procps "${DEBIAN_ROOT_DEPS[@]}"
            libvirt-daemon-system libvirt-daemon-driver-qemu qemu-utils)
-mirrors=("deb http://deb.debian.org/debian bookworm main"
-         "deb http://deb.debian.org/debian bookworm-updates main"
-         "deb http://deb.debian.org/debian-security bookworm-security main")
 
 work=$VC_TESTDIR
 root=$work/root
 machine=vct$$
-nspawn_pid=
-leader=
 
 # ---- the packages: the tree as it is, then as version +test1 ----
 copy_tree() {
@@ -115,24 +108,8 @@ lintian --info --fail-on error,warning,info "$work/v1/vcluster_${version}_amd64.
 sed 's/^/  /' "$work/lintian.log" >&2
 
 # ---- the fresh root, cached ----
-cache=${VC_CACHE:-/var/cache/vcluster}/debian-root
-key=$( {
-    printf '%s\n' "${mirrors[@]}"
-    printf '%s\n' "${root_pkgs[@]}" | sort
-} | sha256sum | cut -c1-16)
-tarball=$cache/bookworm-$key.tar
-if [[ ! -f $tarball ]]; then
-    log "mmdebstrap: a bookworm root with ${#root_pkgs[@]} packages"
-    mkdir -p "$cache"
-    # mmdebstrap picks the format from the name's end.
-    tmp_tarball=$cache/tmp-$$.tar
-    mmdebstrap -q --variant=apt --include="$(IFS=,; echo "${root_pkgs[*]}")" \
-        bookworm "$tmp_tarball" "${mirrors[@]}" >"$work/mmdebstrap.log" 2>&1 ||
-        { tail -n 20 "$work/mmdebstrap.log" >&2; rm -rf "$tmp_tarball"; fail "mmdebstrap"; }
-    mv "$tmp_tarball" "$tarball"
-    # Roots of other package lists are stale.
-    find "$cache" -name 'bookworm-*.tar' ! -name "bookworm-$key.tar" -delete
-fi
+tarball=$(debian_root_tarball --log "$work/mmdebstrap.log" "${root_pkgs[@]}") ||
+    fail "mmdebstrap"
 mkdir "$root"
 tar -C "$root" -xf "$tarball"
 mkdir -p "$root/srv/vct/debs1" "$root/srv/vct/debs2"
@@ -142,54 +119,13 @@ for p in "${packages[@]}"; do
 done
 
 # ---- boot it: systemd as PID 1 in its own namespaces ----
-# Its descendant that runs systemd is the container's PID 1.
-find_leader() {
-    local p c
-    for p in $(ps -o pid= --ppid "$nspawn_pid"); do
-        for c in "$p" $(ps -o pid= --ppid "$p"); do
-            if [[ $(cat "/proc/$c/comm" 2>/dev/null) == systemd ]]; then
-                echo "$c"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
-stop_container() {
-    [[ -n $nspawn_pid ]] || return 0
-    # One SIGTERM halts the container, a second one ends it at once.
-    kill -TERM "$nspawn_pid" 2>/dev/null
-    wait_for 30 bash -c "! kill -0 $nspawn_pid" ||
-        kill -TERM "$nspawn_pid" 2>/dev/null
-    wait_for 10 bash -c "! kill -0 $nspawn_pid" || {
-        [[ -z $leader ]] || kill -KILL "$leader" 2>/dev/null
-        kill -KILL "$nspawn_pid" 2>/dev/null
-    }
-    wait "$nspawn_pid" 2>/dev/null || true
-    nspawn_pid=
-    rm -rf "/run/systemd/nspawn/propagate/$machine"
-}
 # in_root CMD...: CMD in the container, as a login shell would run it.
-in_root() {
-    nsenter -t "$leader" -a -r -w env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        LC_ALL=C.UTF-8 HOME=/root "$@"
-}
+in_root() { in_nspawn "$machine" "$@"; }
 # field EXPR: EXPR on the JSON read from stdin, as `j`.
 field() { python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-booted() {
-    local s
-    s=$(in_root systemctl is-system-running 2>/dev/null) || true
-    [[ $s == running || $s == degraded ]]
-}
 
 log "booting the root"
-systemd-nspawn -q -D "$root" --boot --register=no --keep-unit --private-network \
-    --machine "$machine" </dev/null >"$work/nspawn.log" 2>&1 &
-nspawn_pid=$!
-cleanup_fn stop_container
-wait_for 20 find_leader || { cat "$work/nspawn.log" >&2; fail "no systemd in the container"; }
-leader=$(find_leader)
-wait_for 60 booted || { in_root systemctl --failed >&2 || true; fail "the container did not boot"; }
+nspawn_boot "$machine" "$root" --private-network || fail "the container did not boot"
 log "systemd runs as PID 1 of the root ($(in_root systemctl is-system-running || true))"
 
 # ---- install ----
