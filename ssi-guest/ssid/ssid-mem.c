@@ -31,7 +31,10 @@
 #define MEM_RESERVE_MIB 64   /* what a donor keeps for itself */
 #define MEM_MIN_FREE_KB 16384 /* the borrower's reserve (README) */
 #define MEM_TICK_MS 1000
-#define MEM_ORPHAN_US (10 * G_USEC_PER_SEC)
+/* A borrower out of the view may still be alive and paging (a member
+ * that thrashes can miss heartbeats and be dropped): its legs stay this
+ * long before they are freed. */
+#define MEM_ORPHAN_US (120 * G_USEC_PER_SEC)
 #define MEM_MOVE_TIMEOUT_US (900 * G_USEC_PER_SEC)
 
 typedef struct {
@@ -733,10 +736,10 @@ build(guint64 mib, GError **error)
                                    i ? ", " : "", d->node, d->donated - d->lent);
         }
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                    "borrowing %" G_GUINT64_FORMAT " MiB needs two copies on 2 "
-                    "to %d other members with room (2 x %" G_GUINT64_FORMAT
-                    " MiB / P each); free donations (MiB): %s",
-                    mib, MEM_DONORS_MAX, mib, have->len ? have->str : "none");
+                    "borrowing %" G_GUINT64_FORMAT " MiB needs %" G_GUINT64_FORMAT
+                    " MiB of donations (two copies) spread evenly over 2 to %d "
+                    "other members; free donations (MiB): %s",
+                    mib, 2 * mib, MEM_DONORS_MAX, have->len ? have->str : "none");
         g_string_free(have, TRUE);
         return FALSE;
     }
@@ -856,7 +859,15 @@ md_manage(const char *op, const char *dev, const char *with, GError **error)
 static void
 repair(void)
 {
-    gboolean dropped = FALSE;
+    gboolean dropped = FALSE, member;
+
+    /* Out of the cluster, no donor is "up": the legs still work. */
+    g_mutex_lock(&S.lock);
+    member = S.state == SSID_MEMBER;
+    g_mutex_unlock(&S.lock);
+    if (!member) {
+        return;
+    }
 
     for (guint i = 0; i < nlegs; i++) {
         MemLeg *leg = &legs[i];
@@ -1034,6 +1045,7 @@ array_state(void)
     action = md_attr("sync_action");
     done = md_attr("sync_completed");
     bad = deg ? (guint)g_ascii_strtoull(deg, NULL, 10) : nlegs - n;
+    bad = MIN(bad, nlegs);
     if (action && (strcmp(action, "recover") == 0 ||
                    strcmp(action, "resync") == 0)) {
         guint64 a = 0, b = 0;
