@@ -1176,7 +1176,7 @@ listing(gboolean json, GError **error)
     }
     g_mutex_unlock(&S.lock);
     if (!json) {
-        g_string_append(out, "NODE DONATED LENT USED BORROWED SWAP_USED STATE\n");
+        g_string_append(out, "NODE DONATED  LENT  USED BORROWED SWAP_USED STATE\n");
     }
     for (guint i = 0; i < ids->len; i++) {
         guint32 id = g_array_index(ids, guint32, i);
@@ -1216,7 +1216,11 @@ listing(gboolean json, GError **error)
                 out->str[out->len - 1] == '[' ? "" : ", ", n, v[0], v[1], v[2],
                 v[3], v[4], st);
         } else {
-            g_string_append_printf(out, "%s\n", row);
+            g_string_append_printf(out,
+                                   "%-4u %7" G_GUINT64_FORMAT " %5" G_GUINT64_FORMAT
+                                   " %5" G_GUINT64_FORMAT " %8" G_GUINT64_FORMAT
+                                   " %9" G_GUINT64_FORMAT " %s\n",
+                                   n, v[0], v[1], v[2], v[3], v[4], row + state_at);
         }
     }
     if (json) {
