@@ -134,6 +134,13 @@ else
     echo "  its output on s1: $(ssi_sh s1 cat /tmp/count.out | tr '\n' ' ')"
 fi
 
+step "cluster memory: s1 swaps to the RAM of s2 and s3 (NVMe/TCP + md RAID10, two copies)"
+ssi_sh s2 ssi mem donate 96 >/dev/null && ssi_sh s3 ssi mem donate 96 >/dev/null &&
+    ssi_sh s1 ssi mem borrow 64 | sed 's/^/    /'
+t0=$(date +%s.%N)
+echo "  on s1 (206 MiB of RAM): $(SSI_SH_TIMEOUT=600 ssi_sh s1 ssi-memtest 200 2>/dev/null) (wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s)"
+ssi_sh s1 ssi mem | sed 's/^/    /'
+
 step "Saline on OAR 2.5: OAR owns a1 and a2; a best-effort VM job gives them back on OAR's signal"
 for v in s1 s2 s3 gb g0b g1b; do vm_kill "$v" >/dev/null 2>&1 || true; done
 source "$top/tests/lib/libvirt.sh"
