@@ -17,7 +17,7 @@
 #    are balanced (3 +- 1 each) by the `cpu` policy and stay put; swapping
 #    policies at run time (`together` instead) gathers a group, without
 #    restarting ssid; `mem` moves a big process off a member under memory
-#    pressure;
+#    pressure; `comm` brings a process that streams to its launcher home;
 #  - bad input: one line, an exit code, nothing changed.
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
@@ -239,6 +239,25 @@ ssi_sh m1 ssi kill -KILL "$ghog" >/dev/null || fail "cannot kill GPID $ghog"
 ssi_sh_wait "$out/hog" 60 || true
 ssi_sh m1 ssi sched unload mem >/dev/null || fail "cannot unload mem"
 ssi_sh m1 ssi sched set mem_high=850 >/dev/null || fail "cannot reset mem_high"
+# Communication: with comm loaded, a process on node n4 whose stdout
+# streams to its launcher (m1) moves to m1's member, and stays there.
+self1=$(ssi_sh m1 cat /proc/ssi/cluster | awk '$1 == "node" {print $2}')
+ssi_sh m1 ssi sched load comm >/dev/null || fail "cannot load comm"
+t0=$(date +%s.%N)
+SSI_SH_TIMEOUT=900 ssi_sh_bg m1 "$out/talk" "ssi run -v -n $n4 yes </dev/null >/dev/null 2>/tmp/talk.err" >/dev/null
+gtalk=$(gpid_of m1 talk)
+talk_node() { ssi_sh m2 ssi ps | awk -v g="$gtalk" 'NR > 1 && $1 == g {print $2}'; }
+talk_home() { [[ $(talk_node) == "$self1" ]]; }
+if ! wait_for 90 talk_home; then
+    ssi_sh m4 grep sched: /var/log/ssid.log | tail -n 5 >&2 || true
+    fail "GPID $gtalk, streaming to node $self1, still on node $(talk_node)"
+fi
+log "communication: GPID $gtalk (yes, launched from node $self1) moved from node $n4 to node $self1 $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s after its start; $(ssi_sh m4 grep 'sched: comm moves' /var/log/ssid.log | tail -n 1)"
+sleep 3
+talk_home || fail "GPID $gtalk left node $self1 again: on node $(talk_node)"
+ssi_sh m1 ssi kill -KILL "$gtalk" >/dev/null || fail "cannot kill GPID $gtalk"
+ssi_sh_wait "$out/talk" 60 || true
+ssi_sh m1 ssi sched unload comm >/dev/null || fail "cannot unload comm"
 
 # Quick processes (output and exit before the launcher hears they
 # started), bulk stdin in and out, a reader that stops early.

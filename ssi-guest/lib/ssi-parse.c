@@ -251,7 +251,8 @@ ssi_parse_busy(const SsiMsg *m, GError **error)
     return parse_u32_list(m, SSI_F_BUSY, "BUSY", error);
 }
 
-static const char *const sched_policies[] = {"cpu", "mem", "together"};
+static const char *const sched_policies[] = {"cpu", "mem", "comm",
+                                             "together"};
 
 gboolean
 ssi_sched_policy_known(const char *name)
@@ -273,6 +274,7 @@ ssi_sched_init(SsiSched *s)
     s->budget = 12;
     s->period = 10;
     s->mem_high = 850;
+    s->comm_high = 64;
 }
 
 static gboolean
@@ -396,6 +398,8 @@ ssi_sched_set(SsiSched *s, const char *key, const char *value, GError **error)
         ok = sched_uint(key, value, 1, 3600, &t.period, error);
     } else if (strcmp(key, "mem_high") == 0) {
         ok = sched_uint(key, value, 1, 1000, &t.mem_high, error);
+    } else if (strcmp(key, "comm_high") == 0) {
+        ok = sched_uint(key, value, 1, 1048576, &t.comm_high, error);
     } else if (strcmp(key, "together") == 0) {
         ok = sched_groups_set(&t, value, error);
     } else {
@@ -452,8 +456,11 @@ ssi_sched_format(const SsiSched *s)
         g_string_append(t, "none");
     }
     g_string_append_printf(
-        t, " threshold=%u residence=%u budget=%u period=%u mem_high=%u",
-        s->threshold, s->residence, s->budget, s->period, s->mem_high);
+        t,
+        " threshold=%u residence=%u budget=%u period=%u mem_high=%u "
+        "comm_high=%u",
+        s->threshold, s->residence, s->budget, s->period, s->mem_high,
+        s->comm_high);
     g_string_append(t, " together=");
     for (guint g = 0; g < s->n_groups; g++) {
         for (guint i = 0; i < s->group_len[g]; i++) {

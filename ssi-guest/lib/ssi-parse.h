@@ -117,12 +117,13 @@ typedef struct {
     guint32 budget;
     guint32 period;
     guint32 mem_high;
+    guint32 comm_high; /* KiB/s */
     guint n_groups;
     guint group_len[SSI_SCHED_GROUPS_MAX];
     guint32 groups[SSI_SCHED_GROUPS_MAX][SSI_SCHED_GROUP_MAX];
 } SsiSched;
 
-/* The policies a configuration may name: cpu, mem, together. */
+/* The policies a configuration may name: cpu, mem, comm, together. */
 gboolean ssi_sched_policy_known(const char *name);
 /* The defaults: no policy, the settings' defaults, no group. */
 void ssi_sched_init(SsiSched *s);

@@ -50,6 +50,7 @@ struct SsidProc {
     gboolean detached;
     int wake[2];
     gint64 started_us;
+    guint64 streamed; /* stdio bytes relayed (the comm probe), atomic */
     GCond cond;
     int refs;
 };
@@ -262,6 +263,7 @@ stream_message(SsidProc *p, SsiMsg *m)
         d = ssi_msg_bytes(m, SSI_F_DATA, &len);
         if (d) {
             g_byte_array_append(p->in_pending, d, (guint)len);
+            __atomic_fetch_add(&p->streamed, len, __ATOMIC_RELAXED);
         }
         break;
     case SSI_IN_EOF:
@@ -374,6 +376,7 @@ relay_thread(gpointer data)
                 }
                 continue;
             }
+            __atomic_fetch_add(&p->streamed, (guint64)r, __ATOMIC_RELAXED);
             if (c && !send_data(c, k == 0 ? SSI_OUT : SSI_ERRDATA, p->gpid, buf,
                                 (gsize)r)) {
                 g_clear_pointer(&c, ssi_conn_free);
@@ -896,7 +899,8 @@ proc_snapshot(void)
     g_hash_table_iter_init(&it, S.procs);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         SsidProc *p = v;
-        SsidProcInfo i = {p->gpid, p->inner, p->shim, p->launcher, {0}};
+        SsidProcInfo i = {p->gpid, p->inner, p->shim, p->launcher, {0},
+                          __atomic_load_n(&p->streamed, __ATOMIC_RELAXED)};
 
         if (p->state != PROC_RUN || p->exited) {
             continue;

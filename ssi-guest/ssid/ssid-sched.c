@@ -39,6 +39,9 @@ typedef struct {
     gboolean arrived; /* came here by migration */
     gint64 failed_us; /* last failed move, 0: none */
     guint64 rss_kb;
+    guint32 launcher;
+    guint64 streamed; /* stdio bytes relayed, as last sampled */
+    guint64 rate[2];  /* bytes/s over the last two samples */
 } Sample;
 
 typedef struct {
@@ -230,6 +233,46 @@ mem_propose(GArray *view, guint32 *gpid, guint32 *node)
     return *node && *gpid && most > 2 * biggest;
 }
 
+/* comm: a process that streams to or from its launcher on another member
+ * (its stdio, relayed by ssid over the network) at `comm_high` KiB/s or
+ * more, over the last two samples, goes to its launcher's member. */
+static gboolean
+comm_propose(GArray *view, guint32 *gpid, guint32 *node)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    guint64 best = 0, high = (guint64)conf.comm_high * 1024;
+    guint32 self = 0;
+
+    *node = 0;
+    *gpid = 0;
+    for (guint i = 0; i < view->len; i++) {
+        View *m = &g_array_index(view, View, i);
+
+        if (m->self) {
+            self = m->id;
+        }
+    }
+    g_hash_table_iter_init(&it, samples);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        Sample *s = v;
+        guint64 rate = MIN(s->rate[0], s->rate[1]);
+        gboolean up = FALSE;
+
+        for (guint i = 0; i < view->len; i++) {
+            up |= g_array_index(view, View, i).id == s->launcher;
+        }
+        if (!up || s->launcher == self || rate < high || rate <= best ||
+            !movable(GPOINTER_TO_UINT(k), s)) {
+            continue;
+        }
+        best = rate;
+        *gpid = GPOINTER_TO_UINT(k);
+        *node = s->launcher;
+    }
+    return *gpid != 0;
+}
+
 /* together: a group's processes go to the member running most of them. */
 static gboolean
 together_propose(GArray *view, guint32 *gpid, guint32 *node)
@@ -275,6 +318,9 @@ static const Policy policies[] = {
      cpu_propose},
     {"mem", "memory pressure: the biggest process leaves at `mem_high`",
      mem_propose},
+    {"comm", "communication: a process streaming at `comm_high` KiB/s goes "
+             "to its launcher",
+     comm_propose},
     {"together", "keep the groups of `together` on one member",
      together_propose},
 };
@@ -363,6 +409,16 @@ sample(void)
         s->seen = TRUE;
         s->hist = (guint8)(((s->hist << 1) | (running[i] ? 1 : 0)) & 7);
         s->rss_kb = rss[i];
+        {
+            const SsidProcInfo *pi = &g_array_index(procs, SsidProcInfo, i);
+            guint64 d = pi->streamed >= s->streamed ? pi->streamed - s->streamed
+                                                    : 0;
+
+            s->launcher = pi->launcher;
+            s->rate[1] = s->rate[0];
+            s->rate[0] = d * 1000 / SCHED_TICK_MS;
+            s->streamed = pi->streamed;
+        }
     }
     g_hash_table_iter_init(&it, samples);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
@@ -707,9 +763,10 @@ listing(gboolean json)
         g_string_append_printf(
             t,
             "], \"threshold\": %u, \"residence\": %u, \"budget\": %u, "
-            "\"period\": %u, \"mem_high\": %u, \"together\": [",
+            "\"period\": %u, \"mem_high\": %u, \"comm_high\": %u, "
+            "\"together\": [",
             conf.threshold, conf.residence, conf.budget, conf.period,
-            conf.mem_high);
+            conf.mem_high, conf.comm_high);
         for (guint g = 0; g < conf.n_groups; g++) {
             if (g) {
                 g_string_append(t, ", ");
@@ -733,9 +790,11 @@ listing(gboolean json)
         g_string_append_printf(t, " %s", policies[i].name);
     }
     g_string_append_printf(
-        t, "\nthreshold %u residence %u budget %u period %u mem_high %u\n",
+        t,
+        "\nthreshold %u residence %u budget %u period %u mem_high %u "
+        "comm_high %u\n",
         conf.threshold, conf.residence, conf.budget, conf.period,
-        conf.mem_high);
+        conf.mem_high, conf.comm_high);
     g_string_append(t, "together ");
     for (guint g = 0; g < conf.n_groups; g++) {
         for (guint i = 0; i < conf.group_len[g]; i++) {

@@ -156,6 +156,7 @@ typedef struct {
     pid_t shim;
     guint32 launcher;
     guint64 inode[3];
+    guint64 streamed; /* stdio bytes relayed to and from its launcher */
 } SsidProcInfo;
 /* The processes running here (SsidProcInfo), moving ones left out. */
 GArray *proc_snapshot(void);

@@ -554,6 +554,7 @@ test_sched(void)
         "policies=cpu,nosuch", "policies=cpu,cpu", "threshold=0",
         "residence=3601",      "budget=x",         "period=0",
         "mem_high=1001",       "together=1,,2",    "together=1/1",
+        "comm_high=0",
         "together=1//2",       "together=/1",      "together=4194304",
         "frobnicate=1",        "threshold",        "threshold=2  budget=3",
     };
@@ -562,7 +563,7 @@ test_sched(void)
     text = ssi_sched_format(&s);
     g_assert_cmpstr(text, ==,
                     "policies=none threshold=2 residence=5 budget=12 "
-                    "period=10 mem_high=850 together=");
+                    "period=10 mem_high=850 comm_high=64 together=");
     g_clear_pointer(&text, g_free);
     g_assert_true(ssi_sched_parse(
         "policies=together,cpu threshold=3 together=7,8/9", &s, &error));
