@@ -171,43 +171,39 @@ self_id(void)
 
 /* --- donor --- */
 
+/* What is lent: MiB reserved, and (with @used_kib) the RAM the legs hold. */
 static guint64
-lent_mib(void)
+lent_totals(guint64 *used_kib)
 {
     GHashTableIter it;
-    gpointer v;
-    guint64 sum = 0;
+    gpointer k, v;
+    guint64 mib = 0, kib = 0;
 
     if (!lent) {
         return 0;
     }
     g_hash_table_iter_init(&it, lent);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        sum += ((MemLent *)v)->mib;
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        mib += ((MemLent *)v)->mib;
+        if (used_kib) {
+            g_autofree char *p = g_build_filename(MEM_DIR, (char *)k, NULL);
+            struct stat st;
+
+            if (stat(p, &st) == 0) {
+                kib += (guint64)st.st_blocks / 2;
+            }
+        }
     }
-    return sum;
+    if (used_kib) {
+        *used_kib = kib;
+    }
+    return mib;
 }
 
 static guint64
-used_kib(void)
+lent_mib(void)
 {
-    GHashTableIter it;
-    gpointer k;
-    guint64 sum = 0;
-
-    if (!lent) {
-        return 0;
-    }
-    g_hash_table_iter_init(&it, lent);
-    while (g_hash_table_iter_next(&it, &k, NULL)) {
-        g_autofree char *p = g_build_filename(MEM_DIR, (char *)k, NULL);
-        struct stat st;
-
-        if (stat(p, &st) == 0) {
-            sum += (guint64)st.st_blocks / 2;
-        }
-    }
-    return sum;
+    return lent_totals(NULL);
 }
 
 static gboolean
@@ -1091,12 +1087,13 @@ static char *
 stat_row(void)
 {
     g_autofree char *st = array_state();
+    guint64 used = 0, lent_now = lent_totals(&used);
 
     return g_strdup_printf("%u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                            " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                            " %" G_GUINT64_FORMAT " %s",
-                           self_id(), donate_mib, lent_mib(),
-                           (used_kib() + 1023) / 1024, borrow_mib,
+                           self_id(), donate_mib, lent_now,
+                           (used + 1023) / 1024, borrow_mib,
                            (swap_used_kib() + 1023) / 1024, st);
 }
 
