@@ -102,6 +102,7 @@ typedef enum {
     SSI_F_BUSY = 28,      /* bytes: u32 array, the sender's CPU-bound GPIDs */
     SSI_F_SCHED = 29,     /* str: the scheduler's configuration */
     SSI_F_SCHED_VER = 30, /* u64: its version */
+    SSI_F_GRACE = 31,     /* u32: ms of silence before the sender is failed */
 } SsiField;
 
 /* Header flags of SSI_LEAVE: only announce it (the view shows the

@@ -1280,6 +1280,12 @@ mem_control(const char *verb, const char *arg, gboolean json, GError **error)
     return g_strdup(report->str);
 }
 
+gboolean
+mem_paging(void)
+{
+    return __atomic_load_n(&borrow_mib, __ATOMIC_RELAXED) > 0;
+}
+
 /* Before this member leaves: give back what it borrowed, move what it
  * lent. */
 gboolean

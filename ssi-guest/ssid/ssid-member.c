@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -58,7 +60,15 @@ member_new(guint32 id, const char *addr)
     m->busy = g_array_new(FALSE, FALSE, sizeof(guint32));
     m->placed = g_array_new(FALSE, FALSE, sizeof(SsidPlaced));
     m->heard_us = now_us();
+    m->grace_ms = SSID_FAIL_MS;
     return m;
+}
+
+/* S.lock held: not heard from for its grace. */
+static gboolean
+silent(const SsidMember *m, gint64 now)
+{
+    return now - m->heard_us >= (gint64)MAX(m->grace_ms, SSID_FAIL_MS) * 1000;
 }
 
 static SsidMember *
@@ -332,7 +342,7 @@ is_coordinator(void)
         if (m->id == S.self) {
             return TRUE;
         }
-        if (now - m->heard_us < SSID_FAIL_MS * 1000) {
+        if (!silent(m, now)) {
             return FALSE;
         }
     }
@@ -359,6 +369,9 @@ send_heartbeats(void)
     }
     ssi_out_u32(m, SSI_F_LOAD, load);
     ssi_out_u64(m, SSI_F_MEMFREE, memfree);
+    if (mem_paging()) {
+        ssi_out_u32(m, SSI_F_GRACE, SSID_FAIL_PAGING_MS);
+    }
     GHashTableIter it;
     gpointer k;
     {
@@ -450,6 +463,7 @@ adopt_view(SsiMsg *msg, guint64 epoch)
             m->load = old->load;
             m->memfree = old->memfree;
             m->heard_us = old->heard_us;
+            m->grace_ms = old->grace_ms;
             g_array_append_vals(m->gpids, old->gpids->data, old->gpids->len);
             g_array_append_vals(m->busy, old->busy->data, old->busy->len);
             g_array_append_vals(m->placed, old->placed->data, old->placed->len);
@@ -531,6 +545,10 @@ on_heartbeat(SsiMsg *msg, const char *from)
     m->heard_us = now_us();
     ssi_msg_u32(msg, SSI_F_LOAD, &m->load);
     ssi_msg_u64(msg, SSI_F_MEMFREE, &m->memfree);
+    if (!ssi_msg_u32(msg, SSI_F_GRACE, &m->grace_ms)) {
+        m->grace_ms = SSID_FAIL_MS;
+    }
+    m->grace_ms = CLAMP(m->grace_ms, SSID_FAIL_MS, SSID_FAIL_PAGING_MS);
     gpids = ssi_parse_gpids(msg, NULL);
     if (gpids) {
         g_array_set_size(m->gpids, 0);
@@ -562,8 +580,7 @@ on_join(SsiMsg *msg, const char *from)
         for (guint i = 0; i < S.members->len; i++) {
             SsidMember *m = g_ptr_array_index(S.members, i);
 
-            if (m->id != S.self &&
-                now_us() - m->heard_us < SSID_FAIL_MS * 1000) {
+            if (m->id != S.self && !silent(m, now_us())) {
                 g_autoptr(SsiMsgOut) f = ssi_out_new(SSI_JOIN);
 
                 ssi_out_str(f, SSI_F_ADDR, addr);
@@ -702,7 +719,7 @@ detect_failures(void)
     for (guint i = 0; i < n; i++) {
         SsidMember *m = g_ptr_array_index(S.members, i);
 
-        if (m->id == S.self || now - m->heard_us < SSID_FAIL_MS * 1000) {
+        if (m->id == S.self || !silent(m, now)) {
             alive++;
             lowest_alive |= i == 0;
         } else {
@@ -723,8 +740,8 @@ detect_failures(void)
         g_ptr_array_add(addrs, g_strdup(d->addr));
         g_ptr_array_remove(S.members, d);
     }
-    g_autofree char *why = g_strdup_printf("%u member(s) silent for %d ms",
-                                           dead->len, SSID_FAIL_MS);
+    g_autofree char *why = g_strdup_printf(
+        "%u member(s) silent for %d ms or their grace", dead->len, SSID_FAIL_MS);
     new_view(why);
     for (guint i = 0; i < addrs->len; i++) {
         tell_removed(g_ptr_array_index(addrs, i));
@@ -760,6 +777,16 @@ static gpointer
 member_thread(gpointer data)
 {
     gint64 next = 0;
+    struct sched_param rt = {.sched_priority = 1};
+    int e;
+
+    /* Heartbeats before anything else of the member's: CPU-bound
+     * processes and a member paging over the network must not make it
+     * look dead (this thread sleeps in poll between beats). */
+    e = pthread_setschedparam(pthread_self(), SCHED_RR, &rt);
+    if (e) {
+        g_warning("heartbeats at normal priority: %s", g_strerror(e));
+    }
 
     for (;;) {
         struct pollfd p = {.fd = udp_fd, .events = POLLIN};

@@ -17,6 +17,9 @@
 
 #define SSID_HEARTBEAT_MS 200
 #define SSID_FAIL_MS 2000
+/* The GRACE of a member that pages to cluster memory: paging over the
+ * network can stall it for seconds (README, "Cluster memory"). */
+#define SSID_FAIL_PAGING_MS 10000
 #define SSID_STATE_DIR "/run/ssid"
 #define SSID_CONTROL "/run/ssid.sock"
 
@@ -30,6 +33,8 @@ typedef struct {
     guint32 load;
     guint64 memfree;
     gint64 heard_us; /* last heartbeat, monotonic */
+    guint32 grace_ms; /* silence before it is failed (GRACE, at least
+                       * SSID_FAIL_MS) */
     GArray *gpids;   /* guint32: its SSI processes, as last heard */
     GArray *busy;    /* guint32: the CPU-bound ones, as last heard */
     GArray *placed;  /* SsidPlaced: placed here, not yet in its heartbeats */
@@ -263,6 +268,8 @@ char *mem_serve(SsiMsg *m, GError **error);
 /* `ssi mem ls|donate|borrow [MIB]`: the listing, or NULL and @error. */
 char *mem_control(const char *verb, const char *arg, gboolean json,
                   GError **error);
+/* This member swaps to cluster memory (its heartbeats ask for a grace). */
+gboolean mem_paging(void);
 /* Before leaving the cluster: give back, move away what was lent. */
 gboolean mem_leave(GString *report, GError **error);
 
