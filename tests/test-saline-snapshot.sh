@@ -9,6 +9,8 @@
 #   - kill -9 of one of its QEMUs: back to the latest periodic snapshot,
 #     redeployed; the count goes back at most one interval;
 #   - it ends done with its exit status, its file and output intact;
+#   - a best-effort SSI job (2 VMs, one cluster) suspended and resumed:
+#     the command, run through `ssi run`, goes on; the cluster is whole;
 #   - saline suspend / resume by its owner; bad input (unknown job, a
 #     regular job, a job already suspended) is one line and changes
 #     nothing;
@@ -107,6 +109,9 @@ $(saline_node_conf b 1 2)
 $(saline_node_conf b 2 2)
 [image saline]
 dir=$image
+
+[image saline-ssi]
+dir=$VC_BUILDDIR/images/saline-ssi
 EOF
 
 qemu_pid() {
@@ -266,4 +271,33 @@ kg verify >/dev/null || fail "the store does not verify"
 no_snapshots() { [[ $(kg ls --pending "saline-$1") != *"saline-$1@"* ]]; }
 wait_for 60 no_snapshots "$be" || fail "snapshots of ended job $be left: $(kg ls --pending "saline-$be")"
 log "ok: job $be done, counted to 240 once in each VM; its snapshots are gone from the store"
+
+# ---- a best-effort SSI job: its VMs are one set; the cluster goes on
+# after a suspension and a redeploy ----
+ssi_cmd='i=0; while [ $i -lt 200 ]; do i=$((i + 1)); echo "tick $i"; sleep 0.5; done
+echo "members=$(ssi nodes | tail -n +3 | wc -l) up=$(ssi nodes | tail -n +3 | grep -c " up ")"
+exit 4'
+jsi=$(submit as_user $user1 submit --ssi --besteffort --snapshot-interval 20s -n 2 -c 1 \
+    -m 256M --image saline-ssi --walltime 30m -- sh -c "$ssi_cmd") ||
+    fail "cannot submit the best-effort SSI job"
+wait_for 180 state_is "$jsi" running || fail "SSI job $jsi did not start: $(job_json "$jsi")"
+nodes0=$(vm_nodes "$jsi")
+wait_for 120 has_snapshots "$jsi" 1 || { history "$jsi" >&2; fail "no periodic snapshot of SSI job $jsi"; }
+wait_for 60 bash -c "'$saline_bin' --socket '$SALINE_SOCK' log $jsi --vm 0 | grep -q '^tick 10$'" ||
+    fail "SSI job $jsi does not count: $(as_root log "$jsi" --vm 0 | tail -n 3)"
+as_user $user1 suspend "$jsi" || fail "saline suspend $jsi refused"
+wait_for 240 state_is "$jsi" suspended || fail "SSI job $jsi not suspended: $(history "$jsi")"
+as_user $user1 resume "$jsi" || fail "saline resume $jsi refused"
+wait_for 300 state_is "$jsi" running || fail "SSI job $jsi not resumed: $(history "$jsi")"
+log "SSI job $jsi suspended on $nodes0, resumed on $(vm_nodes "$jsi")"
+wait_for 600 state_in "$jsi" done failed || fail "SSI job $jsi did not end: $(history "$jsi")"
+out=$(as_root log "$jsi" --vm 0)
+js=$(job_json "$jsi")
+assert_eq "state of SSI job $jsi" done "$(field "$js" 'j["state"]')"
+assert_eq "exit status of SSI job $jsi" 4 "$(field "$js" 'j["exit_status"]')"
+grep -q '^tick 200$' <<<"$out" || fail "SSI job $jsi did not count to 200: $(tail -n 3 <<<"$out")"
+assert_eq "times SSI job $jsi printed tick 1" 1 "$(grep -c '^tick 1$' <<<"$out")"
+grep -q '^members=2 up=2$' <<<"$out" || fail "SSI job $jsi's cluster after the redeploy: $(tail -n 2 <<<"$out")"
+history "$jsi" >&2
+log "ok: best-effort SSI job $jsi: one set of 2 VMs suspended and redeployed; its cluster of 2 went on to tick 200"
 log "PASS"

@@ -3,8 +3,8 @@
 # with real libvirtd on nodes a1, a2 and b1 of two sites, guests under
 # TCG booted from the Saline SSI image, the saline CLI run as two users.
 # Checked:
-#   - an SSI job on an image without the SSI parts, or best-effort, is
-#     refused with one line;
+#   - an SSI job on an image without the SSI parts is refused with one
+#     line (best-effort SSI jobs: test-saline-snapshot.sh);
 #   - two users' SSI jobs of 2 VMs run at once on the same two nodes; in
 #     each, COMMAND runs once in a formed cluster of its own 2 VMs
 #     (`ssi nodes` there lists exactly the job's addresses) and can
@@ -61,16 +61,11 @@ saline_start
 wait_for 30 bash -c "'$saline_bin' --socket '$SALINE_SOCK' nodes | grep -c ' up ' | grep -qx 3" ||
     { as_root nodes >&2; fail "the nodes did not come up in salined"; }
 
-# ---- refused: an image without the SSI parts, a best-effort SSI job ----
+# ---- refused: an image without the SSI parts ----
 out=$(as_user $user1 submit --ssi -n 2 -c 1 -m 256M --image saline --walltime 10m -- true 2>&1) &&
     fail "an SSI job on the plain saline image was accepted"
 [[ $(wc -l <<<"$out") -eq 1 && $out == *"image 'saline' has no SSI parts"* ]] ||
     fail "SSI job on a plain image: '$out'"
-log "refused: $out"
-out=$(as_user $user1 submit --ssi --besteffort -n 2 -c 1 -m 256M --image saline-ssi \
-    --walltime 10m -- true 2>&1) && fail "a best-effort SSI job was accepted"
-[[ $(wc -l <<<"$out") -eq 1 && $out == *"cannot be best-effort"* ]] ||
-    fail "best-effort SSI job: '$out'"
 log "refused: $out"
 assert_eq "jobs after bad submissions" 0 "$(field "$(as_root stat --all --json)" 'len(j["jobs"])')"
 

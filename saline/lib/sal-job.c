@@ -204,18 +204,13 @@ snapshot_interval_validate(const SalJob *job, GError **error)
                               SAL_MAX_SNAPSHOT_INTERVAL_S, error);
 }
 
-/* An SSI cluster has at most 63 members, and no snapshot of one as a
- * set is taken yet. */
+/* An SSI cluster has at most 63 members. A best-effort one is
+ * snapshotted as one set, as any job's VMs (saline/README.md). */
 static gboolean
 ssi_validate(const SalJob *job, GError **error)
 {
     if (!job->ssi) {
         return TRUE;
-    }
-    if (job->besteffort) {
-        g_set_error(error, SAL_ERROR, SAL_ERROR_INVALID,
-                    "an SSI job cannot be best-effort");
-        return FALSE;
     }
     return sal_range_validate("VM count of an SSI job", job->n_vms, 1,
                               SAL_MAX_SSI_VMS, error);

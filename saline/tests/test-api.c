@@ -285,9 +285,6 @@ test_submit_bad(Fixture *f, gconstpointer data)
          "snapshot_interval_s 86401 is out of range"},
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"ssi\": 1"),
          "'ssi' must be true or false"},
-        {JOB_WITH("\"vms\": 2, \"walltime_s\": 60, \"ssi\": true, "
-                  "\"besteffort\": true"),
-         "an SSI job cannot be best-effort"},
         {JOB_WITH("\"vms\": 64, \"walltime_s\": 60, \"ssi\": true"),
          "VM count of an SSI job 64 is out of range 1..63"},
         {JOB_WITH("\"vms\": 1, \"walltime_s\": 60, \"held\": true"),
