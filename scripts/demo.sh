@@ -136,10 +136,10 @@ fi
 
 step "cluster memory: s1 swaps to the RAM of s2 and s3 (NVMe/TCP + md RAID10, two copies)"
 # Guests of 256 MiB: each donor keeps 64 MiB of its available memory.
-if r=$(ssi_sh s2 ssi mem donate 72 && ssi_sh s3 ssi mem donate 72 &&
-    ssi_sh s1 ssi mem borrow 64); then
+if r=$(ssi_sh s2 ssi mem donate 80 && ssi_sh s3 ssi mem donate 80 &&
+    ssi_sh s1 ssi mem borrow 80); then
     t0=$(date +%s.%N)
-    echo "  on s1 (206 MiB of RAM, 64 MiB borrowed): $(SSI_SH_TIMEOUT=600 ssi_sh s1 'ssi-memtest 180 2>/dev/null') (wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s)"
+    echo "  on s1 ($(ssi_sh s1 awk "'/MemAvailable/ {print int(\$2 / 1024)}'" /proc/meminfo) MiB available, 80 MiB borrowed): $(SSI_SH_TIMEOUT=600 ssi_sh s1 'ssi-memtest 160 2>/dev/null || echo "ssi-memtest failed: exit status $?"') (wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s)"
     ssi_sh s1 ssi mem | sed 's/^/    /'
 else
     echo "  cluster memory could not be set up: $(tail -n 1 <<<"$r")"
