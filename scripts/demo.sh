@@ -139,7 +139,7 @@ step "cluster memory: s1 swaps to the RAM of s2 and s3 (NVMe/TCP + md RAID10, tw
 if r=$(ssi_sh s2 ssi mem donate 80 && ssi_sh s3 ssi mem donate 80 &&
     ssi_sh s1 ssi mem borrow 80); then
     t0=$(date +%s.%N)
-    echo "  on s1 ($(ssi_sh s1 awk "'/MemAvailable/ {print int(\$2 / 1024)}'" /proc/meminfo) MiB available, 80 MiB borrowed): $(SSI_SH_TIMEOUT=600 ssi_sh s1 'ssi-memtest 160 2>/dev/null || echo "ssi-memtest failed: exit status $?"') (wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s)"
+    echo "  on s1 ($(ssi_sh s1 awk "'/MemAvailable/ {print int(\$2 / 1024)}'" /proc/meminfo) MiB available, 80 MiB borrowed): $(SSI_SH_TIMEOUT=600 ssi_sh s1 'ssi-memtest 144 2>/dev/null || echo "ssi-memtest failed: exit status $?"') (wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }') s)"
     ssi_sh s1 ssi mem | sed 's/^/    /'
 else
     echo "  cluster memory could not be set up: $(tail -n 1 <<<"$r")"
