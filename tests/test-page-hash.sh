@@ -184,8 +184,14 @@ assert_eq "migration before the WAN cut" active "$(vm_migration_status g6)"
 wan_cut
 sleep 2
 vm_qmp g6 '{"execute":"migrate_cancel"}' >/dev/null
-wait_for 30 migration_is g6 cancelled ||
-    fail "migration did not cancel after the WAN cut: $(vm_migration_status g6)"
+# QEMU ends a migration cancelled while pages flow as `cancelled`, and
+# one whose cut or cancel hit the final stage as `failed` (stock QEMU
+# does the same); either way it must end, and the source run on as it
+# was (checked below).
+migration_ended() { [[ $(vm_migration_status g6) =~ ^(cancelled|failed)$ ]]; }
+wait_for 30 migration_ended ||
+    fail "migration did not end after the WAN cut and a cancel: $(vm_migration_status g6)"
+log "migration after the WAN cut and the operator's cancel: $(vm_migration_status g6)"
 wan_restore
 vm_kill g6x
 assert_eq "source after WAN cut" running "$(vm_status g6)"

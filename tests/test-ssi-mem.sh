@@ -19,7 +19,9 @@
 # and a donor lends at most its MemAvailable - 64 MiB (with three, one
 # donor would be left, and the two copies must be on two donors).
 # Timings are logged, never asserted (bench/ssi-mem.sh measures them).
-# VC_KEEP=DIR keeps the guests' serial logs there.
+# VC_KEEP=DIR keeps the guests' serial logs there. VC_SSI_MEM_CGROUP=MIB
+# runs ssi-memtest in a memory cgroup of MIB MiB (a diagnosis knob: only
+# its pages are swapped out then, none of ssid's).
 source "$(dirname "$0")/lib/functions.sh"
 source "$(dirname "$0")/lib/sites.sh"
 source "$(dirname "$0")/lib/guests.sh"
@@ -147,7 +149,7 @@ me = rows[int(sys.argv[2])]
 lent = sum(r["lent_mib"] for n, r in rows.items() if n != me["node"])
 print(me["borrowed_mib"], me["state"], lent)
 PY
-) || mem_fail "ssi mem --json is not {"members": [rows]}: $(cat "$out/mem.json")"
+) || mem_fail "ssi mem --json is not {\"members\": [rows]}: $(cat "$out/mem.json")"
 assert_eq "ssi mem --json: borrowed, state, LENT of the others" "$MIB ok $legs/$legs $((2 * MIB))" "$jsum"
 ssi_sh m1 cat /proc/swaps | grep -E '^/dev/(md|dm)' >/dev/null ||
     mem_fail "no md swap in m1's /proc/swaps: $(ssi_sh m1 cat /proc/swaps)"
@@ -223,16 +225,16 @@ memtest_bg run2
 wait_for 600 swapping || mem_fail "m1's swap still unused 600 s after ssi-memtest started"
 log "m1 swaps ($(swap_used) KiB) $((SECONDS - t0)) s after the start: destroying m5 (node $n5)"
 t_kill=$SECONDS
-# poll_state: m1's array's state now (in $state), every new one logged
-# and kept in $states.
+# poll_state: m1's array's state now (in $state); each change of kind
+# (ok, degraded, rebuilding...) logged and kept in $states.
 states=
 state=
 poll_state() {
     local t s
     t=$(SSI_SH_TIMEOUT=15 mem_table m2 2>/dev/null) || return 1
     s=$(mem_field "$t" "$n1" 7)
+    [[ ${s%% *} == "${state%% *}" ]] || { states+="${states:+, }$s"; log "m1's array: $s"; }
     state=$s
-    [[ $states == *"${s%% *}"* ]] || { states+="${states:+, }$s"; log "m1's array: $s"; }
 }
 # healed TIMEOUT_S: until the array is ok N/N again.
 healed() {
@@ -261,7 +263,8 @@ assert_eq "LENT of the 3 donors left" $((2 * MIB)) "$lent_total"
 # 6. A donor evicted: its legs move first; the array never degrades.
 t0=$SECONDS
 SSI_SH_TIMEOUT=900 ssi_sh_bg m2 "$out/evict" ssi evict "$n3" >/dev/null
-states=
+states=""
+state=""
 while [[ ! -f $out/evict.rc ]]; do
     poll_state || true
     sleep 1
