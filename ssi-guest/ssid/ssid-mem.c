@@ -538,11 +538,17 @@ nvme_connect(MemLeg *leg, GError **error)
                     "node %u is not a member", leg->donor);
         return FALSE;
     }
-    /* keep_alive_tmo: a donor slowed down (TCG, paging) is not dead; ssid
-     * decides death from the view and deletes the controller itself. */
+    /* The kernel must fail I/O to a dead donor by itself, within
+     * seconds: the borrower's allocations wait for that I/O, so ssid may
+     * not run until it fails (measured: a borrower froze for good with
+     * the defaults). A 5 s keep-alive finds a silent donor; the I/O in
+     * flight then fails at once (fast_io_fail_tmo=0) and md goes on with
+     * the other copy. A donor only slowed down loses its controller for
+     * nothing: md fails the leg and ssid replaces it. */
     opts = g_strdup_printf("transport=tcp,traddr=%s,trsvcid=" MEM_PORT
                            ",nqn=%s,hostnqn=%s,nr_io_queues=1,"
-                           "keep_alive_tmo=30,reconnect_delay=2",
+                           "keep_alive_tmo=5,fast_io_fail_tmo=0,"
+                           "ctrl_loss_tmo=30,reconnect_delay=2",
                            addr, leg->nqn, host);
     fd = open("/dev/nvme-fabrics", O_RDWR | O_CLOEXEC);
     if (fd < 0 || write(fd, opts, strlen(opts)) < 0 ||
@@ -697,6 +703,15 @@ swap_reserve(void)
     sys_write("/sys/module/zswap/parameters/enabled", "1", NULL);
 }
 
+/* I/O to a leg times out in 10 s, not 30 (nvme_core's io_timeout,
+ * read when a controller is made): a donor that stopped answering
+ * but whose connection stays up. */
+static void
+nvme_tune(void)
+{
+    sys_write("/sys/module/nvme_core/parameters/io_timeout", "10", NULL);
+}
+
 static gboolean
 build(guint64 mib, GError **error)
 {
@@ -740,6 +755,7 @@ build(guint64 mib, GError **error)
         return FALSE;
     }
     nlegs = 2 * p;
+    nvme_tune();
     for (guint i = 0; i < nlegs; i++) {
         guint32 donor = g_array_index(ds, MemDonor, (i / 2 + i % 2) % p).node;
 

@@ -19,7 +19,7 @@
 #define SSID_FAIL_MS 2000
 /* The GRACE of a member that pages to cluster memory: paging over the
  * network can stall it for seconds (README, "Cluster memory"). */
-#define SSID_FAIL_PAGING_MS 10000
+#define SSID_FAIL_PAGING_MS 20000
 #define SSID_STATE_DIR "/run/ssid"
 #define SSID_CONTROL "/run/ssid.sock"
 
