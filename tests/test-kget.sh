@@ -12,7 +12,9 @@ KGET=$VC_BUILDDIR/saline/kget/cli/kget
 KGET_STORE_BIN=$VC_BUILDDIR/saline/kget/store/kget-store
 PAGESD=$VC_BUILDDIR/dht-pages/pagesd/dht-pagesd
 PAGES=$VC_BUILDDIR/dht-pages/cli/dht-pages
-port=$((20000 + $$ % 20000))
+# Below the ephemeral range (32768-60999): an outgoing connection of
+# another test may hold any port there.
+port=$((20000 + $$ % 12000))
 dir=$VC_TESTDIR/store
 log=$VC_TESTDIR/store.log
 export KGET_STORE=127.0.0.1:$port
