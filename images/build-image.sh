@@ -187,10 +187,12 @@ if [[ -n $ssi_dir ]]; then
         tail -n 1) || true
     [[ -n $mdadm_deb ]] ||
         die "no mdadm package in '$cache/guest-debs' (run scripts/setup.sh)"
-    mkdir -p "$work/mdadm"
-    dpkg-deb --fsys-tarfile "$mdadm_deb" | tar -x -C "$work/mdadm" ./sbin/mdadm ||
+    # Unpacked beside the kernel's files, which are removed at the end
+    # ($work becomes the image).
+    mkdir -p "$kx/mdadm"
+    dpkg-deb --fsys-tarfile "$mdadm_deb" | tar -x -C "$kx/mdadm" ./sbin/mdadm ||
         die "cannot extract mdadm from '$mdadm_deb'"
-    copy_elf "$work/mdadm/sbin/mdadm" /sbin/mdadm
+    copy_elf "$kx/mdadm/sbin/mdadm" /sbin/mdadm
     for f in iptables ip6tables iptables-legacy ip6tables-legacy \
         iptables-restore ip6tables-restore iptables-legacy-restore \
         ip6tables-legacy-restore iptables-nft ip6tables-nft \
