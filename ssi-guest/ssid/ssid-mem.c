@@ -427,14 +427,6 @@ set_donate(guint64 mib, GString *report, GError **error)
 
 /* --- borrower --- */
 
-static SsiMsg *
-ask(guint32 node, SsiMsgOut *m, int timeout_ms, GError **error)
-{
-    g_autoptr(SsiConn) c = peer_connect(node, error);
-
-    return c ? ssi_conn_call(c, m, timeout_ms, error) : NULL;
-}
-
 /* Another member's `stat` row. */
 static char *
 stat_of(guint32 node, GError **error)
@@ -443,7 +435,7 @@ stat_of(guint32 node, GError **error)
     g_autoptr(SsiMsg) a = NULL;
 
     ssi_out_str(q, SSI_F_NAME, "stat");
-    a = ask(node, q, 5000, error);
+    a = peer_call(node, q, 5000, error);
     return a ? ssi_msg_str(a, SSI_F_TEXT, 4096) : NULL;
 }
 
@@ -593,7 +585,7 @@ free_on_donor(guint32 donor, const char *name)
 
     ssi_out_str(q, SSI_F_NAME, "free");
     ssi_out_str(q, SSI_F_PATH, name);
-    a = ask(donor, q, 10000, &err);
+    a = peer_call(donor, q, 10000, &err);
     if (!a && member_is_up(donor)) {
         g_warning("mem: cannot free leg %s on node %u: %s", name, donor,
                   err->message);
@@ -617,7 +609,7 @@ leg_new(MemLeg *leg, guint32 donor, GError **error)
     ssi_out_str(q, SSI_F_PATH, leg->name);
     ssi_out_u64(q, SSI_F_OFFSET, leg_mib);
     ssi_out_str(q, SSI_F_TEXT, host);
-    a = ask(donor, q, 10000, error);
+    a = peer_call(donor, q, 10000, error);
     nqn = a ? ssi_msg_str(a, SSI_F_TEXT, 200) : NULL;
     if (!nqn) {
         if (a && error) {
@@ -1027,7 +1019,7 @@ vacate_all(GString *report, GError **error)
         ssi_out_u32(q, SSI_F_NODE, self_id());
         /* The borrower asks this member to free: not under mem_lock. */
         g_mutex_unlock(&mem_lock);
-        a = ask(b, q, (int)(MEM_MOVE_TIMEOUT_US / 1000) + 60000, error);
+        a = peer_call(b, q, (int)(MEM_MOVE_TIMEOUT_US / 1000) + 60000, error);
         g_mutex_lock(&mem_lock);
         if (!a) {
             g_prefix_error(error, "node %u could not move its legs: ", b);

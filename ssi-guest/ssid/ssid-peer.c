@@ -55,9 +55,8 @@ reply(SsiConn *c, gboolean ok, GError *err, const char *text)
     }
 }
 
-/* Forward a request to @node and return its answer (OK or an error). */
-static SsiMsg *
-forward(guint32 node, SsiMsgOut *m, int timeout_ms, GError **error)
+SsiMsg *
+peer_call(guint32 node, SsiMsgOut *m, int timeout_ms, GError **error)
 {
     g_autoptr(SsiConn) c = peer_connect(node, error);
 
@@ -211,7 +210,7 @@ ctl_run(SsiConn *c, SsiMsg *m, gboolean restart)
             ssi_conn_fail(c, "GPID taken, try again", NULL);
             return;
         }
-        r = forward(node, ex, 10000, &err);
+        r = peer_call(node, ex, 10000, &err);
         if (!r) {
             launch_unregister(gpid);
             g_prefix_error(&err, "node %u: ", node);
@@ -251,7 +250,7 @@ ctl_ps(SsiConn *c, SsiMsg *m)
         guint32 id = g_array_index(ids, guint32, i);
 
         ssi_out_u32(q, SSI_F_FLAGS, flags);
-        a = forward(id, q, 5000, &err);
+        a = peer_call(id, q, 5000, &err);
         for (guint k = 0; a && k < ssi_msg_count(a, SSI_F_ROW); k++) {
             const SsiFieldRef *f = ssi_msg_nth(a, SSI_F_ROW, k);
 
@@ -410,7 +409,7 @@ serve_control(SsiConn *c, SsiMsg *m)
         {
             g_autoptr(SsiMsgOut) f = ssi_out_new(SSI_EVICT);
 
-            a = forward(node, f, 600000, &err);
+            a = peer_call(node, f, 600000, &err);
         }
         break;
     case SSI_KILL:
@@ -461,7 +460,7 @@ serve_control(SsiConn *c, SsiMsg *m)
             reply_ok(c, t);
             return;
         }
-        a = forward(node, f, 600000, &err);
+        a = peer_call(node, f, 600000, &err);
         break;
     }
     default:

@@ -277,3 +277,5 @@ gboolean mem_leave(GString *report, GError **error);
 gboolean peer_start(GError **error);
 /* Connect to member @node. */
 SsiConn *peer_connect(guint32 node, GError **error);
+/* One request to member @node, its answer (OK or an error). */
+SsiMsg *peer_call(guint32 node, SsiMsgOut *m, int timeout_ms, GError **error);
