@@ -203,12 +203,16 @@ cluster_up() {
     raw "cluster_settings $(zswap_params)" \
         "min_free_kbytes=$(ssi_sh m1 cat /proc/sys/vm/min_free_kbytes)" \
         "swaps=$(ssi_sh m1 cat /proc/swaps | awk 'NR > 1 {printf "%s%s:%s", s, $1, $3; s = ","}')"
+    read_settings
+    cluster_on=1
+}
+# m1's zswap settings and min_free_kbytes, into zs_* and min_free.
+read_settings() {
     zs_enabled=$(ssi_sh m1 cat /sys/module/zswap/parameters/enabled)
     zs_compressor=$(ssi_sh m1 cat /sys/module/zswap/parameters/compressor)
     zs_zpool=$(ssi_sh m1 cat /sys/module/zswap/parameters/zpool)
     zs_pool=$(ssi_sh m1 cat /sys/module/zswap/parameters/max_pool_percent)
     min_free=$(ssi_sh m1 cat /proc/sys/vm/min_free_kbytes)
-    cluster_on=1
 }
 cluster_down() {
     [[ -n $cluster_on ]] || return 0
@@ -230,11 +234,7 @@ local_up() {
 }
 
 # zswap's settings as ssid leaves them, before any run (local needs them).
-zs_enabled=$(ssi_sh m1 cat /sys/module/zswap/parameters/enabled)
-zs_compressor=$(ssi_sh m1 cat /sys/module/zswap/parameters/compressor)
-zs_zpool=$(ssi_sh m1 cat /sys/module/zswap/parameters/zpool)
-zs_pool=$(ssi_sh m1 cat /sys/module/zswap/parameters/max_pool_percent)
-min_free=$(ssi_sh m1 cat /proc/sys/vm/min_free_kbytes)
+read_settings
 raw "boot_settings $(zswap_params) min_free_kbytes=$min_free"
 
 n=0
